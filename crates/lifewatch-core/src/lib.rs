@@ -1,1 +1,22 @@
-pub fn x(){}
+//! lifewatch-core: Linux process and cgroup lifecycle watching with no napi in sight.
+//! One file per kernel mechanism; `Monitor` ties them to one epoll reactor.
+
+pub mod error;
+pub mod event;
+pub mod exit;
+pub mod fallback;
+pub mod fd;
+pub mod monitor;
+pub mod pid_watch;
+pub mod pidfd;
+pub mod procstat;
+pub mod reactor;
+pub mod signal;
+pub mod source;
+pub mod status;
+
+pub use error::{Code, Error, Result};
+pub use event::{monotonic_ns, Event, EventKind, ExitSource, WatchId};
+pub use fd::{FdKind, FdStats, Released};
+pub use monitor::{check_pid, signal_pid, Monitor, MonitorOptions};
+pub use status::ExitStatus;

@@ -1,0 +1,53 @@
+//! Events as the core reports them; the binding converts them, the TS layer types them.
+
+use crate::error::Code;
+use crate::status::ExitStatus;
+
+/// Identifies one watch within one Monitor.
+pub type WatchId = u32;
+
+/// How the exit was noticed and where its status came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitSource {
+    /// pidfd readiness; status from PIDFD_INFO_EXIT or the zombie's /proc stat.
+    Pidfd,
+    /// pidfd readiness; status from `waitid(P_PIDFD)` (our own child).
+    Waitid,
+    /// No pidfd on this kernel (or forced): bounded-backoff polling with a start-time check.
+    Fallback,
+}
+
+impl ExitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitSource::Pidfd => "pidfd",
+            ExitSource::Waitid => "waitid",
+            ExitSource::Fallback => "fallback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Exit {
+        pid: i32,
+        status: Option<ExitStatus>,
+        source: ExitSource,
+    },
+    /// A watch failed after registration (reported, never fatal to the process).
+    Error { code: Code, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub watch: WatchId,
+    /// CLOCK_MONOTONIC nanoseconds, taken when the kernel reported readiness.
+    pub time: u64,
+    pub kind: EventKind,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock Node's `process.hrtime.bigint()` reads.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}

@@ -1,0 +1,83 @@
+//! `/proc/<pid>/stat`: state, start time (identity against PID reuse) and a zombie's exit code.
+
+use std::fs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    /// Field 22, in clock ticks since boot: with the PID, identifies one process for good.
+    pub start_time: u64,
+    /// Field 52 (Linux 3.5+): the wait status, meaningful once the process is a zombie.
+    pub exit_code: Option<i32>,
+}
+
+impl ProcStat {
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+}
+
+/// Parses the text of `/proc/<pid>/stat`. The command name may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn parse(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is field 3 (state); field n is fields[n - 3].
+    let state = fields.first()?.chars().next()?;
+    let start_time = fields.get(22 - 3)?.parse().ok()?;
+    let exit_code = fields.get(52 - 3).and_then(|s| s.parse().ok());
+    Some(ProcStat {
+        state,
+        start_time,
+        exit_code,
+    })
+}
+
+/// `None` when the process is gone (or /proc is unreadable for it).
+pub fn read(pid: i32) -> Option<ProcStat> {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| parse(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(comm: &str, state: char, start: u64, exit: i32) -> String {
+        let mut f: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        f[0] = state.to_string();
+        f[22 - 3] = start.to_string();
+        f[52 - 3] = exit.to_string();
+        format!("1234 ({comm}) {}", f.join(" "))
+    }
+
+    #[test]
+    fn parses_state_start_and_exit_code() {
+        let s = parse(&line("sleep", 'Z', 987654, 1792)).unwrap();
+        assert_eq!(s.state, 'Z');
+        assert!(s.is_zombie());
+        assert_eq!(s.start_time, 987654);
+        assert_eq!(s.exit_code, Some(1792));
+    }
+
+    #[test]
+    fn command_names_with_spaces_and_parens() {
+        let s = parse(&line("a) b (c) ", 'S', 42, 0)).unwrap();
+        assert_eq!((s.state, s.start_time), ('S', 42));
+    }
+
+    #[test]
+    fn truncated_or_garbage_is_none() {
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("1 (x) S 1 2"), None);
+        assert_eq!(parse("no paren here"), None);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let s = read(std::process::id() as i32).unwrap();
+        assert!(s.start_time > 0);
+        assert!(!s.is_zombie());
+    }
+}

@@ -1,0 +1,280 @@
+//! One epoll instance and one wait loop per Monitor (containerd 0.2.3's Monitor, seed 002),
+//! without its pitfalls: a failing epoll_wait is reported as an event, not fatal, and
+//! events are queued for the consumer instead of being sent on a channel that can fill.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::{eventfd, EventfdFlags};
+use rustix::time::Timespec;
+
+use crate::error::{Code, Error, Result, SysResult};
+use crate::event::{monotonic_ns, Event, EventKind, WatchId};
+use crate::fd::{CountedFd, FdKind, Release, Released};
+use crate::source::{Keep, Ready, Source};
+
+/// epoll data of the waker eventfd; watch ids start at 1.
+const WAKER: u64 = 0;
+const BATCH: usize = 256;
+
+pub const OPEN: u8 = 0;
+pub const CLOSED: u8 = 2;
+
+pub type Notify = Box<dyn Fn() + Send + Sync>;
+
+pub struct Shared {
+    /// Raw copies for the wait loop; the owners sit in `owned` and are closed only after
+    /// the loop thread has been joined.
+    epoll: RawFd,
+    waker: RawFd,
+    owned: Mutex<Option<[CountedFd; 2]>>,
+    registry: Mutex<Registry>,
+    queue: Mutex<Vec<Event>>,
+    wake_pending: AtomicBool,
+    notify: Notify,
+    pub(crate) state: AtomicU8,
+    pub(crate) notifications: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next: WatchId,
+    sources: HashMap<WatchId, Box<dyn Source>>,
+}
+
+impl Registry {
+    fn next_due(&self) -> Option<Instant> {
+        self.sources.values().filter_map(|s| s.due()).min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+impl Shared {
+    pub fn new(notify: Notify) -> Result<Shared> {
+        let epoll = CountedFd::new(
+            epoll::create(epoll::CreateFlags::CLOEXEC)
+                .sys("epoll_create1", "creating a monitor")?,
+            FdKind::Epoll,
+        );
+        let waker = CountedFd::new(
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .sys("eventfd", "creating a monitor")?,
+            FdKind::Eventfd,
+        );
+        epoll::add(&epoll, &waker, EventData::new_u64(WAKER), EventFlags::IN)
+            .sys("epoll_ctl", "creating a monitor")?;
+        Ok(Shared {
+            epoll: epoll.as_raw_fd(),
+            waker: waker.as_raw_fd(),
+            owned: Mutex::new(Some([epoll.commit(), waker.commit()])),
+            registry: Mutex::new(Registry {
+                next: 1,
+                ..Default::default()
+            }),
+            queue: Mutex::new(Vec::new()),
+            wake_pending: AtomicBool::new(false),
+            notify,
+            state: AtomicU8::new(OPEN),
+            notifications: AtomicU64::new(0),
+        })
+    }
+
+    fn epoll_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `owned` keeps the fd open until `close`, which joins the loop first and
+        // takes the registry lock that every other user holds.
+        unsafe { BorrowedFd::borrow_raw(self.epoll) }
+    }
+
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a source and returns its watch id. On any failure the source's fds are
+    /// closed right here (counted as prevented leaks).
+    pub fn register(&self, source: Box<dyn Source>) -> Result<WatchId> {
+        let mut reg = self.registry();
+        if self.state.load(Ordering::SeqCst) != OPEN {
+            source.release(Release::LeakPrevented, &mut Released::default());
+            return Err(Error::closed());
+        }
+        let id = reg.next;
+        if let Some((fd, flags)) = source.interest() {
+            if let Err(e) = epoll::add(self.epoll_fd(), fd, EventData::new_u64(id as u64), flags) {
+                source.release(Release::LeakPrevented, &mut Released::default());
+                return Err(e).sys("epoll_ctl", format!("registering watch {id}"));
+            }
+        }
+        let polled = source.due().is_some();
+        reg.next += 1;
+        reg.sources.insert(id, source);
+        drop(reg);
+        if polled {
+            // The loop may be sleeping without a deadline: make it recompute.
+            self.wake();
+        }
+        Ok(id)
+    }
+
+    /// Removes a watch; `false` when it is not (or no longer) registered.
+    pub fn unregister(&self, id: WatchId, how: Release, released: &mut Released) -> bool {
+        let mut reg = self.registry();
+        match reg.sources.remove(&id) {
+            Some(src) => {
+                self.retire(src, how, released);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn retire(&self, src: Box<dyn Source>, how: Release, released: &mut Released) {
+        if let Some((fd, _)) = src.interest() {
+            // Closing would drop it from the set too; removing first keeps the set exact.
+            let _ = epoll::delete(self.epoll_fd(), fd);
+        }
+        src.release(how, released);
+    }
+
+    pub fn signal(&self, id: WatchId, signo: i32) -> Result<()> {
+        let reg = self.registry();
+        match reg.sources.get(&id) {
+            Some(src) => src.signal(signo),
+            None => Err(Error::new(
+                Code::NoSuchProcess,
+                format!("watch {id} is not active (its process exited or it was removed)"),
+            )),
+        }
+    }
+
+    pub fn wake(&self) {
+        let _ = rustix::io::write(
+            unsafe { BorrowedFd::borrow_raw(self.waker) },
+            &1u64.to_ne_bytes(),
+        );
+    }
+
+    /// Takes every queued event. Clears the pending flag first, so an event queued while
+    /// draining raises a fresh notification instead of waiting for the next one.
+    pub fn drain(&self) -> Vec<Event> {
+        self.wake_pending.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn publish(&self, mut events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut events);
+        // One notification per batch, however many events and however slow the consumer.
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            self.notifications.fetch_add(1, Ordering::Relaxed);
+            (self.notify)();
+        }
+    }
+
+    /// The wait loop. Idle means blocked in epoll_wait with no timeout: no wakeups at all.
+    pub fn run(&self) {
+        let mut ready: Vec<epoll::Event> = Vec::with_capacity(BATCH);
+        loop {
+            let timeout = self.registry().next_due().map(|due| {
+                let d = due.saturating_duration_since(Instant::now());
+                Timespec {
+                    tv_sec: d.as_secs() as _,
+                    tv_nsec: d.subsec_nanos() as _,
+                }
+            });
+            ready.clear();
+            if let Err(e) = epoll::wait(
+                self.epoll_fd(),
+                spare_capacity(&mut ready),
+                timeout.as_ref(),
+            ) {
+                if e == rustix::io::Errno::INTR {
+                    continue;
+                }
+                self.publish(vec![Event {
+                    watch: 0,
+                    time: monotonic_ns(),
+                    kind: EventKind::Error {
+                        code: Code::Io,
+                        message: format!("epoll_wait failed, the monitor stopped: {e}"),
+                    },
+                }]);
+                return;
+            }
+            let time = monotonic_ns();
+            if self.state.load(Ordering::SeqCst) != OPEN {
+                return;
+            }
+            let mut out = Vec::new();
+            let mut reg = self.registry();
+            for ev in &ready {
+                let id = ev.data.u64();
+                if id == WAKER {
+                    let mut buf = [0u8; 8];
+                    let _ =
+                        rustix::io::read(unsafe { BorrowedFd::borrow_raw(self.waker) }, &mut buf);
+                    continue;
+                }
+                self.dispatch(&mut reg, id as WatchId, time, &mut out);
+            }
+            let now = Instant::now();
+            let due: Vec<WatchId> = reg
+                .sources
+                .iter()
+                .filter(|(_, s)| s.due().is_some_and(|d| d <= now))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in due {
+                self.dispatch(&mut reg, id, time, &mut out);
+            }
+            drop(reg);
+            self.publish(out);
+        }
+    }
+
+    fn dispatch(&self, reg: &mut Registry, id: WatchId, time: u64, out: &mut Vec<Event>) {
+        // A source removed by `unwatch` after epoll_wait returned is simply gone.
+        let Some(src) = reg.sources.get_mut(&id) else {
+            return;
+        };
+        let mut cx = Ready {
+            watch: id,
+            time,
+            out,
+        };
+        if src.ready(&mut cx) == Keep::No {
+            let src = reg.sources.remove(&id).expect("present above");
+            self.retire(src, Release::Normal, &mut Released::default());
+        }
+    }
+
+    /// After the loop has been joined: releases every source, then the epoll and waker fds.
+    pub fn teardown(&self, how: Release) -> Released {
+        let mut released = Released::default();
+        let mut reg = self.registry();
+        for (_, src) in reg.sources.drain() {
+            self.retire(src, how, &mut released);
+        }
+        if let Some(fds) = self.owned.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            for fd in fds {
+                released.add(fd.kind());
+                fd.close(how);
+            }
+        }
+        drop(reg);
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        released
+    }
+}

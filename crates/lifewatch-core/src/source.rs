@@ -1,0 +1,44 @@
+//! What the reactor multiplexes: one kernel mechanism per implementation.
+
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use rustix::event::epoll::EventFlags;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, WatchId};
+use crate::fd::{Release, Released};
+
+/// Whether a source stays registered after handling readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Yes,
+    No,
+}
+
+pub struct Ready<'a> {
+    pub watch: WatchId,
+    /// CLOCK_MONOTONIC ns of the epoll_wait return that reported this readiness.
+    pub time: u64,
+    pub out: &'a mut Vec<Event>,
+}
+
+pub trait Source: Send {
+    /// The fd to register with epoll and the readiness it waits for; `None` for polled sources.
+    fn interest(&self) -> Option<(BorrowedFd<'_>, EventFlags)>;
+
+    fn ready(&mut self, cx: &mut Ready<'_>) -> Keep;
+
+    /// Polled sources (the no-pidfd fallback) say when they next want `ready`.
+    fn due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Sends a signal to the watched process, where the source is a process watch.
+    fn signal(&self, _signo: i32) -> Result<()> {
+        Err(Error::invalid("this watch is not a process watch"))
+    }
+
+    /// Closes every fd the source owns, counting each in `released`.
+    fn release(self: Box<Self>, how: Release, released: &mut Released);
+}

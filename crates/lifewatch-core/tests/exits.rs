@@ -1,0 +1,206 @@
+//! Real processes, real pidfds: exit events with their statuses.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Harness;
+use lifewatch_core::{Code, EventKind, ExitSource, ExitStatus, MonitorOptions};
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+fn exit_of(h: &Harness) -> (i32, Option<ExitStatus>, ExitSource) {
+    let evs = h.collect(1, WITHIN);
+    assert_eq!(evs.len(), 1, "expected one event, got {evs:?}");
+    match &evs[0].kind {
+        EventKind::Exit {
+            pid,
+            status,
+            source,
+        } => (*pid, *status, *source),
+        other => panic!("not an exit: {other:?}"),
+    }
+}
+
+#[test]
+fn child_exit_code() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 0.1; exit 7"])
+        .spawn()
+        .unwrap();
+    h.monitor.watch_pid(child.id() as i64).unwrap();
+    let (pid, status, _) = exit_of(&h);
+    assert_eq!(pid, child.id() as i32);
+    assert_eq!(status, Some(ExitStatus::Code(7)));
+    // lifewatch did not reap someone else's child: its parent still can.
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn child_killed_by_signal() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    h.monitor.signal(id, libc::SIGKILL).unwrap();
+    let (_, status, source) = exit_of(&h);
+    assert_eq!(
+        status,
+        Some(ExitStatus::Signal {
+            signo: 9,
+            core: false
+        })
+    );
+    assert_ne!(source, ExitSource::Fallback);
+    child.wait().unwrap();
+}
+
+/// A grandchild whose parent (a shell that waits) reaps it: a true non-child of ours.
+#[test]
+fn non_child_exit_code() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut sh = Command::new("sh")
+        .args(["-c", "sh -c 'sleep 0.3; exit 5' & echo $!; wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(sh.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i64 = line.trim().parse().unwrap();
+    h.monitor.watch_pid(pid).unwrap();
+    let (got, status, source) = exit_of(&h);
+    assert_eq!(got as i64, pid);
+    assert_eq!(status, Some(ExitStatus::Code(5)));
+    assert_eq!(source, ExitSource::Pidfd);
+    sh.wait().unwrap();
+}
+
+/// A zombie whose parent never reaps while we look: the status comes from /proc.
+#[test]
+fn unreaped_zombie_non_child() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut parent = Command::new("perl")
+        .args(["-e", "$|=1; my $p = fork // die; if (!$p) { select(undef,undef,undef,0.2); exit 3 } print \"$p\\n\"; sleep 2; waitpid($p, 0)"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i64 = line.trim().parse().unwrap();
+    h.monitor.watch_pid(pid).unwrap();
+    let (_, status, source) = exit_of(&h);
+    assert_eq!(status, Some(ExitStatus::Code(3)));
+    assert_eq!(source, ExitSource::Pidfd);
+    parent.wait().unwrap();
+}
+
+#[test]
+fn dead_pid_is_no_such_process() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id() as i64;
+    child.wait().unwrap();
+    let err = h.monitor.watch_pid(pid).unwrap_err();
+    assert_eq!(err.code, Code::NoSuchProcess);
+    assert_eq!(err.syscall, Some("pidfd_open"));
+    assert_eq!(err.errno, Some(libc::ESRCH));
+}
+
+#[test]
+fn bad_pids_and_signals_are_invalid() {
+    let h = Harness::new(MonitorOptions::default());
+    for pid in [0, -1, i64::from(i32::MAX) + 1, 1 << 40] {
+        assert_eq!(
+            h.monitor.watch_pid(pid).unwrap_err().code,
+            Code::InvalidArgument,
+            "pid {pid}"
+        );
+    }
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    for sig in [0, -1, 65, 1000] {
+        assert_eq!(
+            h.monitor.signal(id, sig).unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn fallback_reports_code_and_labels_itself() {
+    let h = Harness::new(MonitorOptions {
+        force_fallback: true,
+    });
+    assert!(!h.monitor.uses_pidfd());
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 0.2; exit 9"])
+        .spawn()
+        .unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    let (_, status, source) = exit_of(&h);
+    assert_eq!(source, ExitSource::Fallback);
+    assert_eq!(status, Some(ExitStatus::Code(9)));
+    child.wait().unwrap();
+    assert_eq!(
+        h.monitor.signal(id, 15).unwrap_err().code,
+        Code::NoSuchProcess
+    );
+}
+
+#[test]
+fn fallback_signal_and_gone_pid() {
+    let h = Harness::new(MonitorOptions {
+        force_fallback: true,
+    });
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    h.monitor.signal(id, libc::SIGTERM).unwrap();
+    let (_, status, _) = exit_of(&h);
+    assert_eq!(
+        status,
+        Some(ExitStatus::Signal {
+            signo: 15,
+            core: false
+        })
+    );
+    child.wait().unwrap();
+    let err = h.monitor.watch_pid(child.id() as i64).unwrap_err();
+    assert_eq!(err.code, Code::NoSuchProcess);
+}
+
+#[test]
+fn thousand_watches_all_reported_in_few_batches() {
+    let h = Harness::new(MonitorOptions::default());
+    let mut children: Vec<_> = (0..1000)
+        .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+        .collect();
+    for c in &children {
+        h.monitor.watch_pid(c.id() as i64).unwrap();
+    }
+    assert_eq!(h.monitor.watch_count(), 1000);
+    for c in &mut children {
+        c.kill().unwrap();
+    }
+    let evs = h.collect(1000, Duration::from_secs(30));
+    assert_eq!(evs.len(), 1000);
+    let watches = Harness::by_watch(&evs);
+    assert_eq!(watches.len(), 1000, "every watch reported exactly once");
+    assert!(
+        h.monitor.notifications() < 1000,
+        "events were batched: {} notifications",
+        h.monitor.notifications()
+    );
+    assert_eq!(h.monitor.watch_count(), 0);
+    for c in &mut children {
+        c.wait().unwrap();
+    }
+}

@@ -1,0 +1,76 @@
+//! Close, fd accounting and cycles: every fd returns, whatever the order of events.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{open_fds, serial, Harness};
+use lifewatch_core::{fd, Code, FdKind, MonitorOptions};
+
+#[test]
+fn close_is_idempotent_and_releases_everything() {
+    let _serial = serial();
+    let before = open_fds();
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    assert_eq!(open_fds(), before + 3, "epoll + waker + pidfd");
+    let released = h.monitor.close();
+    assert_eq!(released.get(FdKind::Pidfd), 1);
+    assert_eq!(released.get(FdKind::Epoll), 1);
+    assert_eq!(released.get(FdKind::Eventfd), 1);
+    assert_eq!(
+        h.monitor.close().total(),
+        0,
+        "second close releases nothing"
+    );
+    assert_eq!(open_fds(), before);
+    assert_eq!(
+        h.monitor.watch_pid(child.id() as i64).unwrap_err().code,
+        Code::Closed
+    );
+    assert_eq!(h.monitor.signal(id, 15).unwrap_err().code, Code::Closed);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn drop_without_close_counts_prevented_leaks() {
+    let _serial = serial();
+    let before = fd::stats(FdKind::Epoll).leak_prevented;
+    let h = Harness::new(MonitorOptions::default());
+    drop(h);
+    assert!(fd::stats(FdKind::Epoll).leak_prevented > before);
+}
+
+#[test]
+fn thousand_watch_unwatch_cycles_return_to_baseline() {
+    let _serial = serial();
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let baseline = open_fds();
+    for _ in 0..1000 {
+        let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+        assert!(h.monitor.unwatch(id).unwrap());
+        assert!(!h.monitor.unwatch(id).unwrap());
+    }
+    assert_eq!(open_fds(), baseline);
+    assert_eq!(h.monitor.watch_count(), 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing was left to report: the unwatched process's exit is not delivered.
+    assert!(h.collect(1, Duration::from_millis(200)).is_empty());
+}
+
+#[test]
+fn monitor_cycles_return_to_baseline() {
+    let _serial = serial();
+    let baseline = open_fds();
+    for _ in 0..200 {
+        let h = Harness::new(MonitorOptions::default());
+        h.monitor.watch_pid(std::process::id() as i64).unwrap();
+        h.monitor.close();
+    }
+    assert_eq!(open_fds(), baseline);
+}
