@@ -46,13 +46,24 @@ struct Counters {
     leak_prevented: AtomicU64,
 }
 
-const ZERO: Counters = Counters {
-    allocated: AtomicU64::new(0),
-    released: AtomicU64::new(0),
-    leak_prevented: AtomicU64::new(0),
-};
+impl Counters {
+    const fn new() -> Self {
+        Counters {
+            allocated: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            leak_prevented: AtomicU64::new(0),
+        }
+    }
+}
 
-static COUNTERS: [Counters; 6] = [ZERO, ZERO, ZERO, ZERO, ZERO, ZERO];
+static COUNTERS: [Counters; 6] = [
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+];
 
 /// A snapshot of one kind's process-wide counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -55,6 +55,10 @@ impl Registry {
     pub fn len(&self) -> usize {
         self.sources.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
 }
 
 impl Shared {
