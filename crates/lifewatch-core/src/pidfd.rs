@@ -108,15 +108,16 @@ pub fn info_exit(pidfd: BorrowedFd<'_>) -> InfoExit {
     }
 }
 
-/// Whether the kernel has pidfd_open at all (ENOSYS before Linux 5.3).
+/// Whether the kernel has pidfd_open at all (ENOSYS before Linux 5.3); probed once.
 pub fn supported() -> bool {
-    match open(std::process::id() as i32) {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| match open(std::process::id() as i32) {
         Ok(fd) => {
-            fd.commit();
+            fd.commit().close(crate::fd::Release::Normal);
             true
         }
         Err(e) => e.code != Code::UnsupportedKernel,
-    }
+    })
 }
 
 /// The process is still there (alive or a zombie): signal 0 checks without sending.

@@ -73,6 +73,15 @@ pub fn name(signo: i32) -> Option<&'static str> {
     NAMES.iter().find(|&&(_, s)| s == signo).map(|&(n, _)| n)
 }
 
+/// A name for any signal number: `SIGKILL`, or `SIGRTMIN+6` for real-time signals.
+pub fn display_name(signo: i32) -> String {
+    match name(signo) {
+        Some(n) => n.to_string(),
+        None if signo >= libc::SIGRTMIN() => format!("SIGRTMIN+{}", signo - libc::SIGRTMIN()),
+        None => format!("SIG{signo}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,200 @@
+//! `NativeMonitor`: the core Monitor plus the threadsafe function that carries its batches.
+//! Teardown on every way out (user `close`, GC finalizer, env cleanup for worker exit),
+//! idempotent and safe in any order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use lifewatch_core::fd::Release;
+use lifewatch_core::{Monitor, MonitorOptions, Released};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{CleanupEnvHook, Env};
+use napi_derive::napi;
+
+use crate::error::IntoNapi;
+use crate::event::NativeEvent;
+use crate::stats::ReleasedFds;
+
+type BatchFn = ThreadsafeFunction<(), (), Vec<NativeEvent>, Status, false, true>;
+
+#[napi(object)]
+pub struct NativeMonitorOptions {
+    pub force_fallback: Option<bool>,
+}
+
+/// Shared by the monitor object, the reactor's notify closure and the env cleanup hook.
+struct Inner {
+    core: Monitor,
+    batches: Mutex<Option<BatchFn>>,
+    hook_ran: AtomicBool,
+}
+
+impl Inner {
+    fn close(&self, how: Release) -> Released {
+        let released = self.core.close_as(how);
+        // Releasing the threadsafe function is what lets Node's loop exit.
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        released
+    }
+}
+
+#[napi]
+pub struct NativeMonitor {
+    inner: Arc<Inner>,
+    env: Env,
+    hook: Option<CleanupEnvHook<Arc<Inner>>>,
+}
+
+#[napi]
+impl NativeMonitor {
+    /// `onBatch` receives every event queued since the last call: one call per batch.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        on_batch: Function<Vec<NativeEvent>, ()>,
+        options: Option<NativeMonitorOptions>,
+    ) -> Result<Self> {
+        let core_slot: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
+        let drain_from = Arc::clone(&core_slot);
+        let batches: BatchFn = on_batch
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_ctx| {
+                let events = drain_from
+                    .get()
+                    .and_then(Weak::upgrade)
+                    .map(|inner| inner.core.drain())
+                    .unwrap_or_default();
+                Ok(events
+                    .into_iter()
+                    .map(NativeEvent::from)
+                    .collect::<Vec<_>>())
+            })?;
+        let notify_slot = Arc::clone(&core_slot);
+        let options = MonitorOptions {
+            force_fallback: options.and_then(|o| o.force_fallback).unwrap_or(false),
+        };
+        let core = Monitor::new(
+            options,
+            Box::new(move || {
+                if let Some(inner) = notify_slot.get().and_then(Weak::upgrade) {
+                    if let Some(f) = inner
+                        .batches
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                    {
+                        f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                }
+            }),
+        )
+        .napi()?;
+        let inner = Arc::new(Inner {
+            core,
+            batches: Mutex::new(Some(batches)),
+            hook_ran: AtomicBool::new(false),
+        });
+        let _ = core_slot.set(Arc::downgrade(&inner));
+        let hook = env.add_env_cleanup_hook(Arc::clone(&inner), |inner| {
+            inner.hook_ran.store(true, Ordering::SeqCst);
+            inner.close(Release::LeakPrevented);
+        })?;
+        Ok(NativeMonitor {
+            inner,
+            env,
+            hook: Some(hook),
+        })
+    }
+
+    #[napi]
+    pub fn watch_pid(&self, pid: i64) -> Result<u32> {
+        self.inner.core.watch_pid(pid).napi()
+    }
+
+    #[napi]
+    pub fn unwatch(&self, watch: u32) -> Result<bool> {
+        self.inner.core.unwatch(watch).napi()
+    }
+
+    #[napi]
+    pub fn signal(&self, watch: u32, signo: i32) -> Result<()> {
+        self.inner.core.signal(watch, signo).napi()
+    }
+
+    #[napi(getter)]
+    pub fn uses_pidfd(&self) -> bool {
+        self.inner.core.uses_pidfd()
+    }
+
+    #[napi(getter)]
+    pub fn watch_count(&self) -> u32 {
+        self.inner.core.watch_count() as u32
+    }
+
+    /// Batch notifications raised so far: the N-API calls made to deliver events.
+    #[napi(getter)]
+    pub fn notifications(&self) -> f64 {
+        self.inner.core.notifications() as f64
+    }
+
+    /// Keep Node's event loop alive while open (as a listening server does).
+    #[napi(js_name = "ref")]
+    #[allow(deprecated)]
+    pub fn refer(&self, env: Env) -> Result<()> {
+        if let Some(f) = self
+            .inner
+            .batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            f.refer(&env)?;
+        }
+        Ok(())
+    }
+
+    #[napi]
+    #[allow(deprecated)]
+    pub fn unref(&self, env: Env) -> Result<()> {
+        if let Some(f) = self
+            .inner
+            .batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            f.unref(&env)?;
+        }
+        Ok(())
+    }
+
+    /// Idempotent; returns the fds released by this call, per kind.
+    #[napi]
+    pub fn close(&mut self) -> ReleasedFds {
+        let released = self.inner.close(Release::Normal);
+        self.remove_hook();
+        ReleasedFds::from(released)
+    }
+
+    fn remove_hook(&mut self) {
+        if let Some(hook) = self.hook.take() {
+            if !self.inner.hook_ran.load(Ordering::SeqCst) {
+                let _ = self.env.remove_env_cleanup_hook(hook);
+            }
+        }
+    }
+}
+
+impl Drop for NativeMonitor {
+    /// The GC finalizer: a monitor nobody closed still releases everything.
+    fn drop(&mut self) {
+        self.inner.close(Release::LeakPrevented);
+        self.remove_hook();
+    }
+}

@@ -1,0 +1,8 @@
+export { AbortError, LifewatchError, type ErrorCode } from './errors.js'
+export type { ErrorEvent, ExitEvent, ExitSource, LifewatchEvent } from './events.js'
+export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
+export { kill, signal } from './process.js'
+export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'
+export type { Signal } from './validate.js'
+export { Watch } from './watch.js'
+export type { ReleasedFds } from './native.js'

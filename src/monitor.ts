@@ -1,0 +1,277 @@
+import { AbortError, LifewatchError, native } from './errors.js'
+import { toEvent, type ExitEvent, type LifewatchEvent } from './events.js'
+import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
+import { checkAbortSignal, checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
+import { Watch } from './watch.js'
+
+export interface MonitorOptions {
+  /** Closing on abort; pending and later `next()` calls reject with `AbortError`. */
+  signal?: AbortSignal
+  /** Start unref'd: an open monitor then never keeps Node alive by itself. Default false. */
+  unref?: boolean
+  /** Watch processes by polling even where pidfd exists (tests of the pre-5.3 kernel path).
+   *  The environment variable `LIFEWATCH_FORCE_FALLBACK=1` does the same. */
+  forceFallback?: boolean
+}
+
+export interface KillOptions {
+  /** First signal. Default `'SIGTERM'`. */
+  signal?: Signal
+  /** Milliseconds to wait for an exit before SIGKILL. Default 5000; `Infinity` never escalates. */
+  timeout?: number
+}
+
+export interface KillResult {
+  exit: ExitEvent
+  /** Whether SIGKILL had to follow because the first signal did not end the process in time. */
+  forced: boolean
+}
+
+type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void }
+
+// Open, ref'd monitors with active watches are GC roots, as Node's own ref'd handles are:
+// a `for await` over a monitor nothing else references must not be collected mid-loop.
+const keptAlive = new Set<Monitor>()
+
+/**
+ * Watches processes and delivers their events as an async iterable. One epoll reactor in
+ * Rust per monitor; events reach JavaScript in batches.
+ */
+export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
+  #native: NativeMonitor
+  #queue: LifewatchEvent[] = []
+  #pending: Pending[] = []
+  #watches = new Map<number, Watch>()
+  #byPid = new Map<number, Watch>()
+  #closed = false
+  #abortReason: AbortError | undefined
+  #iterating = false
+  #wantRef: boolean
+  #refed = false
+  #abort: { signal: AbortSignal; onAbort: () => void } | undefined
+
+  constructor(options?: MonitorOptions) {
+    const opts = checkOptions<MonitorOptions>(options, 'options')
+    const signal = checkAbortSignal(opts.signal)
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    const forceFallback = opts.forceFallback ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
+    if (typeof forceFallback !== 'boolean') throw new LifewatchError('ERR_INVALID_ARGUMENT', 'forceFallback must be a boolean')
+    this.#wantRef = !opts.unref
+    const self = new WeakRef(this)
+    // The native side holds this callback strongly, so it must not hold the monitor:
+    // an unreferenced, unref'd monitor can then be collected and its finalizer frees the fds.
+    this.#native = native(() => new binding.NativeMonitor((batch) => Monitor.#dispatch(self, batch), { forceFallback }))
+    if (signal) {
+      const onAbort = () => this.#onAbort(signal)
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#abort = { signal, onAbort }
+    }
+  }
+
+  /** Whether process watches use pidfd (false: the polling fallback). */
+  get usesPidfd(): boolean {
+    return this.#native.usesPidfd
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Active watches and how many batch deliveries (N-API calls) the monitor has made. */
+  get stats(): { watches: number; deliveries: number } {
+    return { watches: this.#native.watchCount, deliveries: this.#native.notifications }
+  }
+
+  /**
+   * Watches any process, child or not. A PID that does not exist throws `ERR_NO_SUCH_PROCESS`;
+   * a process that already exited but was not reaped yet reports its exit at once.
+   */
+  watchPid(pid: number): Watch {
+    checkPid(pid)
+    this.#checkOpen()
+    const id = native(() => this.#native.watchPid(pid))
+    const w = new Watch(id, pid)
+    this.#watches.set(id, w)
+    this.#byPid.set(pid, w)
+    this.#updateRef()
+    return w
+  }
+
+  /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */
+  unwatch(watch: Watch): boolean {
+    this.#checkOpen()
+    const stopped = native(() => this.#native.unwatch(watch.id))
+    this.#forget(watch)
+    watch.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
+    return stopped
+  }
+
+  /**
+   * Sends a signal. Through a `Watch` (or the PID of an active watch) it goes through that
+   * watch's pidfd and can never reach another process that reused the PID.
+   */
+  signal(target: Watch | number, sig: Signal = 'SIGTERM'): void {
+    const signo = signalNumber(sig)
+    this.#checkOpen()
+    const w = this.#resolve(target)
+    if (w) native(() => this.#native.signal(w.id, signo))
+    else native(() => binding.signalPid(checkPid(target), signo))
+  }
+
+  /**
+   * Signals (SIGTERM by default), waits up to `timeout` ms for the exit, then SIGKILL.
+   * Resolves only on a confirmed exit, from the exit event itself: no polling.
+   */
+  async kill(target: Watch | number, options?: KillOptions): Promise<KillResult> {
+    const opts = checkOptions<KillOptions>(options, 'options')
+    const signo = signalNumber(opts.signal ?? 'SIGTERM')
+    const timeout = checkTimeout(opts.timeout ?? 5000)
+    this.#checkOpen()
+    const w = this.#resolve(target) ?? this.watchPid(checkPid(target))
+    const exit = w.wait()
+    this.#trySignal(w, signo)
+    if (signo === 9 || timeout === Infinity) return { exit: await exit, forced: false }
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')))
+    try {
+      const first = await Promise.race([exit, expired])
+      if (first !== 'timeout') return { exit: first, forced: false }
+    } finally {
+      clearTimeout(timer)
+    }
+    this.#trySignal(w, 9)
+    return { exit: await exit, forced: true }
+  }
+
+  /** Keeps Node's event loop alive while there are active watches (the default). */
+  ref(): this {
+    this.#wantRef = true
+    this.#updateRef()
+    return this
+  }
+
+  /** Lets Node exit even while this monitor watches something. */
+  unref(): this {
+    this.#wantRef = false
+    this.#updateRef()
+    return this
+  }
+
+  /** Stops everything and closes every fd; ends pending iterations. Idempotent. */
+  close(): ReleasedFds {
+    if (this.#closed) return { epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 }
+    this.#closed = true
+    keptAlive.delete(this)
+    if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.onAbort)
+    const released = this.#native.close()
+    this.#queue.length = 0
+    const closedError = new LifewatchError('ERR_CLOSED', 'the monitor was closed')
+    for (const w of this.#watches.values()) w.fail(closedError)
+    this.#watches.clear()
+    this.#byPid.clear()
+    for (const p of this.#pending.splice(0)) {
+      if (this.#abortReason) p.reject(this.#abortReason)
+      else p.resolve({ done: true, value: undefined })
+    }
+    return released
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+
+  /** One iteration per monitor; breaking out of `for await` closes the monitor. */
+  [Symbol.asyncIterator](): AsyncIterator<LifewatchEvent> {
+    if (this.#iterating) {
+      throw new LifewatchError('ERR_INVALID_STATE', 'this monitor is already being iterated; a monitor has one consumer')
+    }
+    this.#iterating = true
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        this.close()
+        return { done: true, value: undefined }
+      },
+    }
+  }
+
+  static #dispatch(self: WeakRef<Monitor>, batch: NativeEvent[]): void {
+    const monitor = self.deref()
+    if (monitor) monitor.#deliver(batch)
+  }
+
+  #next(): Promise<IteratorResult<LifewatchEvent>> {
+    const value = this.#queue.shift()
+    if (value) return Promise.resolve({ done: false, value })
+    if (this.#abortReason) return Promise.reject(this.#abortReason)
+    if (this.#closed) return Promise.resolve({ done: true, value: undefined })
+    return new Promise((resolve, reject) => this.#pending.push({ resolve, reject }))
+  }
+
+  #deliver(batch: NativeEvent[]): void {
+    if (this.#closed) return
+    for (const n of batch) {
+      const ev = toEvent(n)
+      if (ev.type === 'exit') {
+        const w = this.#watches.get(ev.watch)
+        if (w) {
+          this.#forget(w)
+          w.settle(ev)
+        }
+      }
+      const p = this.#pending.shift()
+      if (p) p.resolve({ done: false, value: ev })
+      else this.#queue.push(ev)
+    }
+    this.#updateRef()
+  }
+
+  #forget(w: Watch): void {
+    this.#watches.delete(w.id)
+    if (this.#byPid.get(w.pid) === w) this.#byPid.delete(w.pid)
+  }
+
+  #resolve(target: Watch | number): Watch | undefined {
+    if (target instanceof Watch) {
+      if (this.#watches.get(target.id) !== target && target.active) {
+        throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${target.id} belongs to another monitor`)
+      }
+      return target
+    }
+    return this.#byPid.get(checkPid(target))
+  }
+
+  /** A signal to a process that already exited is not an error: its exit event is on its way. */
+  #trySignal(w: Watch, signo: number): void {
+    if (!w.active) return
+    try {
+      native(() => this.#native.signal(w.id, signo))
+    } catch (e) {
+      if ((e as LifewatchError).code !== 'ERR_NO_SUCH_PROCESS') throw e
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#abortReason) throw this.#abortReason
+    if (this.#closed) throw new LifewatchError('ERR_CLOSED', 'the monitor is closed')
+  }
+
+  #onAbort(signal: AbortSignal): void {
+    this.#abortReason = new AbortError(undefined, { cause: signal.reason })
+    this.close()
+  }
+
+  /** Ref'd exactly when wanted, open, and watching something. */
+  #updateRef(): void {
+    const want = this.#wantRef && !this.#closed && this.#watches.size > 0
+    if (want === this.#refed) return
+    this.#refed = want
+    if (want) {
+      this.#native.ref()
+      keptAlive.add(this)
+    } else {
+      if (!this.#closed) this.#native.unref()
+      keptAlive.delete(this)
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import { binding, type FdKindStats } from './native.js'
+
+export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control'
+
+export interface FdCounters {
+  allocated: number
+  released: number
+  inUse: number
+  /** Closed by a path that exists only to stop a leak (error paths, finalizers). */
+  leakPrevented: number
+}
+
+/** Every fd lifewatch opened in this process, by kind (the seed's eventfd_* counters, generalised). */
+export function fdStats(): Record<FdKind, FdCounters> {
+  const out = {} as Record<FdKind, FdCounters>
+  for (const s of binding.fdStats() as FdKindStats[]) {
+    out[s.kind as FdKind] = { allocated: s.allocated, released: s.released, inUse: s.inUse, leakPrevented: s.leakPrevented }
+  }
+  return out
+}
+
+/** CLOCK_MONOTONIC ns: the clock of every event's `time`. */
+export function monotonicTime(): bigint {
+  return binding.monotonicNs()
+}

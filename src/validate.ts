@@ -1,0 +1,59 @@
+import { invalid } from './errors.js'
+import { binding } from './native.js'
+
+/** Linux's PID_MAX_LIMIT: no PID is larger. */
+export const PID_MAX = 4_194_304
+
+export function checkPid(pid: unknown, what = 'pid'): number {
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1 || pid > PID_MAX) {
+    throw invalid(`${what} must be an integer from 1 to ${PID_MAX}, got ${describe(pid)}`)
+  }
+  return pid
+}
+
+export type Signal = NodeJS.Signals | number
+
+/** A signal name (`'SIGTERM'`, `'TERM'`) or number (1..64) to its number. */
+export function signalNumber(sig: unknown): number {
+  if (typeof sig === 'number') {
+    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw invalid(`signal must be 1..64, got ${describe(sig)}`)
+    return sig
+  }
+  if (typeof sig !== 'string' || sig.length === 0 || /^\d/.test(sig)) {
+    throw invalid(`signal must be a name such as 'SIGTERM' or a number, got ${describe(sig)}`)
+  }
+  try {
+    return binding.signalNumber(sig)
+  } catch {
+    throw invalid(`unknown signal ${JSON.stringify(sig)}`)
+  }
+}
+
+/** Milliseconds: a finite number >= 0, or Infinity for "never escalate". */
+export function checkTimeout(ms: unknown, what = 'timeout'): number {
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) {
+    throw invalid(`${what} must be a number of milliseconds >= 0, got ${describe(ms)}`)
+  }
+  return ms
+}
+
+export function checkOptions<T extends object>(opts: unknown, what: string): Partial<T> {
+  if (opts === undefined) return {}
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    throw invalid(`${what} must be an object, got ${describe(opts)}`)
+  }
+  return opts as Partial<T>
+}
+
+export function checkAbortSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`)
+  return signal
+}
+
+export function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)
+  if (typeof v === 'bigint') return `${v}n`
+  if (v === null || typeof v !== 'object') return String(v)
+  return Array.isArray(v) ? 'an array' : 'an object'
+}
