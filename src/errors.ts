@@ -22,9 +22,9 @@ export interface ErrorDetails {
 export class LifewatchError extends Error {
   override readonly name = 'LifewatchError'
   readonly code: ErrorCode
-  readonly syscall?: string
-  readonly errno?: number
-  readonly path?: string
+  declare readonly syscall?: string
+  declare readonly errno?: number
+  declare readonly path?: string
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })

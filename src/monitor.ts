@@ -57,10 +57,8 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const forceFallback = opts.forceFallback ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (typeof forceFallback !== 'boolean') throw new LifewatchError('ERR_INVALID_ARGUMENT', 'forceFallback must be a boolean')
     this.#wantRef = !opts.unref
-    const self = new WeakRef(this)
-    // The native side holds this callback strongly, so it must not hold the monitor:
-    // an unreferenced, unref'd monitor can then be collected and its finalizer frees the fds.
-    this.#native = native(() => new binding.NativeMonitor((batch) => Monitor.#dispatch(self, batch), { forceFallback }))
+    const onBatch = Monitor.#batchCallback(new WeakRef(this))
+    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback }))
     if (signal) {
       const onAbort = () => this.#onAbort(signal)
       signal.addEventListener('abort', onAbort, { once: true })
@@ -195,9 +193,16 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     }
   }
 
-  static #dispatch(self: WeakRef<Monitor>, batch: NativeEvent[]): void {
-    const monitor = self.deref()
-    if (monitor) monitor.#deliver(batch)
+  /**
+   * The native side holds this callback strongly, so it must not reach the monitor: built
+   * here, not in the constructor, so it shares no closure context with `this`. An unreferenced,
+   * unref'd monitor can then be collected, and its finalizer frees the fds.
+   */
+  static #batchCallback(self: WeakRef<Monitor>): (batch: NativeEvent[]) => void {
+    return (batch) => {
+      const monitor = self.deref()
+      if (monitor) monitor.#deliver(batch)
+    }
   }
 
   #next(): Promise<IteratorResult<LifewatchEvent>> {

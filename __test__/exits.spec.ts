@@ -1,0 +1,94 @@
+import test from 'ava'
+import { spawn } from 'node:child_process'
+
+import { Monitor, monotonicTime, type ExitEvent } from '../src/index.js'
+import { nonChild, reaped, sh, take } from './helpers.js'
+
+test('a child that exits with a code', async (t) => {
+  const monitor = new Monitor()
+  const child = sh('sleep 0.1; exit 7')
+  const w = monitor.watchPid(child.pid!)
+  const before = monotonicTime()
+  const [ev] = (await take(monitor, 1)) as ExitEvent[]
+  t.like(ev, { type: 'exit', pid: child.pid, exitCode: 7, watch: w.id })
+  t.is(ev.signal, undefined)
+  t.true(ev.source === 'waitid' || ev.source === 'pidfd')
+  t.true(ev.time > before && ev.time <= monotonicTime(), 'time is CLOCK_MONOTONIC at readiness')
+  t.deepEqual(await w.wait(), ev)
+  // Not reaped by lifewatch: Node still gets the child's own exit status.
+  await reaped(child)
+  t.is(child.exitCode, 7)
+})
+
+test('a child killed by a signal', async (t) => {
+  const monitor = new Monitor()
+  const child = spawn('sleep', ['30'])
+  const w = monitor.watchPid(child.pid!)
+  monitor.signal(w, 'SIGKILL')
+  const ev = await w.wait()
+  t.like(ev, { type: 'exit', pid: child.pid, signal: 'SIGKILL', core: false })
+  t.is(ev.exitCode, undefined)
+  monitor.close()
+  await reaped(child)
+})
+
+test('a non-child (started by a shell in the background) with its code', async (t) => {
+  const monitor = new Monitor()
+  const { pid, parent } = await nonChild('sleep 1; exit 5')
+  t.not(pid, parent.pid)
+  const w = monitor.watchPid(pid)
+  const ev = await w.wait()
+  t.like(ev, { type: 'exit', pid, exitCode: 5, source: 'pidfd' })
+  monitor.close()
+  await reaped(parent)
+})
+
+test('a non-child killed through its pidfd', async (t) => {
+  const monitor = new Monitor()
+  const { pid, parent } = await nonChild('sleep 30')
+  const w = monitor.watchPid(pid)
+  monitor.signal(pid, 'SIGTERM')
+  t.like(await w.wait(), { pid, signal: 'SIGTERM', source: 'pidfd' })
+  monitor.close()
+  await reaped(parent)
+})
+
+test('an already-dead PID is ERR_NO_SUCH_PROCESS, with syscall and errno', async (t) => {
+  const monitor = new Monitor()
+  const child = sh('exit 0')
+  await reaped(child)
+  const err = t.throws(() => monitor.watchPid(child.pid!))
+  t.like(err, { name: 'LifewatchError', code: 'ERR_NO_SUCH_PROCESS', syscall: 'pidfd_open', errno: 3 })
+  t.regex(err!.message, new RegExp(`pid ${child.pid}`))
+  monitor.close()
+})
+
+test.serial('1,000 concurrent watches are all reported, once each, in batches', async (t) => {
+  const monitor = new Monitor()
+  const children = Array.from({ length: 1000 }, () => spawn('sleep', ['30'], { stdio: 'ignore' }))
+  await Promise.all(children.map((c) => new Promise((r) => c.once('spawn', r))))
+  const watches = children.map((c) => monitor.watchPid(c.pid!))
+  t.is(monitor.stats.watches, 1000)
+  for (const c of children) c.kill('SIGKILL')
+  const events = (await take(monitor, 1000)) as ExitEvent[]
+  t.is(events.length, 1000)
+  t.is(new Set(events.map((e) => e.watch)).size, 1000, 'no duplicates')
+  t.deepEqual(events.map((e) => e.pid).sort(), children.map((c) => c.pid!).sort())
+  t.true(events.every((e) => e.signal === 'SIGKILL'))
+  t.true(watches.every((w) => w.exit !== undefined))
+  t.true(monitor.stats.deliveries < 1000, `batched: ${monitor.stats.deliveries} deliveries for 1000 events`)
+  t.log(`1000 exits in ${monitor.stats.deliveries} batches`)
+  await Promise.all(children.map(reaped))
+})
+
+test('several monitors watch the same process independently', async (t) => {
+  const a = new Monitor()
+  const b = new Monitor()
+  const child = sh('sleep 0.1; exit 2')
+  const [wa, wb] = [a.watchPid(child.pid!), b.watchPid(child.pid!)]
+  const [ea, eb] = await Promise.all([wa.wait(), wb.wait()])
+  t.is(ea.exitCode, 2)
+  t.is(eb.exitCode, 2)
+  a.close()
+  b.close()
+})

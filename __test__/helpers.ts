@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+import type { LifewatchEvent, Monitor } from '../src/index.js'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** Open fds of this process. */
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length
+}
+
+/** A child process running `sh -c script`. */
+export function sh(script: string): ChildProcess {
+  return spawn('sh', ['-c', script], { stdio: 'ignore' })
+}
+
+/**
+ * A process that is not our child: a grandchild whose parent shell waits for it, so it is
+ * reaped by its real parent and leaves no zombie behind on machines whose PID 1 does not reap.
+ */
+export async function nonChild(script: string): Promise<{ pid: number; parent: ChildProcess }> {
+  const parent = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string]
+  return { pid: Number(line), parent }
+}
+
+/** The next `n` events of a monitor, or fewer if it closes. */
+export async function take(monitor: Monitor, n: number): Promise<LifewatchEvent[]> {
+  const out: LifewatchEvent[] = []
+  if (n === 0) return out
+  for await (const ev of monitor) {
+    out.push(ev)
+    if (out.length === n) break
+  }
+  return out
+}
+
+/** Resolves when the child has been reaped by Node. */
+export function reaped(child: ChildProcess): Promise<unknown> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit')
+}
+
+/** Runs `node` with the tsx loader on a script; resolves with its exit status and output. */
+export async function node(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now()
+  const p = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...opts.env } })
+  let stdout = ''
+  let stderr = ''
+  p.stdout.on('data', (d) => (stdout += d))
+  p.stderr.on('data', (d) => (stderr += d))
+  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000)
+  const [code, signal] = (await once(p, 'close')) as [number | null, string | null]
+  clearTimeout(timer)
+  return { code, signal, stdout, stderr, ms: Date.now() - t0 }
+}
+
+export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))

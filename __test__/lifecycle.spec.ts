@@ -1,0 +1,141 @@
+import test from 'ava'
+import { spawn } from 'node:child_process'
+
+import { AbortError, fdStats, LifewatchError, Monitor } from '../src/index.js'
+import { fixture, node, openFds, reaped, sh, take } from './helpers.js'
+
+test.serial('close during a pending iteration ends it; close is idempotent and releases every fd', async (t) => {
+  const before = openFds()
+  const monitor = new Monitor()
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  const w = monitor.watchPid(child.pid!)
+  t.is(openFds(), before + 3, 'epoll, waker eventfd, pidfd')
+  const it = monitor[Symbol.asyncIterator]()
+  const pending = it.next()
+  const waiting = w.wait()
+  const released = monitor.close()
+  t.like(released, { epoll: 1, eventfd: 1, pidfd: 1 })
+  t.deepEqual(await pending, { done: true, value: undefined })
+  await t.throwsAsync(waiting, { instanceOf: LifewatchError, code: 'ERR_CLOSED' })
+  t.like(monitor.close(), { epoll: 0, eventfd: 0, pidfd: 0 })
+  t.deepEqual(await it.next(), { done: true, value: undefined })
+  t.is(openFds(), before)
+  t.throws(() => monitor.watchPid(child.pid!), { code: 'ERR_CLOSED' })
+  t.throws(() => monitor.signal(child.pid!), { code: 'ERR_CLOSED' })
+  child.kill()
+  await reaped(child)
+})
+
+test('many callers of next() on a closing monitor all end', async (t) => {
+  const monitor = new Monitor()
+  const it = monitor[Symbol.asyncIterator]()
+  const calls = Array.from({ length: 50 }, () => it.next())
+  monitor.close()
+  const results = await Promise.all(calls)
+  t.true(results.every((r) => r.done === true))
+})
+
+test('breaking out of for await closes the monitor', async (t) => {
+  const monitor = new Monitor()
+  const a = sh('exit 1')
+  const b = spawn('sleep', ['30'], { stdio: 'ignore' })
+  monitor.watchPid(a.pid!)
+  const wb = monitor.watchPid(b.pid!)
+  for await (const ev of monitor) {
+    t.is(ev.type, 'exit')
+    break
+  }
+  t.true(monitor.closed)
+  t.false(wb.active)
+  b.kill()
+  await Promise.all([reaped(a), reaped(b)])
+})
+
+test.serial('await using closes at the end of the scope', async (t) => {
+  const before = openFds()
+  let escaped: Monitor
+  {
+    await using monitor = new Monitor()
+    escaped = monitor
+    t.is(openFds(), before + 2)
+  }
+  t.true(escaped.closed)
+  t.is(openFds(), before)
+})
+
+test('AbortSignal: abort rejects pending and later next() with AbortError and closes', async (t) => {
+  const ac = new AbortController()
+  const monitor = new Monitor({ signal: ac.signal })
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  monitor.watchPid(child.pid!)
+  const it = monitor[Symbol.asyncIterator]()
+  const pending = it.next()
+  ac.abort(new Error('stop now'))
+  const err = await t.throwsAsync(pending, { instanceOf: AbortError })
+  t.is(err!.code, 'ABORT_ERR')
+  t.true(monitor.closed)
+  await t.throwsAsync(it.next(), { instanceOf: AbortError })
+  t.throws(() => monitor.watchPid(child.pid!), { instanceOf: AbortError })
+  child.kill()
+  await reaped(child)
+})
+
+test.serial('an already-aborted signal throws AbortError before anything is opened', (t) => {
+  const before = openFds()
+  t.throws(() => new Monitor({ signal: AbortSignal.abort() }), { instanceOf: AbortError })
+  t.is(openFds(), before)
+})
+
+test('a monitor has one consumer: iterating twice is ERR_INVALID_STATE', (t) => {
+  const monitor = new Monitor()
+  monitor[Symbol.asyncIterator]()
+  t.throws(() => monitor[Symbol.asyncIterator](), { instanceOf: LifewatchError, code: 'ERR_INVALID_STATE' })
+  monitor.close()
+})
+
+test('events that arrive before anyone iterates are queued, not dropped', async (t) => {
+  const monitor = new Monitor()
+  const children = [sh('exit 3'), sh('exit 4')]
+  const watches = children.map((c) => monitor.watchPid(c.pid!))
+  await Promise.all(watches.map((w) => w.wait()))
+  const events = await take(monitor, 2)
+  t.deepEqual(events.map((e) => e.type === 'exit' && e.exitCode).sort(), [3, 4])
+})
+
+test.serial('1,000 watch/close cycles return /proc/self/fd and the counters to baseline', async (t) => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  const before = openFds()
+  const stats = fdStats()
+  for (let i = 0; i < 1000; i++) {
+    const monitor = new Monitor()
+    monitor.watchPid(child.pid!)
+    monitor.close()
+  }
+  t.is(openFds(), before)
+  const after = fdStats()
+  t.is(after.pidfd.inUse, stats.pidfd.inUse)
+  t.is(after.epoll.inUse, stats.epoll.inUse)
+  t.is(after.epoll.allocated - stats.epoll.allocated, 1000)
+  t.is(after.pidfd.released - stats.pidfd.released, 1000)
+  child.kill()
+  await reaped(child)
+})
+
+test('an unref-ed monitor does not keep Node alive; a ref-ed one does until its process exits', async (t) => {
+  const unrefd = await node([fixture('hold.ts'), 'unref'])
+  t.is(unrefd.code, 0, unrefd.stderr)
+  t.true(unrefd.ms < 5000, `exited after ${unrefd.ms} ms`)
+  t.regex(unrefd.stdout, /^watching \d+\n$/)
+  const refd = await node([fixture('hold.ts'), 'ref'])
+  t.is(refd.code, 0, refd.stderr)
+  t.regex(refd.stdout, /exit code 0/, 'stayed alive until the watched process exited')
+})
+
+test('a monitor dropped without close is freed by its finalizer', async (t) => {
+  const r = await node(['--expose-gc', fixture('gc.ts')])
+  t.is(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as { inUseAfter: number; leakPrevented: number; fdsBefore: number; fdsAfter: number }
+  t.is(out.inUseAfter, 0)
+  t.is(out.fdsAfter, out.fdsBefore)
+  t.true(out.leakPrevented >= 100, `finalizer counted ${out.leakPrevented} prevented leaks`)
+})

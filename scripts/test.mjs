@@ -1,0 +1,44 @@
+// `npm test`: the core's cargo tests, then the ava suite; ends with one summary line
+// `N passed, N failed[, N skipped]` that counts both.
+import { spawn } from 'node:child_process'
+import { root } from './lib.mjs'
+
+const totals = { passed: 0, failed: 0, skipped: 0 }
+
+/** Streams a command's output while `onLine` reads it; resolves with the exit code. */
+function stream(cmd, args, onLine, env = {}) {
+  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    for (const s of [p.stdout, p.stderr]) {
+      let buf = ''
+      s.on('data', (d) => {
+        process.stdout.write(d)
+        buf += d
+        const lines = buf.split('\n')
+        buf = lines.pop()
+        lines.forEach(onLine)
+      })
+    }
+    p.on('close', (code) => resolve(code))
+  })
+}
+
+const cargo = await stream('cargo', ['test', '--workspace', '--color', 'never'], (line) => {
+  const m = /^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
+  if (m) {
+    totals.passed += +m[1]
+    totals.failed += +m[2]
+    totals.skipped += +m[3]
+  }
+})
+if (cargo !== 0 && totals.failed === 0) totals.failed++ // a build failure counts as a failure
+
+const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)], (line) => {
+  const m = /^# (pass|fail|skip) +(\d+)/.exec(line)
+  if (m) totals[{ pass: 'passed', fail: 'failed', skip: 'skipped' }[m[1]]] += +m[2]
+})
+if (ava !== 0 && totals.failed === 0) totals.failed++
+
+console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)
+process.exitCode = totals.failed ? 1 : 0
