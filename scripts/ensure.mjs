@@ -20,7 +20,9 @@ if (mtime(addon) < nativeInputs || !mtime('binding.cjs')) {
     console.error('the native addon is missing or stale and cargo is not on PATH: install Rust (https://rustup.rs)')
     process.exit(1)
   }
-  run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
+  // LIFEWATCH_DEBUG_BUILD=1: an unoptimised addon, for quick edit-test loops during development.
+  const profile = process.env.LIFEWATCH_DEBUG_BUILD === '1' ? [] : ['--release']
+  run('npx', ['napi', 'build', '--platform', ...profile, '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
     '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
 }
 
