@@ -28,6 +28,17 @@ export async function nonChild(script: string): Promise<{ pid: number; parent: C
   return { pid: Number(line), parent }
 }
 
+/**
+ * A non-child that exits with `code` after 200 ms while its parent (perl) only reaps it
+ * a second later: for that second it is a zombie whose status /proc still holds.
+ */
+export async function lateReaper(code: number): Promise<{ pid: number; parent: ChildProcess }> {
+  const script = `$|=1; my $p = fork // die; if (!$p) { select(undef,undef,undef,0.2); exit ${code} } print "$p\\n"; sleep 1; waitpid($p, 0)`
+  const parent = spawn('perl', ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string]
+  return { pid: Number(line), parent }
+}
+
 /** The next `n` events of a monitor, or fewer if it closes. */
 export async function take(monitor: Monitor, n: number): Promise<LifewatchEvent[]> {
   const out: LifewatchEvent[] = []
