@@ -77,7 +77,9 @@ impl CgroupPath {
             .sys("realpath", format!("cgroup {}", display(self)))
             .map_err(|e| {
                 let code = match e.errno {
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => Code::NoSuchCgroup,
+                    Some(libc::ENOENT) => Code::NoSuchCgroup,
+                    // A component is a regular file: that path can never be a cgroup.
+                    Some(libc::ENOTDIR) => Code::InvalidArgument,
                     _ => e.code,
                 };
                 e.with_code(code).with_path(&dir)
@@ -93,10 +95,10 @@ impl CgroupPath {
             .with_path(&dir));
         }
         if !real.is_dir() {
-            return Err(Error::new(
-                Code::NoSuchCgroup,
-                format!("{} is not a cgroup directory", real.display()),
-            )
+            return Err(Error::invalid(format!(
+                "{} is a file, not a cgroup directory",
+                real.display()
+            ))
             .with_path(&dir));
         }
         if !layout.fake {
