@@ -1,8 +1,17 @@
 //! cgroups: where the hierarchies are (layout), which paths are acceptable (path), and,
 //! in their own files, the watchers and the manager built on them.
 
+pub mod empty;
+pub mod files;
+pub mod freezer;
+pub mod kill;
 pub mod layout;
+pub mod limits;
+pub mod manager;
 pub mod path;
+pub mod usage;
 
+pub use empty::Cancel;
 pub use layout::{Hierarchy, Layout, Mode, ProcessCgroups};
+pub use manager::Cgroup;
 pub use path::CgroupPath;
