@@ -274,7 +274,7 @@ pub fn cpu_max(v: &Input) -> Result<CpuMax> {
                 None
             } else {
                 let q = number(q)?;
-                if q < CPU_QUOTA_MIN || q > BYTES_MAX / 1000 {
+                if !(CPU_QUOTA_MIN..=BYTES_MAX / 1000).contains(&q) {
                     return Err(invalid(
                         "cpu",
                         s,
