@@ -1,4 +1,17 @@
 export { AbortError, LifewatchError, type ErrorCode } from './errors.js'
+export {
+  Cgroup,
+  type ByteLimit,
+  type CgroupLimits,
+  type CgroupOptions,
+  type CgroupSpawnOptions,
+  type CgroupStats,
+  type DeleteOptions,
+  type KillReport,
+  type SpawnedWatch,
+  type StdioOption,
+  type WaitOptions,
+} from './cgroup.js'
 export type { ErrorEvent, ExitEvent, ExitSource, LifewatchEvent } from './events.js'
 export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
 export { kill, signal } from './process.js'

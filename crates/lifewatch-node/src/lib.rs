@@ -3,6 +3,7 @@
 
 #![deny(clippy::all)]
 
+mod cgroup;
 mod error;
 mod event;
 mod monitor;

@@ -89,7 +89,7 @@ pub fn mkdir(dir: &Path, what: &str) -> Result<bool> {
         Err(e) => Err(Error::sys(
             "mkdir",
             e.raw_os_error(),
-            format!("{what}: creating {}", dir.display()),
+            format!("{what} {}", dir.display()),
         )
         .with_path(dir)),
     }
