@@ -5,14 +5,40 @@ export {
   type CgroupLimits,
   type CgroupOptions,
   type CgroupSpawnOptions,
-  type CgroupStats,
+  type CgroupUsage,
   type DeleteOptions,
   type KillReport,
   type SpawnedWatch,
   type StdioOption,
   type WaitOptions,
 } from './cgroup.js'
-export type { ErrorEvent, ExitEvent, ExitSource, LifewatchEvent } from './events.js'
+export type {
+  CgroupEvent,
+  CgroupStats,
+  Counters,
+  ErrorEvent,
+  ExitEvent,
+  ExitSource,
+  FrozenEvent,
+  LifewatchEvent,
+  OomEvent,
+  PopulatedEvent,
+  PressureEvent,
+  RemovedEvent,
+} from './events.js'
+export {
+  CgroupWatch,
+  cgroupLayout,
+  cgroupOf,
+  cgroupStats,
+  type CgroupLayout,
+  type CgroupWatchOptions,
+  type Hierarchy,
+  type PressureLevel,
+  type ProcessCgroups,
+  type PsiResource,
+  type PsiTrigger,
+} from './cgroup-watch.js'
 export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'

@@ -9,7 +9,13 @@ pub mod layout;
 pub mod limits;
 pub mod manager;
 pub mod path;
+pub mod psi;
+pub mod stats;
 pub mod usage;
+pub mod v1_oom;
+pub mod v1_pressure;
+pub mod v2_events;
+pub mod watch;
 
 pub use empty::Cancel;
 pub use layout::{Hierarchy, Layout, Mode, ProcessCgroups};
