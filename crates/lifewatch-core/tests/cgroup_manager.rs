@@ -565,8 +565,12 @@ fn five_hundred_create_delete_cycles_leak_no_fd() {
     .unwrap();
     let base = open_fds();
     let counted = lifewatch_core::fd::stats(lifewatch_core::FdKind::Control);
+    let cycles: usize = std::env::var("LIFEWATCH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let t = Instant::now();
-    for i in 0..500 {
+    for i in 0..cycles {
         let n = name(&format!("cycle{}", i % 4));
         let cg = Cgroup::create(&l, &n, &lim).unwrap();
         let _ = cg.usage().unwrap();
@@ -575,7 +579,7 @@ fn five_hundred_create_delete_cycles_leak_no_fd() {
     let after = open_fds();
     let counted_after = lifewatch_core::fd::stats(lifewatch_core::FdKind::Control);
     eprintln!(
-        "500 cycles in {:?}: open fds {base} -> {after}; control fds opened {} (in use {} -> {})",
+        "{cycles} cycles in {:?}: open fds {base} -> {after}; control fds opened {} (in use {} -> {})",
         t.elapsed(),
         counted_after.allocated - counted.allocated,
         counted.in_use,
