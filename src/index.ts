@@ -1,4 +1,17 @@
 export { AbortError, LifewatchError, type ErrorCode } from './errors.js'
+export {
+  Cgroup,
+  type ByteLimit,
+  type CgroupLimits,
+  type CgroupOptions,
+  type CgroupSpawnOptions,
+  type CgroupUsage,
+  type DeleteOptions,
+  type KillReport,
+  type SpawnedWatch,
+  type StdioOption,
+  type WaitOptions,
+} from './cgroup.js'
 export type {
   CgroupEvent,
   CgroupStats,
