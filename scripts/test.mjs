@@ -40,5 +40,13 @@ const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)], (lin
 })
 if (ava !== 0 && totals.failed === 0) totals.failed++
 
+// Smoke run of the bench (issue 7): it must not crash; no timing is checked. Skipped when
+// arguments select a subset of the ava suite.
+if (process.argv.length <= 2) {
+  const out = `${root}bench/results/smoke.tmp`
+  const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], () => {})
+  totals[bench === 0 ? 'passed' : 'failed']++
+}
+
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)
 process.exitCode = totals.failed ? 1 : 0

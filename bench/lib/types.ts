@@ -3,6 +3,9 @@
 
 export interface ScenarioConfig {
   quick: boolean
+  /** Profiling only: run just these peers (by name) for `rounds` rounds. */
+  peers?: string[]
+  rounds?: number
 }
 
 export type Cell = string | number | null
