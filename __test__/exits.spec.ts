@@ -45,7 +45,7 @@ test('a non-child (started by a shell in the background) with its code', async (
 
 test('a non-child killed through its pidfd', async (t) => {
   const monitor = new Monitor()
-  const { pid, parent } = await nonChild('sleep 30')
+  const { pid, parent } = await nonChild('exec sleep 30')
   const w = monitor.watchPid(pid)
   monitor.signal(pid, 'SIGTERM')
   t.like(await w.wait(), { pid, signal: 'SIGTERM', source: 'pidfd' })

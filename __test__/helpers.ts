@@ -24,7 +24,24 @@ export function sh(script: string): ChildProcess {
  */
 export async function nonChild(script: string): Promise<{ pid: number; parent: ChildProcess }> {
   const parent = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string]
+  const lines = createInterface({ input: parent.stdout! })
+  const [line] = (await once(lines, 'line')) as [string]
+  lines.close()
+  parent.stdout!.destroy()
+  return { pid: Number(line), parent }
+}
+
+/**
+ * A non-child that exits with `code` after 200 ms while its parent (perl) only reaps it
+ * a second later: for that second it is a zombie whose status /proc still holds.
+ */
+export async function lateReaper(code: number): Promise<{ pid: number; parent: ChildProcess }> {
+  const script = `$|=1; my $p = fork // die; if (!$p) { select(undef,undef,undef,0.2); exit ${code} } print "$p\\n"; sleep 1; waitpid($p, 0)`
+  const parent = spawn('perl', ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: parent.stdout! })
+  const [line] = (await once(lines, 'line')) as [string]
+  lines.close()
+  parent.stdout!.destroy()
   return { pid: Number(line), parent }
 }
 
@@ -44,13 +61,18 @@ export function reaped(child: ChildProcess): Promise<unknown> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit')
 }
 
+type Ran = { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }
+type RunOptions = { timeoutMs?: number; env?: NodeJS.ProcessEnv }
+
 /** Runs `node` with the tsx loader on a script; resolves with its exit status and output. */
-export async function node(
-  args: string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }> {
+export function node(args: string[], opts: RunOptions = {}): Promise<Ran> {
+  return run(process.execPath, ['--import', 'tsx', ...args], opts)
+}
+
+/** Runs a command to completion (killed after the timeout); resolves with status and output. */
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<Ran> {
   const t0 = Date.now()
-  const p = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...opts.env } })
+  const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...opts.env } })
   let stdout = ''
   let stderr = ''
   p.stdout.on('data', (d) => (stdout += d))

@@ -10,7 +10,9 @@ if (process.platform !== 'linux') {
 }
 
 if (mtime('node_modules/.package-lock.json') < Math.max(mtime('package.json'), mtime('package-lock.json'))) {
-  run('npm', mtime('package-lock.json') ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'])
+  // `npm install`, not `npm ci`: npm 11.19 refuses even a freshly written lock (it reports the
+  // empty-version optional entries of @napi-rs/lzma as missing). install still follows the lock.
+  run('npm', ['install', '--no-audit', '--no-fund'])
 }
 
 const addon = addonName()

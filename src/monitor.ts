@@ -27,6 +27,16 @@ export interface KillResult {
   forced: boolean
 }
 
+/**
+ * For lifewatch's own modules that extend a monitor from their own files (cgroup watches,
+ * spawning): the native handle, and adopting a watch id the native side registered.
+ * @internal
+ */
+export const internals = {} as {
+  native(monitor: Monitor): NativeMonitor
+  adopt(monitor: Monitor, id: number, pid: number): Watch
+}
+
 type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void }
 
 // Open, ref'd monitors with active watches are GC roots, as Node's own ref'd handles are:
@@ -49,6 +59,11 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #wantRef: boolean
   #refed = false
   #abort: { signal: AbortSignal; onAbort: () => void } | undefined
+
+  static {
+    internals.native = (m) => m.#checkedNative()
+    internals.adopt = (m, id, pid) => m.#adopt(id, pid)
+  }
 
   constructor(options?: MonitorOptions) {
     const opts = checkOptions<MonitorOptions>(options, 'options')
@@ -87,12 +102,20 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   watchPid(pid: number): Watch {
     checkPid(pid)
     this.#checkOpen()
-    const id = native(() => this.#native.watchPid(pid))
+    return this.#adopt(native(() => this.#native.watchPid(pid)), pid)
+  }
+
+  #adopt(id: number, pid: number): Watch {
     const w = new Watch(id, pid)
     this.#watches.set(id, w)
     this.#byPid.set(pid, w)
     this.#updateRef()
     return w
+  }
+
+  #checkedNative(): NativeMonitor {
+    this.#checkOpen()
+    return this.#native
   }
 
   /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */

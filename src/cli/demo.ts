@@ -17,7 +17,11 @@ killed, and a child that ignores SIGTERM and is escalated to SIGKILL.`
 /** A grandchild: its parent is a shell that waits for it, so it is not our child. */
 async function nonChild(script: string): Promise<{ pid: number; shell: ChildProcess }> {
   const shell = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const [line] = (await once(createInterface({ input: shell.stdout! }), 'line')) as [string]
+  const lines = createInterface({ input: shell.stdout! })
+  const [line] = (await once(lines, 'line')) as [string]
+  // Only the PID was wanted: let go of the pipe so nothing the shell leaves keeps Node alive.
+  lines.close()
+  shell.stdout!.destroy()
   return { pid: Number(line), shell }
 }
 
@@ -40,7 +44,7 @@ export async function demo(argv: string[]): Promise<number> {
   monitor.watchPid(exiter.pid)
   say(dim(`  non-child    pid ${exiter.pid} (parent: shell ${exiter.shell.pid}): exits with code 5 after 400 ms`))
 
-  const victim = await nonChild('sleep 60')
+  const victim = await nonChild('exec sleep 60')
   const victimWatch = monitor.watchPid(victim.pid)
   say(dim(`  non-child    pid ${victim.pid}: killed with SIGTERM through its pidfd after 600 ms`))
 

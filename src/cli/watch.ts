@@ -36,6 +36,8 @@ export async function watch(argv: string[]): Promise<number> {
     }
   }
   let left = pids.length - failed
+  // On stderr, so NDJSON on stdout stays clean; tells scripts the watches are in place.
+  if (left > 0) console.error(`lifewatch: watching ${left} process${left === 1 ? '' : 'es'}`)
   if (left > 0) {
     for await (const ev of monitor) {
       console.log(values.json ? jsonLine(ev) : humanLine(ev, since))

@@ -1,6 +1,7 @@
 //! lifewatch-core: Linux process and cgroup lifecycle watching with no napi in sight.
 //! One file per kernel mechanism; `Monitor` ties them to one epoll reactor.
 
+pub mod cgroup;
 pub mod error;
 pub mod event;
 pub mod exit;

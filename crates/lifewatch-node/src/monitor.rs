@@ -24,8 +24,8 @@ pub struct NativeMonitorOptions {
 }
 
 /// Shared by the monitor object, the reactor's notify closure and the env cleanup hook.
-struct Inner {
-    core: Monitor,
+pub(crate) struct Inner {
+    pub(crate) core: Monitor,
     batches: Mutex<Option<BatchFn>>,
     hook_ran: AtomicBool,
 }
@@ -44,7 +44,8 @@ impl Inner {
 
 #[napi]
 pub struct NativeMonitor {
-    inner: Arc<Inner>,
+    /// Other files add `#[napi] impl NativeMonitor` blocks (one concern each) through this.
+    pub(crate) inner: Arc<Inner>,
     env: Env,
     hook: Option<CleanupEnvHook<Arc<Inner>>>,
 }

@@ -1,0 +1,43 @@
+// Builds the npm tarballs: the main package and this machine's platform package, as
+// `napi prepublish` would lay them out, into pack/. Prints the tarball paths as JSON.
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { addonName, root, run } from './lib.mjs'
+
+const out = join(root, 'pack')
+rmSync(out, { recursive: true, force: true })
+mkdirSync(out)
+
+// Always a release build: a debug addon left by a development loop must never ship.
+run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
+  '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
+run('npx', ['tsc', '-p', 'tsconfig.build.json'])
+run('npx', ['napi', 'create-npm-dirs'])
+
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const triples = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu', 'aarch64-unknown-linux-musl': 'linux-arm64-musl' }
+const platform = addonName().replace(/^lifewatch\./, '').replace(/\.node$/, '')
+// Only this machine's target can be built here (CI's matrix builds the rest), and
+// `napi artifacts` wants every configured one: give it a config naming just this one.
+const local = join(out, 'napi.json')
+const triple = Object.keys(triples).find((t) => triples[t] === platform)
+writeFileSync(local, JSON.stringify({ ...pkg.napi, targets: [triple] }))
+run('npx', ['napi', 'artifacts', '--output-dir', '.', '--config-path', local])
+const platformDir = join(root, 'npm', platform)
+if (!existsSync(join(platformDir, addonName()))) throw new Error(`napi artifacts did not place ${addonName()} in ${platformDir}`)
+
+// The main package names every platform package as optional, as `napi prepublish` does.
+const stage = join(out, 'stage')
+mkdirSync(stage)
+for (const f of [...pkg.files, 'README.md', 'LICENSE']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f), { recursive: true })
+pkg.optionalDependencies = Object.fromEntries(pkg.napi.targets.map((t) => [`${pkg.name}-${triples[t]}`, pkg.version]))
+delete pkg.devDependencies
+delete pkg.scripts
+writeFileSync(join(stage, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
+
+const pack = (dir) => join(out, execFileSync('npm', ['pack', '--silent', '--pack-destination', out], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop())
+const result = { main: pack(stage), platform: pack(platformDir) }
+rmSync(stage, { recursive: true })
+console.log(JSON.stringify(result))
