@@ -94,7 +94,7 @@ for (const s of scenarios) {
   }
 }
 const totalS = (performance.now() - started) / 1000
-header.push(`total ${totalS.toFixed(0)} s`)
+header.push(`total ${totalS.toFixed(0)} s; load average at end ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
 
 mkdirSync(outDir, { recursive: true })
 const svg = await latencyChart(results, `${facts.kernel}, ${facts.cpus} CPUs, ${facts.date.slice(0, 10)}`)

@@ -27,6 +27,8 @@ export interface MachineFacts {
   maxProcesses: string
   virtualization: string
   gitCommit: string
+  /** 1/5/15-minute load averages when the run started: other work shares these machines. */
+  loadAvg: number[]
 }
 
 /** cgroup mounts from /proc/self/mountinfo (fields after ` - `: fstype, source, super options). */
@@ -74,6 +76,7 @@ export function machineFacts(): MachineFacts {
     maxProcesses: limit('Max processes'),
     virtualization: virt.status === 0 || virt.stdout ? virt.stdout.trim() || 'none' : /hypervisor/.test(cpuinfo) ? 'hypervisor (cpuinfo flag)' : 'unknown',
     gitCommit: git.status === 0 ? git.stdout.trim() : 'unknown',
+    loadAvg: os.loadavg().map((x) => Math.round(x * 100) / 100),
   }
 }
 
@@ -85,5 +88,6 @@ export function describeMachine(m: MachineFacts): string[] {
     `kernel ${m.kernel} ${m.arch}, ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, virtualization: ${m.virtualization}`,
     `cgroups: ${m.cgroupLayout}${v1.length ? `; v1 controllers: ${v1.join(' ')}` : ''}${v2.length ? `; cgroup2 at ${v2.join(', ')}` : ''}`,
     `node ${m.node}; pid_max ${m.pidMax}; open files ${m.nofile}; processes ${m.maxProcesses}`,
+    `load average at start ${m.loadAvg.join(' ')} (other work on the machine)`,
   ]
 }
