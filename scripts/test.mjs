@@ -24,14 +24,17 @@ function stream(cmd, args, onLine, env = {}) {
   })
 }
 
-const cargo = await stream('cargo', ['test', '--workspace', '--color', 'never'], (line) => {
-  const m = /^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
+/** Adds up cargo's `test result:` lines (on the host or echoed from the VM's console). */
+function countCargo(line) {
+  const m = /test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
   if (m) {
     totals.passed += +m[1]
     totals.failed += +m[2]
     totals.skipped += +m[3]
   }
-})
+}
+
+const cargo = await stream('cargo', ['test', '--workspace', '--color', 'never'], countCargo)
 if (cargo !== 0 && totals.failed === 0) totals.failed++ // a build failure counts as a failure
 
 const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)], (line) => {
@@ -45,16 +48,17 @@ if (ava !== 0 && totals.failed === 0) totals.failed++
 if (process.env.LIFEWATCH_SKIP_VM === '1') {
   console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
 } else {
-  const vm = await stream('node', ['scripts/test-vm.mjs'], (line) => {
-    const m = /test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
-    if (m) {
-      totals.passed += +m[1]
-      totals.failed += +m[2]
-      totals.skipped += +m[3]
-    }
-  })
+  const vm = await stream('node', ['scripts/test-vm.mjs'], countCargo)
   if (vm === 3) console.log('vm: skipped: the VM kit cannot run on this host (reason above)')
   else if (vm !== 0 && totals.failed === 0) totals.failed++
+}
+
+// Smoke run of the bench (issue 7): it must not crash; no timing is checked. Skipped when
+// arguments select a subset of the ava suite.
+if (process.argv.length <= 2) {
+  const out = `${root}bench/results/smoke.tmp`
+  const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], () => {})
+  totals[bench === 0 ? 'passed' : 'failed']++
 }
 
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)

@@ -1,0 +1,255 @@
+// Scenario 1: exit → JavaScript latency. A dying helper stores CLOCK_MONOTONIC ns into a
+// shared page right before `_exit`; each observer takes the same clock when the exit reaches
+// it (`process.hrtime.bigint()` in JS, `clock_gettime` in the native floor). One death per
+// sample and one observer per death, peers interleaved in a shuffled order every round, so
+// load drift hits every peer alike and no observer delays another.
+import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
+
+import { Monitor } from '../../src/index.js'
+import { Floor, spawnDier, spawnNonChild, StampFile } from '../lib/natives.js'
+import { ratio, shuffled, summarize, type Summary } from '../lib/stats.js'
+import type { Goal, ScenarioConfig, ScenarioOutput, Table } from '../lib/types.js'
+
+interface Sample {
+  /** Stamp → arrival at the observer, ns. */
+  latency: bigint
+  /** lifewatch only: stamp → reactor readiness (`event.time`), and that → JS. */
+  kernel?: bigint
+  hop?: bigint
+}
+
+type Peer = { name: string; observer: string; poll?: number; sample: () => Promise<Sample> }
+
+const now = () => process.hrtime.bigint()
+const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit'))
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function stampOf(stamps: StampFile, slot: number): bigint {
+  const t = stamps.read(slot)
+  if (t === 0n) throw new Error(`the dying helper in slot ${slot} wrote no stamp`)
+  return t
+}
+
+export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
+  const rounds = cfg.rounds ?? (cfg.quick ? 25 : 400)
+  const pollRounds = cfg.quick ? 6 : 100
+  const warmup = cfg.quick ? 3 : 10
+  const stamps = new StampFile((rounds + warmup) * 7 + 16)
+  const monitor = new Monitor()
+  const floor = new Floor()
+
+  const lifewatchChild: Peer = {
+    name: 'lifewatch (child)',
+    observer: 'Monitor.watchPid → Watch.wait() on a child of Node',
+    async sample() {
+      const d = await spawnDier(stamps)
+      const w = monitor.watchPid(d.pid)
+      const arrived = w.wait().then((ev) => ({ at: now(), ev }))
+      d.trigger()
+      const { at, ev } = await arrived
+      await exited(d.child)
+      const stamp = stampOf(stamps, d.slot)
+      return { latency: at - stamp, kernel: ev.time - stamp, hop: at - ev.time }
+    },
+  }
+  const lifewatchNonChild: Peer = {
+    name: 'lifewatch (non-child)',
+    observer: 'Monitor.watchPid on a grandchild whose own parent reaps it',
+    async sample() {
+      const d = await spawnNonChild(stamps)
+      const w = monitor.watchPid(d.pid)
+      const arrived = w.wait().then((ev) => ({ at: now(), ev }))
+      d.trigger()
+      const { at, ev } = await arrived
+      await exited(d.parent)
+      const stamp = stampOf(stamps, d.slot)
+      return { latency: at - stamp, kernel: ev.time - stamp, hop: at - ev.time }
+    },
+  }
+  const nodeExit: Peer = {
+    name: "node child_process 'exit'",
+    observer: "ChildProcess 'exit' event (libuv SIGCHLD + waitpid)",
+    async sample() {
+      const d = await spawnDier(stamps)
+      const arrived = once(d.child, 'exit').then(() => now())
+      d.trigger()
+      const at = await arrived
+      return { latency: at - stampOf(stamps, d.slot) }
+    },
+  }
+  const floorPeer: Peer = {
+    name: 'native floor (child)',
+    observer: 'lifewatch-floor: epoll_wait on a pidfd, one thread, no runtime; the process is a child of Node',
+    async sample() {
+      const d = await spawnDier(stamps)
+      const seen = await floor.watch(d.pid)
+      d.trigger()
+      const at = await seen.exit
+      await exited(d.child)
+      return { latency: at - stampOf(stamps, d.slot) }
+    },
+  }
+  const floorNonChild: Peer = {
+    name: 'native floor (non-child)',
+    observer: 'lifewatch-floor on the same grandchild set-up as lifewatch (non-child)',
+    async sample() {
+      const d = await spawnNonChild(stamps)
+      const seen = await floor.watch(d.pid)
+      d.trigger()
+      const at = await seen.exit
+      await exited(d.parent)
+      return { latency: at - stampOf(stamps, d.slot) }
+    },
+  }
+  const poller = (ms: number, style: string): Peer => ({
+    name: `poll kill(pid,0) ${ms} ms`,
+    observer: `${style}: setInterval ${ms} ms, process.kill(pid, 0) until ESRCH (Node reaps the child)`,
+    poll: ms,
+    async sample() {
+      const d = await spawnDier(stamps)
+      const seen = new Promise<bigint>((resolve) => {
+        const timer = setInterval(() => {
+          try {
+            process.kill(d.pid, 0)
+          } catch {
+            clearInterval(timer)
+            resolve(now())
+          }
+        }, ms)
+      })
+      // The death lands at a uniformly random phase of the polling period.
+      await sleep(Math.random() * ms)
+      d.trigger()
+      const at = await seen
+      await exited(d.child)
+      return { latency: at - stampOf(stamps, d.slot) }
+    },
+  })
+  const poll250 = poller(250, 'wait-on style')
+  const allPeers: Peer[] = [floorPeer, floorNonChild, lifewatchChild, lifewatchNonChild, nodeExit, poller(100, 'runc style'), poll250]
+  // `peers` narrows the run (profiling); the report then covers those peers only.
+  const peers = cfg.peers ? allPeers.filter((p) => cfg.peers!.includes(p.name)) : allPeers
+  if (cfg.peers) return profileOnly(peers, rounds, monitor, floor, stamps)
+  const samples = new Map<Peer, Sample[]>(peers.map((p) => [p, []]))
+
+  const t0 = performance.now()
+  let deliveries = 0
+  try {
+    for (let r = 0; r < warmup + rounds; r++) {
+      for (const p of shuffled(peers)) {
+        if (p.poll && (r < warmup || r >= warmup + pollRounds)) continue
+        const s = await p.sample()
+        if (r >= warmup) samples.get(p)!.push(s)
+      }
+      if ((r + 1) % 50 === 0) process.stderr.write(`  exit-latency: round ${r + 1}/${warmup + rounds}\n`)
+    }
+    deliveries = monitor.stats.deliveries
+  } finally {
+    monitor.close()
+    await floor.close()
+    stamps.close()
+  }
+  const seconds = (performance.now() - t0) / 1000
+
+  const us = (ns: bigint) => Number(ns) / 1000
+  const sum = new Map<Peer, Summary>(peers.map((p) => [p, summarize(samples.get(p)!.map((s) => us(s.latency)))]))
+  const S = (p: Peer) => sum.get(p)!
+  const fmt = (x: number) => (Number.isFinite(x) ? x : null)
+  const table: Table = {
+    title: 'Exit → JS latency (µs; lower is better). Ratios of p50 and p99 to the floor (child) and to lifewatch (child)',
+    columns: ['peer', 'n', 'p50 µs', 'p99 µs', 'max µs', 'p50 ×floor', 'p99 ×floor', 'p50 ×lifewatch', 'p99 ×lifewatch'],
+    rows: peers.map((p) => [
+      p.name,
+      S(p).n,
+      S(p).p50,
+      S(p).p99,
+      S(p).max,
+      fmt(ratio(S(p).p50, S(floorPeer).p50)),
+      fmt(ratio(S(p).p99, S(floorPeer).p99)),
+      fmt(ratio(S(p).p50, S(lifewatchChild).p50)),
+      fmt(ratio(S(p).p99, S(lifewatchChild).p99)),
+    ]),
+  }
+  const parts = (p: Peer) => ({
+    kernel: summarize(samples.get(p)!.map((s) => us(s.kernel!))),
+    hop: summarize(samples.get(p)!.map((s) => us(s.hop!))),
+  })
+  const lwParts = new Map([lifewatchChild, lifewatchNonChild].map((p) => [p, parts(p)]))
+  const split: Table = {
+    title: 'lifewatch latency split at the reactor timestamp (event.time), µs',
+    columns: ['peer', 'part', 'p50 µs', 'p99 µs', 'max µs'],
+    rows: [...lwParts].flatMap(([p, x]) => [
+      [p.name, 'exit → reactor (epoll wake + status)', x.kernel.p50, x.kernel.p99, x.kernel.max],
+      [p.name, 'reactor → JS (N-API hop + promise)', x.hop.p50, x.hop.p99, x.hop.max],
+    ]),
+  }
+
+  const goals: Goal[] = []
+  for (const [p, x] of lwParts) {
+    // Each lifewatch peer against the floor observing the same kind of process.
+    const f = p === lifewatchChild ? floorPeer : floorNonChild
+    for (const q of ['p50', 'p99'] as const) {
+      const bound = 1.5 * S(f)[q] + x.hop[q]
+      goals.push({
+        goal: `${p.name} ${q} ≤ 1.5 × ${f.name} + N-API hop`,
+        measured: `${S(p)[q].toFixed(0)} µs vs 1.5 × ${S(f)[q].toFixed(0)} + ${x.hop[q].toFixed(0)} = ${bound.toFixed(0)} µs (${ratio(S(p)[q], bound).toFixed(2)}×)`,
+        met: S(p)[q] <= bound,
+      })
+    }
+  }
+  for (const q of ['p50', 'p99'] as const) {
+    goals.push({
+      goal: `lifewatch (child) ${q} ≤ Node's 'exit'`,
+      measured: `${S(lifewatchChild)[q].toFixed(0)} vs ${S(nodeExit)[q].toFixed(0)} µs (${ratio(S(lifewatchChild)[q], S(nodeExit)[q]).toFixed(2)}×)`,
+      met: S(lifewatchChild)[q] <= S(nodeExit)[q],
+    })
+  }
+  for (const q of ['p50', 'p99'] as const) {
+    const r = ratio(S(poll250)[q], S(lifewatchChild)[q])
+    goals.push({
+      goal: `lifewatch (child) ${q} ≥ 100× better than the 250 ms poller`,
+      measured: `${S(poll250)[q].toFixed(0)} / ${S(lifewatchChild)[q].toFixed(0)} µs = ${r.toFixed(0)}×`,
+      met: r >= 100,
+    })
+  }
+
+  return {
+    tables: [table, split],
+    goals,
+    notes: [
+      `${rounds} rounds (${pollRounds} for the pollers) after ${warmup} warm-up rounds, peers in a shuffled order each round; ${seconds.toFixed(1)} s.`,
+      'Stamp: the dying helper reads CLOCK_MONOTONIC, stores it into an already-faulted MAP_SHARED page and calls _exit: no syscall in between.',
+      'Pollers watch a child of Node: Node reaps it on SIGCHLD, then kill(pid, 0) fails with ESRCH. On an unreaped process (a zombie) kill(pid, 0) keeps succeeding and such a poller never sees the exit.',
+      'The floor is a separate process, so it is a non-child observer in both of its rows; they differ in who else the exit wakes: Node itself (SIGCHLD) for a child of Node, the helper parent for the grandchild. With 2 CPUs that competition shows in every row.',
+      ...peers.map((p) => `${p.name}: ${p.observer}.`),
+    ],
+    distributions: Object.fromEntries(peers.map((p) => [p.name, samples.get(p)!.map((s) => us(s.latency))])),
+    data: {
+      rounds,
+      pollRounds,
+      warmup,
+      seconds,
+      summaries: Object.fromEntries(peers.map((p) => [p.name, S(p)])),
+      lifewatchSplit: Object.fromEntries([...lwParts].map(([p, x]) => [p.name, x])),
+      deliveries,
+    },
+  }
+}
+
+/** A narrowed run for profilers: the given peers only, no warm-up, a short summary. */
+async function profileOnly(peers: Peer[], rounds: number, monitor: Monitor, floor: Floor, stamps: StampFile): Promise<ScenarioOutput> {
+  const lat: Record<string, number[]> = Object.fromEntries(peers.map((p) => [p.name, []]))
+  try {
+    for (let r = 0; r < rounds; r++) for (const p of peers) lat[p.name]!.push(Number((await p.sample()).latency) / 1000)
+  } finally {
+    monitor.close()
+    await floor.close()
+    stamps.close()
+  }
+  const rows = peers.map((p) => {
+    const s = summarize(lat[p.name]!)
+    return [p.name, s.n, s.p50, s.p99, s.max]
+  })
+  return { tables: [{ title: 'profile run (µs)', columns: ['peer', 'n', 'p50', 'p99', 'max'], rows }], goals: [], notes: [], data: {} }
+}
