@@ -58,6 +58,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #iterating = false
   #wantRef: boolean
   #refed = false
+  /** Every watch this monitor ever made: ids are per monitor, so another monitor's watch
+   *  with the same id must never reach this monitor's native side. */
+  #own = new WeakSet<Watch>()
   #abort: { signal: AbortSignal; onAbort: () => void } | undefined
 
   static {
@@ -71,6 +74,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const forceFallback = opts.forceFallback ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (typeof forceFallback !== 'boolean') throw new LifewatchError('ERR_INVALID_ARGUMENT', 'forceFallback must be a boolean')
+    if (opts.unref !== undefined && typeof opts.unref !== 'boolean') {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unref must be a boolean')
+    }
     this.#wantRef = !opts.unref
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
     this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback }))
@@ -107,6 +113,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #adopt(id: number, pid: number): Watch {
     const w = new Watch(id, pid)
+    this.#own.add(w)
     this.#watches.set(id, w)
     this.#byPid.set(pid, w)
     this.#updateRef()
@@ -120,7 +127,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */
   unwatch(watch: Watch): boolean {
+    if (!(watch instanceof Watch)) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unwatch takes a Watch')
     this.#checkOpen()
+    this.#resolve(watch)
     const stopped = native(() => this.#native.unwatch(watch.id))
     this.#forget(watch)
     watch.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
@@ -246,6 +255,11 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
           this.#forget(w)
           w.settle(ev)
         }
+      } else if (ev.watch === 0) {
+        // The monitor itself failed (its wait loop stopped): no watch will ever settle.
+        for (const w of this.#watches.values()) w.fail(ev.error)
+        this.#watches.clear()
+        this.#byPid.clear()
       }
       const p = this.#pending.shift()
       if (p) p.resolve({ done: false, value: ev })
@@ -261,7 +275,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #resolve(target: Watch | number): Watch | undefined {
     if (target instanceof Watch) {
-      if (this.#watches.get(target.id) !== target && target.active) {
+      if (!this.#own.has(target)) {
         throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${target.id} belongs to another monitor`)
       }
       return target
