@@ -258,8 +258,13 @@ fn create_watch_close_cycles_return_to_baseline() {
             "{name}: every fd opened was released"
         );
         exact(name);
+        // AddressSanitizer's quarantine holds freed memory on purpose: RSS means nothing there.
+        let rss_checked = std::env::var("LIFEWATCH_RSS_BOUND").as_deref() != Ok("off");
+        if !rss_checked {
+            eprintln!("{name}: RSS bound not checked (LIFEWATCH_RSS_BOUND=off, sanitizer build)");
+        }
         assert!(
-            grew <= RSS_BOUND_KIB,
+            !rss_checked || grew <= RSS_BOUND_KIB,
             "{name}: RSS grew {grew} KiB over {} cycles (bound {RSS_BOUND_KIB} KiB)",
             n - warm
         );
