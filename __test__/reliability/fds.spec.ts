@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 
 import { fdStats, Monitor } from '../../src/index.js'
 import { reaped, sh } from '../helpers.js'
-import { baseline, mismatch, openFds, report, rssKiB, type Baseline } from './helpers.js'
+import { baseline, mismatch, openFds, report, rssKiB } from './helpers.js'
 
 const sleeper = () => spawn('sleep', ['30'], { stdio: 'ignore' })
 const gc = (globalThis as { gc?: () => void }).gc
