@@ -180,7 +180,7 @@ Monitor.prototype.watchCgroup = function watchCgroup(this: Monitor, path: string
   const handle = internals.native(this)
   const id = native(() => handle.watchCgroup(path, opts))
   const w = new CgroupWatch(id, path)
-  internals.track(this, id, { onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
+  internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
   return w
 }
 
@@ -189,7 +189,7 @@ Monitor.prototype.watchPressure = function watchPressure(this: Monitor, trigger:
   const handle = internals.native(this)
   const id = native(() => handle.watchPressure(t))
   const w = new CgroupWatch(id, `/proc/pressure/${t.resource}`)
-  internals.track(this, id, { onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
+  internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
   return w
 }
 

@@ -46,6 +46,8 @@ export const internals = {} as {
 
 /** A watch kept by another module. `onEvent` returns true when the watch has ended. @internal */
 export interface Tracked {
+  /** The public object the caller holds, so a watch from another monitor is recognised. */
+  watch: object
   onEvent(ev: LifewatchEvent): boolean
   fail(error: LifewatchError): void
 }
@@ -72,6 +74,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #iterating = false
   #wantRef: boolean
   #refed = false
+  /** Every watch this monitor ever made: ids are per monitor, so another monitor's watch
+   *  with the same id must never reach this monitor's native side. */
+  #own = new WeakSet<Watch>()
   #abort: { signal: AbortSignal; onAbort: () => void } | undefined
 
   static {
@@ -93,6 +98,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cgroupRoot must be a string')
     }
     const cgroupRoot = opts.cgroupRoot
+    if (opts.unref !== undefined && typeof opts.unref !== 'boolean') {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unref must be a boolean')
+    }
     this.#wantRef = !opts.unref
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
     this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot }))
@@ -129,6 +137,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #adopt(id: number, pid: number): Watch {
     const w = new Watch(id, pid)
+    this.#own.add(w)
     this.#watches.set(id, w)
     this.#byPid.set(pid, w)
     this.#updateRef()
@@ -142,9 +151,15 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */
   unwatch(watch: Watch | { readonly id: number }): boolean {
+    if (watch === null || typeof watch !== 'object') {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unwatch takes a watch returned by this monitor')
+    }
     this.#checkOpen()
     if (!(watch instanceof Watch)) {
       const t = this.#tracked.get(watch.id)
+      if (t && t.watch !== watch) {
+        throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${watch.id} belongs to another monitor`)
+      }
       if (!t) return false
       const stopped = native(() => this.#native.unwatch(watch.id))
       this.#tracked.delete(watch.id)
@@ -152,6 +167,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       this.#updateRef()
       return stopped
     }
+    this.#resolve(watch)
     const stopped = native(() => this.#native.unwatch(watch.id))
     this.#forget(watch)
     watch.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
@@ -281,6 +297,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
           this.#forget(w)
           w.settle(ev)
         }
+      } else if (ev.type === 'error' && ev.watch === 0) {
+        // The monitor itself failed (its wait loop stopped): no watch will ever settle.
+        for (const w of this.#watches.values()) w.fail(ev.error)
+        for (const t of this.#tracked.values()) t.fail(ev.error)
+        this.#watches.clear()
+        this.#byPid.clear()
+        this.#tracked.clear()
       }
       const p = this.#pending.shift()
       if (p) p.resolve({ done: false, value: ev })
@@ -296,7 +319,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #resolve(target: Watch | number): Watch | undefined {
     if (target instanceof Watch) {
-      if (this.#watches.get(target.id) !== target && target.active) {
+      if (!this.#own.has(target)) {
         throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${target.id} belongs to another monitor`)
       }
       return target

@@ -31,12 +31,15 @@ impl FallbackWatch {
     pub fn open(pid: i32, reap: bool) -> Result<Self> {
         let p =
             Pid::from_raw(pid).ok_or_else(|| Error::invalid(format!("pid {pid} is not valid")))?;
-        if let Err(e) = rustix::process::test_kill_process(p) {
+        let exists =
+            crate::failpoint::hit("kill").and_then(|()| rustix::process::test_kill_process(p));
+        if let Err(e) = exists {
             // EPERM: it exists but belongs to someone else; still watchable by polling.
             if e != rustix::io::Errno::PERM {
                 return Err(e).sys("kill", format!("watching pid {pid}"));
             }
         }
+        crate::failpoint::hook("fallback.checked");
         Ok(FallbackWatch {
             pid,
             start_time: procstat::read(pid).map(|s| s.start_time),

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod failpoint;
 pub mod fallback;
 pub mod fd;
 pub mod monitor;

@@ -11,7 +11,7 @@ use crate::fallback::FallbackWatch;
 use crate::fd::{CountedFd, Release, Released};
 use crate::pid_watch::PidWatch;
 use crate::pidfd;
-use crate::reactor::{Notify, Shared, CLOSED, OPEN};
+use crate::reactor::{Notify, Shared, CLOSED};
 use crate::signal;
 
 /// Linux's PID_MAX_LIMIT (2^22): no PID is ever larger.
@@ -47,9 +47,13 @@ impl Monitor {
     pub fn new(options: MonitorOptions, notify: Notify) -> Result<Monitor> {
         let shared = Arc::new(Shared::new(notify)?);
         let looping = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("lifewatch-reactor".into())
-            .spawn(move || looping.run());
+        let thread = crate::failpoint::hit("clone")
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            .and_then(|()| {
+                std::thread::Builder::new()
+                    .name("lifewatch-reactor".into())
+                    .spawn(move || looping.run())
+            });
         let thread = match thread {
             Ok(t) => t,
             Err(e) => {
@@ -133,15 +137,11 @@ impl Monitor {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.shared.state.load(Ordering::SeqCst) != OPEN
+        self.shared.state.load(Ordering::SeqCst) == CLOSED
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.is_closed() {
-            Err(Error::closed())
-        } else {
-            Ok(())
-        }
+        self.shared.check_open()
     }
 
     /// Stops the loop and closes every fd; returns what was released. Idempotent.
@@ -182,8 +182,11 @@ pub fn signal_pid(pid: i64, signo: i32) -> Result<()> {
     let signo = signal::check(signo)?;
     match pidfd::open(pid) {
         Ok(fd) => {
-            let fd = fd.commit();
-            pidfd::send_signal(std::os::fd::AsFd::as_fd(&fd), signo, pid)
+            // Committed only once the signal went out: closing it on the error path counts
+            // as a prevented leak, as everywhere else.
+            pidfd::send_signal(std::os::fd::AsFd::as_fd(&fd), signo, pid)?;
+            fd.commit().close(crate::fd::Release::Normal);
+            Ok(())
         }
         Err(e) if e.code == crate::error::Code::UnsupportedKernel => {
             // SAFETY: plain kill(2) with a validated PID and signal.

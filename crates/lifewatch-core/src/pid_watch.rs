@@ -23,6 +23,7 @@ pub struct PidWatch {
 impl PidWatch {
     pub fn open(pid: i32, reap: bool) -> Result<Self> {
         let fd = pidfd::open(pid)?;
+        crate::failpoint::hook("pid_watch.opened");
         Ok(Self::from_pidfd(pid, fd, reap))
     }
 

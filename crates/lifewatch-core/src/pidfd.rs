@@ -11,13 +11,24 @@ use crate::status::ExitStatus;
 /// Opens a pidfd (CLOEXEC by the kernel's own rule) for any process, child or not.
 pub fn open(pid: i32) -> Result<CountedFd> {
     let p = Pid::from_raw(pid).ok_or_else(|| Error::invalid(format!("pid {pid} is not valid")))?;
-    let fd = pidfd_open(p, PidfdFlags::empty()).sys("pidfd_open", format!("watching pid {pid}"))?;
+    let fd = crate::failpoint::hit("pidfd_open")
+        .and_then(|()| pidfd_open(p, PidfdFlags::empty()))
+        .sys("pidfd_open", format!("watching pid {pid}"))?;
     Ok(CountedFd::new(fd, FdKind::Pidfd))
 }
 
 /// Sends `signo` to exactly the process the pidfd was opened for: no PID-reuse race.
 /// `signo` 0 only checks that the process is still there.
 pub fn send_signal(pidfd: BorrowedFd<'_>, signo: i32, pid: i32) -> Result<()> {
+    if let Err(e) = crate::failpoint::hit("pidfd_send_signal") {
+        let what = format!("sending signal {signo} to pid {pid}");
+        return Err(Error::sys("pidfd_send_signal", e.raw_os_error(), what));
+    }
+    raw_send_signal(pidfd, signo, pid)
+}
+
+/// `send_signal` without its failpoint, for the internal liveness probe.
+fn raw_send_signal(pidfd: BorrowedFd<'_>, signo: i32, pid: i32) -> Result<()> {
     // rustix's `Signal` has no safe constructor for real-time signals: call the syscall.
     let null: *const libc::siginfo_t = std::ptr::null();
     // SAFETY: a valid fd, a validated signal number, a null siginfo and zero flags.
@@ -122,7 +133,7 @@ pub fn supported() -> bool {
 
 /// The process is still there (alive or a zombie): signal 0 checks without sending.
 pub fn alive(pidfd: BorrowedFd<'_>) -> bool {
-    match send_signal(pidfd, 0, 0) {
+    match raw_send_signal(pidfd, 0, 0) {
         Ok(()) => true,
         Err(e) => e.code == Code::Permission,
     }

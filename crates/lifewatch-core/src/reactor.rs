@@ -15,6 +15,7 @@ use rustix::time::Timespec;
 
 use crate::error::{Code, Error, Result, SysResult};
 use crate::event::{monotonic_ns, Event, EventKind, WatchId};
+use crate::failpoint;
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::source::{Keep, Ready, Source};
 
@@ -23,6 +24,8 @@ const WAKER: u64 = 0;
 const BATCH: usize = 256;
 
 pub const OPEN: u8 = 0;
+/// The wait loop ended on an error: nothing registered now would ever be reported.
+pub const STOPPED: u8 = 1;
 pub const CLOSED: u8 = 2;
 
 pub type Notify = Box<dyn Fn() + Send + Sync>;
@@ -69,16 +72,19 @@ impl Registry {
 impl Shared {
     pub fn new(notify: Notify) -> Result<Shared> {
         let epoll = CountedFd::new(
-            epoll::create(epoll::CreateFlags::CLOEXEC)
+            failpoint::hit("epoll_create1")
+                .and_then(|()| epoll::create(epoll::CreateFlags::CLOEXEC))
                 .sys("epoll_create1", "creating a monitor")?,
             FdKind::Epoll,
         );
         let waker = CountedFd::new(
-            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            failpoint::hit("eventfd")
+                .and_then(|()| eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK))
                 .sys("eventfd", "creating a monitor")?,
             FdKind::Eventfd,
         );
-        epoll::add(&epoll, &waker, EventData::new_u64(WAKER), EventFlags::IN)
+        failpoint::hit("epoll_ctl")
+            .and_then(|()| epoll::add(&epoll, &waker, EventData::new_u64(WAKER), EventFlags::IN))
             .sys("epoll_ctl", "creating a monitor")?;
         Ok(Shared {
             epoll: epoll.as_raw_fd(),
@@ -97,6 +103,18 @@ impl Shared {
         })
     }
 
+    /// `ERR_CLOSED` after close; `ERR_IO` once the wait loop has stopped on an error.
+    pub fn check_open(&self) -> Result<()> {
+        match self.state.load(Ordering::SeqCst) {
+            OPEN => Ok(()),
+            STOPPED => Err(Error::new(
+                Code::Io,
+                "the monitor's wait loop stopped after an error (see its error event): close it",
+            )),
+            _ => Err(Error::closed()),
+        }
+    }
+
     fn epoll_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: `owned` keeps the fd open until `close`, which joins the loop first and
         // takes the registry lock that every other user holds.
@@ -111,13 +129,16 @@ impl Shared {
     /// closed right here (counted as prevented leaks).
     pub fn register(&self, source: Box<dyn Source>) -> Result<WatchId> {
         let mut reg = self.registry();
-        if self.state.load(Ordering::SeqCst) != OPEN {
+        if let Err(e) = self.check_open() {
             source.release(Release::LeakPrevented, &mut Released::default());
-            return Err(Error::closed());
+            return Err(e);
         }
         let id = reg.next;
         if let Some((fd, flags)) = source.interest() {
-            if let Err(e) = epoll::add(self.epoll_fd(), fd, EventData::new_u64(id as u64), flags) {
+            let added = failpoint::hit("epoll_ctl").and_then(|()| {
+                epoll::add(self.epoll_fd(), fd, EventData::new_u64(id as u64), flags)
+            });
+            if let Err(e) = added {
                 source.release(Release::LeakPrevented, &mut Released::default());
                 return Err(e).sys("epoll_ctl", format!("registering watch {id}"));
             }
@@ -213,13 +234,27 @@ impl Shared {
                 }
             });
             ready.clear();
-            if let Err(e) = epoll::wait(
-                self.epoll_fd(),
-                spare_capacity(&mut ready),
-                timeout.as_ref(),
-            ) {
+            let waited = failpoint::hit("epoll_wait").and_then(|()| {
+                epoll::wait(
+                    self.epoll_fd(),
+                    spare_capacity(&mut ready),
+                    timeout.as_ref(),
+                )
+            });
+            if let Err(e) = waited {
                 if e == rustix::io::Errno::INTR {
                     continue;
+                }
+                // Under the registry lock: a registration either lands before (and is
+                // covered by the error event) or is refused.
+                {
+                    let _reg = self.registry();
+                    let _ = self.state.compare_exchange(
+                        OPEN,
+                        STOPPED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
                 }
                 self.publish(vec![Event {
                     watch: 0,

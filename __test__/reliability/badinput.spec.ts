@@ -1,0 +1,179 @@
+// Issue 6, part 4: one table of bad inputs across the public API and the CLI. Each gets a
+// LifewatchError (or AbortError) with its documented code, nothing crashes, the test
+// process and its watched child keep running, and no fd is opened or lost.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+
+import { AbortError, kill, LifewatchError, Monitor, signal } from '../../src/index.js'
+import { reaped, sh } from '../helpers.js'
+import { baseline, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
+
+type Expect = { code: string; abort?: boolean } | { returns: (v: unknown) => boolean }
+
+interface Fx {
+  m: Monitor
+  childPid: number
+  w: ReturnType<Monitor['watchPid']>
+  dead: number
+  closed: Monitor
+  aborted: Monitor
+  foreign: ReturnType<Monitor['watchPid']>
+}
+
+const bad = (code: string): Expect => ({ code })
+const invalid = bad('ERR_INVALID_ARGUMENT')
+const any = (x: unknown) => x as never
+
+const cases: Array<[string, (f: Fx) => unknown, Expect]> = [
+  // PIDs
+  ['watchPid(0)', (f) => f.m.watchPid(0), invalid],
+  ['watchPid(-1)', (f) => f.m.watchPid(-1), invalid],
+  ['watchPid(-0)', (f) => f.m.watchPid(-0), invalid],
+  ['watchPid(2**31)', (f) => f.m.watchPid(2 ** 31), invalid],
+  ['watchPid(2**22 + 1) above PID_MAX_LIMIT', (f) => f.m.watchPid(2 ** 22 + 1), invalid],
+  ['watchPid(NaN)', (f) => f.m.watchPid(NaN), invalid],
+  ['watchPid(Infinity)', (f) => f.m.watchPid(Infinity), invalid],
+  ['watchPid(1.5)', (f) => f.m.watchPid(1.5), invalid],
+  ["watchPid('123')", (f) => f.m.watchPid(any('123')), invalid],
+  ['watchPid(123n)', (f) => f.m.watchPid(any(123n)), invalid],
+  ['watchPid(undefined)', (f) => f.m.watchPid(any(undefined)), invalid],
+  ['watchPid(null)', (f) => f.m.watchPid(any(null)), invalid],
+  ['watchPid({})', (f) => f.m.watchPid(any({})), invalid],
+  ['watchPid(dead pid)', (f) => f.m.watchPid(f.dead), bad('ERR_NO_SUCH_PROCESS')],
+  ['watchPid(2**22) in range, never a pid', (f) => f.m.watchPid(2 ** 22), bad('ERR_NO_SUCH_PROCESS')],
+  // Signals
+  ["signal(w, 'SIGNOPE')", (f) => f.m.signal(f.w, any('SIGNOPE')), invalid],
+  ["signal(w, '')", (f) => f.m.signal(f.w, any('')), invalid],
+  ["signal(w, 'SIG')", (f) => f.m.signal(f.w, any('SIG')), invalid],
+  ["signal(w, '9') digits as a string", (f) => f.m.signal(f.w, any('9')), invalid],
+  ['signal(w, 0)', (f) => f.m.signal(f.w, 0), invalid],
+  ['signal(w, -1)', (f) => f.m.signal(f.w, -1), invalid],
+  ['signal(w, 65)', (f) => f.m.signal(f.w, 65), invalid],
+  ['signal(w, 2**31)', (f) => f.m.signal(f.w, 2 ** 31), invalid],
+  ['signal(w, 1.5)', (f) => f.m.signal(f.w, 1.5), invalid],
+  ['signal(w, NaN)', (f) => f.m.signal(f.w, NaN), invalid],
+  ['signal(w, {})', (f) => f.m.signal(f.w, any({})), invalid],
+  ['signal(0)', (f) => f.m.signal(0), invalid],
+  ["signal('abc')", (f) => f.m.signal(any('abc')), invalid],
+  ['signal({ id, pid } look-alike)', (f) => f.m.signal(any({ id: f.w.id, pid: f.w.pid })), invalid],
+  ['signal(dead pid)', (f) => f.m.signal(f.dead, 'SIGTERM'), bad('ERR_NO_SUCH_PROCESS')],
+  ["signal(another monitor's watch)", (f) => f.m.signal(f.foreign), invalid],
+  ['top-level signal(0)', () => signal(0), invalid],
+  ["top-level signal(pid, 'SIGNOPE')", (f) => signal(f.childPid, any('SIGNOPE')), invalid],
+  ['top-level signal(dead pid)', (f) => signal(f.dead, 'SIGCONT'), bad('ERR_NO_SUCH_PROCESS')],
+  // kill() options
+  ['kill(w, { timeout: -1 })', (f) => f.m.kill(f.w, { timeout: -1 }), invalid],
+  ['kill(w, { timeout: NaN })', (f) => f.m.kill(f.w, { timeout: NaN }), invalid],
+  ["kill(w, { timeout: '5' })", (f) => f.m.kill(f.w, { timeout: any('5') }), invalid],
+  ["kill(w, 'SIGTERM') options as a string", (f) => f.m.kill(f.w, any('SIGTERM')), invalid],
+  ["kill(w, { signal: 'SIGFOO' })", (f) => f.m.kill(f.w, { signal: any('SIGFOO') }), invalid],
+  ['kill(NaN)', (f) => f.m.kill(NaN), invalid],
+  ['top-level kill(-1)', () => kill(-1), invalid],
+  ['top-level kill(pid, { timeout: -5 })', (f) => kill(f.childPid, { timeout: -5 }), invalid],
+  ['top-level kill(dead pid)', (f) => kill(f.dead), bad('ERR_NO_SUCH_PROCESS')],
+  // Options of the wrong type
+  ['new Monitor(null)', () => new Monitor(any(null)), invalid],
+  ["new Monitor('x')", () => new Monitor(any('x')), invalid],
+  ['new Monitor([])', () => new Monitor(any([])), invalid],
+  ["new Monitor({ forceFallback: 'yes' })", () => new Monitor({ forceFallback: any('yes') }), invalid],
+  ['new Monitor({ unref: 1 })', () => new Monitor({ unref: any(1) }), invalid],
+  ["new Monitor({ signal: 'x' })", () => new Monitor({ signal: any('x') }), invalid],
+  // Lifecycle
+  ['abort before start', () => new Monitor({ signal: AbortSignal.abort() }), { code: 'ABORT_ERR', abort: true }],
+  ['watchPid on an aborted monitor', (f) => f.aborted.watchPid(f.childPid), { code: 'ABORT_ERR', abort: true }],
+  ['double close returns nothing released', (f) => f.closed.close(), { returns: (v) => Object.values(v as object).every((n) => n === 0) }],
+  ['watchPid after close', (f) => f.closed.watchPid(f.childPid), bad('ERR_CLOSED')],
+  ['signal after close', (f) => f.closed.signal(f.childPid), bad('ERR_CLOSED')],
+  ['kill after close', (f) => f.closed.kill(f.childPid), bad('ERR_CLOSED')],
+  ['unwatch after close', (f) => f.closed.unwatch(f.w), bad('ERR_CLOSED')],
+  ['unwatch(null)', (f) => f.m.unwatch(any(null)), invalid],
+  ['unwatch(42)', (f) => f.m.unwatch(any(42)), invalid],
+  ["unwatch(another monitor's watch)", (f) => f.m.unwatch(f.foreign), invalid],
+  ['iterating twice', (f) => {
+    f.m[Symbol.asyncIterator]()
+    return f.m[Symbol.asyncIterator]()
+  }, bad('ERR_INVALID_STATE')],
+]
+
+/** `lifewatch <args>`: expected exit status and what stderr must show. */
+const cli: Array<[string[], number, RegExp]> = [
+  [['watch', '--pid', '0'], 2, /not a valid PID/],
+  [['watch', '--pid', '-1'], 2, /lifewatch: /],
+  [['watch', '--pid', 'abc'], 2, /not a valid PID/],
+  [['watch', '--pid', '1.5'], 2, /not a valid PID/],
+  [['watch', '--pid', '2147483648'], 2, /not a valid PID/],
+  [['watch', '--pid', ''], 2, /not a valid PID/],
+  [['watch', '--pid', '0x10'], 2, /not a valid PID/],
+  [['watch', '--pid', '1e3'], 2, /not a valid PID/],
+  [['watch', '--pid', '12\n3'], 2, /not a valid PID/],
+  [['watch', '--pid', '5', '--pid', 'x'], 2, /not a valid PID/],
+  [['watch'], 2, /at least one --pid/],
+  [['watch', '--pid'], 2, /lifewatch: /],
+  [['watch', '--bogus'], 2, /lifewatch: /],
+  [['watch', '--pid', 'DEAD'], 1, /ERR_NO_SUCH_PROCESS/],
+  [['frobnicate'], 2, /unknown command/],
+  [['demo', '--bogus'], 2, /lifewatch: /],
+  [['demo', 'extra'], 2, /lifewatch: /],
+]
+
+test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd change`, async (t) => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  const d = sh('exit 0')
+  await reaped(d)
+  const m = new Monitor()
+  const other = new Monitor()
+  const closed = new Monitor()
+  closed.close()
+  const ac = new AbortController()
+  const aborted = new Monitor({ signal: ac.signal })
+  ac.abort()
+  const f: Fx = { m, childPid: child.pid!, w: m.watchPid(child.pid!), dead: d.pid!, closed, aborted, foreign: other.watchPid(child.pid!) }
+  const b = baseline()
+  let passed = 0
+  for (const [name, call, expect] of cases) {
+    const fds = openFds()
+    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown }
+    try {
+      outcome = { ok: true, value: await call(f) }
+    } catch (error) {
+      outcome = { ok: false, error }
+    }
+    let good: boolean
+    if ('returns' in expect) {
+      good = outcome.ok && expect.returns(outcome.value)
+      t.true(good, `${name}: returned ${outcome.ok ? JSON.stringify(outcome.value) : String((outcome as { error: unknown }).error)}`)
+    } else {
+      const e = outcome.ok ? undefined : (outcome.error as { code?: string })
+      const klass = expect.abort ? AbortError : LifewatchError
+      good = e instanceof klass && e.code === expect.code
+      t.true(good, `${name}: expected ${klass.name} ${expect.code}, got ${outcome.ok ? 'no error' : `${(e as Error)?.name} ${e?.code}: ${(e as Error)?.message}`}`)
+    }
+    t.is(openFds(), fds, `${name}: open fds unchanged`)
+    if (good && openFds() === fds) passed++
+  }
+  t.deepEqual(mismatch(b), {}, 'counters still match /proc')
+  t.is(child.exitCode, null, 'the watched child is untouched')
+  t.true(f.w.active, 'its watch is still active')
+  report({ section: 'bad input', case: 'node: public API table', fdsLeaked: openFds() - b.fds, eventsLost: 0, cases: cases.length, passed })
+  m.close()
+  other.close()
+  child.kill()
+  await reaped(child)
+})
+
+test(`${cli.length} bad CLI command lines: usage (2) or typed (1) errors, one line, no stack`, async (t) => {
+  const d = sh('exit 0')
+  await reaped(d)
+  let passed = 0
+  await Promise.all(cli.map(async ([args, status, stderr]) => {
+    const argv = args.map((a) => (a === 'DEAD' ? String(d.pid) : a))
+    const r = await run(nodeArgv('src/cli.ts', ...argv), { timeoutMs: 30_000 })
+    const label = `lifewatch ${JSON.stringify(argv)}`
+    const ok = r.code === status && stderr.test(r.stderr) && !/^\s+at /m.test(r.stderr) && r.signal === null
+    t.is(r.code, status, `${label}: exit status (stderr: ${r.stderr.trim()})`)
+    t.regex(r.stderr, stderr, label)
+    t.notRegex(r.stderr, /^\s+at /m, `${label}: no stack trace`)
+    if (ok) passed++
+  }))
+  report({ section: 'bad input', case: 'cli: lifewatch watch/demo', fdsLeaked: 0, eventsLost: 0, cases: cli.length, passed })
+})

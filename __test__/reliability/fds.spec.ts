@@ -1,0 +1,161 @@
+// Issue 6, parts 1 and 2 (Node side): fdStats() agrees with /proc/self/fd after every
+// scenario, and 1,000 (10,000 with LIFEWATCH_CYCLES) create/watch/close cycles of every
+// kind end with fds and counters at baseline and RSS within a stated bound.
+import test from 'ava'
+import { spawn, type ChildProcess } from 'node:child_process'
+
+import { fdStats, Monitor } from '../../src/index.js'
+import { reaped, sh } from '../helpers.js'
+import { baseline, mismatch, openFds, report, rssKiB } from './helpers.js'
+
+const sleeper = () => spawn('sleep', ['30'], { stdio: 'ignore' })
+const gc = (globalThis as { gc?: () => void }).gc
+
+type Check = (label: string) => void
+
+/** One line per scenario; the cgroup kinds add theirs (v1 OOM, v1 pressure, v2 events, PSI). */
+const scenarios: Array<[string, (check: Check) => Promise<void> | void]> = [
+  ['idle monitor', (check) => {
+    const m = new Monitor()
+    check('open')
+    m.close()
+    check('closed')
+  }],
+  ['pidfd watch, unwatch, close', async (check) => {
+    const c = sleeper()
+    const m = new Monitor()
+    const w = m.watchPid(c.pid!)
+    check('watching')
+    m.unwatch(w)
+    check('unwatched')
+    m.close()
+    check('closed')
+    c.kill()
+    await reaped(c)
+  }],
+  ['fallback watch', async (check) => {
+    const c = sleeper()
+    const m = new Monitor({ forceFallback: true })
+    m.watchPid(c.pid!)
+    check('watching')
+    m.close()
+    check('closed')
+    c.kill()
+    await reaped(c)
+  }],
+  ['watch retired by its exit', async (check) => {
+    const c = sh('exit 3')
+    const m = new Monitor()
+    await m.watchPid(c.pid!).wait()
+    check('exit delivered')
+    m.close()
+    check('closed')
+    await reaped(c)
+  }],
+  ['failed watch of a dead pid', async (check) => {
+    const c = sh('exit 0')
+    await reaped(c)
+    const m = new Monitor()
+    try {
+      m.watchPid(c.pid!)
+    } catch {
+      // expected: ERR_NO_SUCH_PROCESS
+    }
+    check('after the error')
+    m.close()
+    check('closed')
+  }],
+  ['200 watches, closed with exits undelivered', async (check) => {
+    const cs = Array.from({ length: 200 }, sleeper)
+    const m = new Monitor()
+    for (const c of cs) m.watchPid(c.pid!)
+    check('200 watching')
+    for (const c of cs) c.kill('SIGKILL')
+    await Promise.all(cs.map(reaped))
+    m.close()
+    check('closed')
+  }],
+  ['await using', async (check) => {
+    {
+      await using m = new Monitor()
+      m.watchPid(process.pid)
+      check('in scope')
+    }
+    check('scope left')
+  }],
+]
+
+test.serial('fdStats() equals /proc/self/fd, kind by kind, after every scenario', async (t) => {
+  const b = baseline()
+  let tried = 0
+  for (const [name, scenario] of scenarios) {
+    await scenario((label) => t.deepEqual(mismatch(b), {}, `${name}: ${label}`))
+    t.is(openFds(), b.fds, `${name}: open fds back to baseline`)
+    tried++
+  }
+  report({ section: 'fd accounting', case: 'node: fdStats vs /proc/self/fd', fdsLeaked: openFds() - b.fds, eventsLost: 0, scenarios: tried })
+})
+
+const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)
+/**
+ * RSS growth allowed over the measured 90% of the cycles: 4 MiB plus a per-cycle allowance.
+ * Measured (10,000 cycles, --expose-gc): a pid watch on one monitor +2.3 MiB; a whole
+ * monitor per cycle +7 to +26 MiB (0.8 to 2.7 KiB per monitor), while the JS heap stays
+ * flat and the Rust core alone grows 0 KiB over 10,000 monitors. That drift is in the
+ * binding or the allocator (threadsafe function, cleanup hook, napi wrap) and is an open
+ * finding: the allowance below is what was measured, not a claim that it is zero.
+ */
+const rssBoundKiB = (perCycleKiB: number) => 4096 + Math.ceil(perCycleKiB * CYCLES)
+
+interface Cx {
+  child: ChildProcess
+  shared: Monitor
+}
+
+/** One line per watcher kind; the cgroup kinds add theirs. */
+const cycles: Array<[string, (cx: Cx) => void, number]> = [
+  ['pid watch (pidfd)', (cx) => cx.shared.unwatch(cx.shared.watchPid(cx.child.pid!)), 0.5],
+  ['whole monitor + pid watch, close', (cx) => {
+    const m = new Monitor()
+    m.watchPid(cx.child.pid!)
+    m.close()
+  }, 3],
+  ['whole monitor + fallback watch, close', (cx) => {
+    const m = new Monitor({ forceFallback: true })
+    m.watchPid(cx.child.pid!)
+    m.close()
+  }, 3],
+]
+
+test.serial(`${CYCLES} create/watch/close cycles per kind return to baseline`, async (t) => {
+  const cx: Cx = { child: sleeper(), shared: new Monitor() }
+  for (const [name, cycle, perCycleKiB] of cycles) {
+    const RSS_BOUND_KIB = rssBoundKiB(perCycleKiB)
+    const warm = Math.floor(CYCLES / 10)
+    for (let i = 0; i < warm; i++) cycle(cx)
+    gc?.()
+    const b = baseline()
+    const stats = fdStats()
+    const rss = rssKiB()
+    const t0 = Date.now()
+    for (let i = warm; i < CYCLES; i++) cycle(cx)
+    // Let the finalizers and threadsafe-function releases of the last cycles run.
+    await new Promise((r) => setTimeout(r, 50))
+    gc?.()
+    const grew = Math.max(0, rssKiB() - rss)
+    const after = fdStats()
+    const leaked = openFds() - b.fds
+    t.log(`${name}: ${CYCLES} cycles in ${Date.now() - t0} ms, rss +${grew} KiB, fds ${leaked}`)
+    t.is(leaked, 0, `${name}: open fds`)
+    t.deepEqual(mismatch(b), {}, `${name}: counters vs /proc`)
+    for (const k of ['epoll', 'pidfd', 'eventfd'] as const) {
+      t.is(after[k].inUse, stats[k].inUse, `${name}: ${k} in use`)
+      t.is(after[k].allocated - stats[k].allocated, after[k].released - stats[k].released, `${name}: ${k} all released`)
+    }
+    t.true(grew <= RSS_BOUND_KIB, `${name}: RSS grew ${grew} KiB (bound ${RSS_BOUND_KIB} KiB)`)
+    report({ section: 'leak cycles', case: `node: ${name}`, fdsLeaked: leaked, eventsLost: 0, cycles: CYCLES, rssGrowthKiB: grew, rssBoundKiB: RSS_BOUND_KIB, gc: gc !== undefined })
+  }
+  cx.shared.close()
+  cx.child.kill()
+  await reaped(cx.child)
+})

@@ -1,0 +1,133 @@
+// Shared by the reliability specs (issue 6): fd kinds from /proc/self/fd, the core's
+// counters, RSS, helper binaries, and the report lines `npm run reliability` sums up.
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { appendFileSync, existsSync, readdirSync, readlinkSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { fdStats, type FdKind } from '../../src/index.js'
+import { root } from '../helpers.js'
+
+export const KINDS: FdKind[] = ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control']
+
+/** What the kernel says each fd of this process is, by lifewatch's kinds (anon inodes). */
+export function procKinds(): Record<FdKind, number> {
+  const n = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<FdKind, number>
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue // the directory's own fd, closed by now
+    }
+    if (target === 'anon_inode:[eventpoll]') n.epoll++
+    else if (target === 'anon_inode:[pidfd]') n.pidfd++
+    else if (target === 'anon_inode:[eventfd]') n.eventfd++
+    else if (target === 'anon_inode:inotify') n.inotify++
+  }
+  return n
+}
+
+export function coreInUse(): Record<FdKind, number> {
+  const s = fdStats()
+  return Object.fromEntries(KINDS.map((k) => [k, s[k].inUse])) as Record<FdKind, number>
+}
+
+/** A point to compare against: Node itself holds an epoll and eventfds, so kinds are deltas. */
+export interface Baseline {
+  proc: Record<FdKind, number>
+  core: Record<FdKind, number>
+  fds: number
+}
+
+export function baseline(): Baseline {
+  return { proc: procKinds(), core: coreInUse(), fds: readdirSync('/proc/self/fd').length }
+}
+
+/** Per kind: (kernel's count - baseline) - (core's in-use - baseline); all zero when exact. */
+export function mismatch(b: Baseline): Partial<Record<FdKind, number>> {
+  const proc = procKinds()
+  const core = coreInUse()
+  const off: Partial<Record<FdKind, number>> = {}
+  for (const k of KINDS) {
+    const d = proc[k] - b.proc[k] - (core[k] - b.core[k])
+    if (d !== 0) off[k] = d
+  }
+  return off
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length
+}
+
+export function rssKiB(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+  return m ? Number(m[1]) : 0
+}
+
+export interface ReportLine {
+  section: string
+  case: string
+  fdsLeaked: number
+  eventsLost: number
+  [extra: string]: unknown
+}
+
+/** Appends one line for `npm run reliability` (when it set the report path). */
+export function report(line: ReportLine): void {
+  const path = process.env.LIFEWATCH_RELIABILITY_REPORT
+  if (path) appendFileSync(path, JSON.stringify({ runner: 'ava', ...line }) + '\n')
+}
+
+/** target/nopidfd, compiled from tools/nopidfd.c when missing or stale. */
+export function nopidfd(): string {
+  const src = join(root, 'tools/nopidfd.c')
+  const bin = join(root, 'target/nopidfd')
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    execFileSync('cc', ['-O2', '-Wall', '-o', bin, src], { stdio: 'inherit' })
+  }
+  return bin
+}
+
+/** Whether a command exists on PATH. */
+export function have(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+export const isRoot = process.getuid?.() === 0
+
+/** Runs a command line (argv) and collects its output; kills it after `timeoutMs`. */
+export async function run(
+  argv: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now()
+  const p = spawn(argv[0], argv.slice(1), { cwd: root, env: { ...process.env, ...opts.env } })
+  let stdout = ''
+  let stderr = ''
+  p.stdout.on('data', (d) => (stdout += d))
+  p.stderr.on('data', (d) => (stderr += d))
+  p.stdin.end(opts.input ?? '')
+  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
+  const [code, signal] = (await once(p, 'close')) as [number | null, string | null]
+  clearTimeout(timer)
+  return { code, signal, stdout, stderr, ms: Date.now() - t0 }
+}
+
+/** `node --import tsx <args>` as argv, for `run` and for wrapping in unshare/setpriv/nopidfd. */
+export function nodeArgv(...args: string[]): string[] {
+  return [process.execPath, '--import', 'tsx', ...args]
+}
+
+export const fixture = (name: string) => join(root, '__test__/reliability/fixtures', name)
+
+/** The last JSON line a fixture printed. */
+export function lastJson<T>(stdout: string): T {
+  const lines = stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1]) as T
+}

@@ -1,0 +1,202 @@
+//! Issue 6, part 3: every syscall an operation makes fails in turn (failpoints, compiled in
+//! for the core's tests only). Each failure must come back as a typed error naming that
+//! syscall, leave no fd open, and count every fd it had opened as a prevented leak.
+//!
+//! The sites an operation goes through are discovered by running it once with recording on,
+//! so a new site (a cgroup watcher's eventfd, open, write, inotify_add_watch...) is covered
+//! as soon as it has its `failpoint::hit` line; a new operation is one line in `OPERATIONS`.
+
+mod common;
+mod reliability;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{open_fds, serial, Harness};
+use lifewatch_core::{failpoint, Code, Error, EventKind, Monitor, MonitorOptions, Result, WatchId};
+use reliability::{report, Snapshot};
+
+struct Ctx {
+    child: Child,
+    /// A monitor made before the failpoints are armed, for operations on an open monitor.
+    pidfd: Harness,
+    fallback: Harness,
+    /// A watch of `child` on `pidfd`, registered before arming.
+    watch: WatchId,
+}
+
+type Operation = fn(&Ctx) -> Result<Option<Monitor>>;
+
+/// One line per public operation that opens or uses fds. `Ok(Some(m))` hands back a monitor
+/// the operation created, closed by the test after the checks.
+const OPERATIONS: &[(&str, Operation)] = &[
+    ("Monitor::new", |_| {
+        Monitor::new(MonitorOptions::default(), Box::new(|| {})).map(Some)
+    }),
+    ("Monitor::new (fallback)", |_| {
+        Monitor::new(
+            MonitorOptions {
+                force_fallback: true,
+            },
+            Box::new(|| {}),
+        )
+        .map(Some)
+    }),
+    ("watch_pid (pidfd) + unwatch", |cx| {
+        let id = cx.pidfd.monitor.watch_pid(cx.child.id() as i64)?;
+        cx.pidfd.monitor.unwatch(id).map(|_| None)
+    }),
+    ("watch_pid (fallback) + unwatch", |cx| {
+        let id = cx.fallback.monitor.watch_pid(cx.child.id() as i64)?;
+        cx.fallback.monitor.unwatch(id).map(|_| None)
+    }),
+    ("new monitor + watch_pid", |cx| {
+        let m = Monitor::new(MonitorOptions::default(), Box::new(|| {}))?;
+        m.watch_pid(cx.child.id() as i64)?;
+        Ok(Some(m))
+    }),
+    ("signal through a watch", |cx| {
+        cx.pidfd
+            .monitor
+            .signal(cx.watch, libc::SIGCONT)
+            .map(|()| None)
+    }),
+    ("signal_pid", |cx| {
+        lifewatch_core::signal_pid(cx.child.id() as i64, libc::SIGCONT).map(|()| None)
+    }),
+];
+
+fn expected_code(syscall: &'static str, errno: i32) -> Code {
+    Error::sys(syscall, errno, "").code
+}
+
+#[test]
+fn each_syscall_fails_in_turn_typed_and_leak_free() {
+    let _serial = serial();
+    let child = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pidfd = Harness::new(MonitorOptions::default());
+    let watch = pidfd.monitor.watch_pid(child.id() as i64).unwrap();
+    let cx = Ctx {
+        child,
+        pidfd,
+        fallback: Harness::new(MonitorOptions {
+            force_fallback: true,
+        }),
+        watch,
+    };
+    let fds = open_fds();
+    let scope = failpoint::scope();
+    let mut tried = 0;
+    let mut leaked = 0i64;
+    for (name, op) in OPERATIONS {
+        scope.reset();
+        if let Some(m) = op(&cx).unwrap_or_else(|e| panic!("{name} without failpoints: {e}")) {
+            m.close();
+        }
+        let sites = scope.hits();
+        assert!(!sites.is_empty(), "{name} went through no failpoint");
+        for (k, &site) in sites.iter().enumerate() {
+            scope.reset();
+            scope.fail_nth(k, None);
+            let before = Snapshot::take();
+            let err = match op(&cx) {
+                Ok(m) => panic!(
+                    "{name}: failing {site} (step {k}) did not fail ({m:?})",
+                    m = m.is_some()
+                ),
+                Err(e) => e,
+            };
+            let at_error = Snapshot::take();
+            let errno = failpoint::default_errno(site);
+            assert_eq!(err.syscall, Some(site), "{name} step {k}: {err}");
+            assert_eq!(err.errno, Some(errno), "{name} step {k}: {err}");
+            assert_eq!(
+                err.code,
+                expected_code(site, errno),
+                "{name} step {k}: {err}"
+            );
+            let opened = at_error.allocated() - before.allocated();
+            assert_eq!(
+                at_error.released() - before.released(),
+                opened,
+                "{name} step {k} ({site}): every fd opened before the failure was closed"
+            );
+            assert_eq!(
+                at_error.leak_prevented() - before.leak_prevented(),
+                opened,
+                "{name} step {k} ({site}): each counted as a prevented leak"
+            );
+            assert_eq!(at_error.in_use(), before.in_use(), "{name} step {k}");
+            leaked += open_fds() as i64 - fds as i64;
+            assert_eq!(open_fds(), fds, "{name} step {k} ({site}): /proc/self/fd");
+            eprintln!(
+                "{name}: {site} fails -> {} ({}), {opened} fd(s) closed as prevented leaks",
+                err.code, err.message
+            );
+            tried += 1;
+        }
+        // Whatever the failure, the shared monitors still work afterwards.
+        scope.reset();
+        let id = cx.pidfd.monitor.watch_pid(cx.child.id() as i64).unwrap();
+        assert!(cx.pidfd.monitor.unwatch(id).unwrap());
+    }
+    drop(scope);
+    assert!(tried >= 10, "only {tried} failure paths");
+    report(
+        "failpoints",
+        "core: each syscall fails in turn",
+        leaked,
+        0,
+        &format!(",\"paths\":{tried}"),
+    );
+    let Ctx {
+        mut child,
+        pidfd,
+        fallback,
+        ..
+    } = cx;
+    pidfd.monitor.close();
+    fallback.monitor.close();
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// epoll_wait failing on the reactor thread: reported as an error event, never a panic or
+/// an abort; close still releases everything.
+#[test]
+fn epoll_wait_failure_is_an_event_and_close_still_releases() {
+    let _serial = serial();
+    let fds = open_fds();
+    let before = Snapshot::take();
+    let scope = failpoint::scope();
+    scope.fail_named("epoll_wait");
+    let h = Harness::new(MonitorOptions::default());
+    let evs = h.collect(1, Duration::from_secs(5));
+    drop(scope);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    match &evs[0].kind {
+        EventKind::Error { code, message } => {
+            assert_eq!(*code, Code::Io);
+            assert!(message.contains("epoll_wait"), "{message}");
+        }
+        other => panic!("not an error event: {other:?}"),
+    }
+    // The loop stopped: a watch now is refused rather than silently never reported.
+    let err = h.monitor.watch_pid(std::process::id() as i64).unwrap_err();
+    assert_eq!(err.code, Code::Io, "{err}");
+    assert!(err.message.contains("stopped"), "{err}");
+    h.monitor.close();
+    assert_eq!(open_fds(), fds);
+    assert_eq!(Snapshot::take().in_use(), before.in_use());
+    report(
+        "failpoints",
+        "core: epoll_wait fails on the reactor thread",
+        open_fds() as i64 - fds as i64,
+        0,
+        "",
+    );
+}
