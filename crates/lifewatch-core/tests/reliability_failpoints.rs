@@ -37,6 +37,7 @@ const OPERATIONS: &[(&str, Operation)] = &[
         Monitor::new(
             MonitorOptions {
                 force_fallback: true,
+                ..Default::default()
             },
             Box::new(|| {}),
         )
@@ -85,6 +86,7 @@ fn each_syscall_fails_in_turn_typed_and_leak_free() {
         pidfd,
         fallback: Harness::new(MonitorOptions {
             force_fallback: true,
+            ..Default::default()
         }),
         watch,
     };

@@ -22,6 +22,7 @@ fn modes() -> [(&'static str, MonitorOptions); 2] {
             "fallback",
             MonitorOptions {
                 force_fallback: true,
+                ..Default::default()
             },
         ),
     ]
@@ -96,6 +97,7 @@ fn exits_during_registration_are_reported_once() {
             "fallback: after the existence check, before registering",
             MonitorOptions {
                 force_fallback: true,
+                ..Default::default()
             },
             "fallback.checked",
         ),
@@ -111,7 +113,7 @@ fn exits_during_registration_are_reported_once() {
                 .unwrap();
             let pid = child.id() as i64;
             die_at(&scope, at, child);
-            let h = Harness::new(opts);
+            let h = Harness::new(opts.clone());
             h.monitor.watch_pid(pid).unwrap();
             let (status, source) = one_exit(&h);
             if opts.force_fallback {

@@ -79,6 +79,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         let child = sleeper();
         let h = Harness::new(MonitorOptions {
             force_fallback: true,
+            ..Default::default()
         });
         h.monitor.watch_pid(child.id() as i64).unwrap();
         check("watching");
@@ -205,6 +206,7 @@ const CYCLES: &[(&str, Cycle)] = &[
     ("whole monitor + fallback watch, close", |cx| {
         let h = Harness::new(MonitorOptions {
             force_fallback: true,
+            ..Default::default()
         });
         h.monitor.watch_pid(cx.child.id() as i64).unwrap();
         h.monitor.close();
