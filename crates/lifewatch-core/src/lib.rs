@@ -15,6 +15,7 @@ pub mod reactor;
 pub mod signal;
 pub mod source;
 pub mod status;
+pub mod subreaper;
 
 pub use error::{Code, Error, Result};
 pub use event::{monotonic_ns, Event, EventKind, ExitSource, WatchId};
