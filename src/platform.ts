@@ -1,0 +1,254 @@
+// Platform: what the containerd shim's platform owns (seed 000) — the OOM watcher (a Monitor
+// with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
+// once, and reports what it released.
+import { LifewatchError } from './errors.js'
+import { Monitor } from './monitor.js'
+import type { ReleasedFds } from './native.js'
+import { Task, type CgroupLike, type OomEventLike, type SpawnOptions } from './task.js'
+import { telemetry, type TelemetryOptions } from './telemetry.js'
+
+/** Limits for a new cgroup, as the cgroup manager's `Cgroup.create` takes them. */
+export interface CgroupLimits {
+  /** memory.max / memory.limit_in_bytes: bytes, or a string such as `'64M'`. */
+  memory?: number | string
+  swap?: number | string
+  /** pids.max */
+  pids?: number
+  /** cpu.max, e.g. `'50000 100000'`, or a fraction of one CPU. */
+  cpu?: number | string
+}
+
+/** The cgroup manager's factory (`Cgroup` of src/cgroup.ts has this static shape). */
+export interface CgroupFactory {
+  create(path: string, limits?: CgroupLimits): CgroupLike | Promise<CgroupLike>
+}
+
+/** A Monitor that can watch cgroups (`monitor.watchCgroup`, added by the cgroup watcher). */
+interface CgroupWatching {
+  watchCgroup(path: string, options?: { oom?: boolean; pressure?: unknown; events?: boolean }): unknown
+}
+
+export interface PlatformOptions extends TelemetryOptions {
+  /** The OOM watcher. Default: a new Monitor the platform owns. */
+  oomWatcher?: Monitor
+  /** The cgroup manager's factory. Default: lifewatch's `Cgroup`, where this build has one. */
+  cgroups?: CgroupFactory
+}
+
+export interface CgroupManagerCloseResult {
+  /** Paths of the cgroups removed. */
+  deleted: string[]
+  /** Fds the cgroup objects released, by kind (when they report it). */
+  released: ReleasedFds
+}
+
+export interface PlatformCloseResult {
+  oomWatcher: ReleasedFds
+  cgroupManager: CgroupManagerCloseResult
+}
+
+/** Any event of the OOM watcher (oom, pressure, populated, frozen, removed, exit, error). */
+export type PlatformEvent = { type: string; watch: number; time: bigint; cgroup?: string }
+
+const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 })
+
+function addFds(into: ReleasedFds, r: unknown): void {
+  if (!r || typeof r !== 'object') return
+  for (const k of Object.keys(into) as Array<keyof ReleasedFds>) {
+    const v = (r as Record<string, unknown>)[k]
+    if (typeof v === 'number') into[k] += v
+  }
+}
+
+/** Loads the cgroup manager when this build has it (src/cgroup.ts, branch cg-manager). */
+async function defaultCgroups(): Promise<CgroupFactory | undefined> {
+  const spec = './cgroup.js' // a variable: this module may not exist in every build
+  try {
+    const mod = (await import(spec)) as { Cgroup?: CgroupFactory }
+    return typeof mod.Cgroup?.create === 'function' ? mod.Cgroup : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export class Platform {
+  readonly oomWatcher: Monitor
+  #telemetry: TelemetryOptions
+  #cgroupFactory: CgroupFactory | undefined
+  #cgroups = new Set<CgroupLike>()
+  #tasksByCgroup = new Map<string, Set<Task>>()
+  #oomWatches = 0
+  #listeners = new Set<(ev: PlatformEvent) => void>()
+  #pump: Promise<void> | undefined
+  #oomClosed: Promise<ReleasedFds> | undefined
+  #managerClosed: Promise<CgroupManagerCloseResult> | undefined
+  #closed: Promise<PlatformCloseResult> | undefined
+
+  constructor(options: PlatformOptions = {}) {
+    this.oomWatcher = options.oomWatcher ?? new Monitor()
+    this.#cgroupFactory = options.cgroups
+    this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
+  }
+
+  /** Whether the OOM watcher can watch cgroups in this build (the cgroup watcher is present). */
+  get canWatchCgroups(): boolean {
+    return typeof (this.oomWatcher as unknown as Partial<CgroupWatching>).watchCgroup === 'function'
+  }
+
+  /** Cgroups the manager owns and has not removed yet. */
+  get cgroups(): readonly CgroupLike[] {
+    return [...this.#cgroups]
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined
+  }
+
+  /** Every event of the OOM watcher, after OOM kills were routed to their tasks. */
+  onEvent(listener: (ev: PlatformEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Creates a cgroup with limits through the cgroup manager, which then owns it. */
+  async createCgroup(path: string, limits: CgroupLimits = {}): Promise<CgroupLike> {
+    this.#checkOpen()
+    const factory = (this.#cgroupFactory ??= await defaultCgroups())
+    if (!factory) {
+      throw new LifewatchError('ERR_UNSUPPORTED_KERNEL', `cannot create cgroup ${path}: this lifewatch build has no cgroup manager`)
+    }
+    const cg = await factory.create(path, limits)
+    this.#cgroups.add(cg)
+    return cg
+  }
+
+  /** Whether the platform can create cgroups (a cgroup manager is present). */
+  async canCreateCgroups(): Promise<boolean> {
+    return (this.#cgroupFactory ??= await defaultCgroups()) !== undefined
+  }
+
+  /** Hands a cgroup to the manager: `close()` removes it. */
+  adopt(cgroup: CgroupLike): void {
+    this.#checkOpen()
+    this.#cgroups.add(cgroup)
+  }
+
+  /**
+   * Watches a task's cgroup for OOM kills on the OOM watcher and records them on the task.
+   * Returns false when the cgroup cannot be watched in this build (no cgroup watcher).
+   */
+  watchOom(task: Task, path = task.cgroupPath): boolean {
+    this.#checkOpen()
+    if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
+    let set = this.#tasksByCgroup.get(path)
+    if (!set) this.#tasksByCgroup.set(path, (set = new Set()))
+    set.add(task)
+    if (!this.canWatchCgroups) return false
+    ;(this.oomWatcher as unknown as CgroupWatching).watchCgroup(path, { oom: true, events: true })
+    this.#oomWatches++
+    telemetry(this.#telemetry).oomWatchers.add(1)
+    this.#startPump()
+    return true
+  }
+
+  /**
+   * Spawns a task into a new cgroup with `limits` (the manager creates and owns it, the OOM
+   * watcher watches it). Without a cgroup manager in this build, a plain spawn.
+   */
+  async spawn(
+    cmd: string,
+    args: string[],
+    options: Omit<SpawnOptions, 'cgroup'> & { cgroupPath?: string; limits?: CgroupLimits },
+  ): Promise<Task> {
+    const { cgroupPath, limits, ...spawnOptions } = options
+    const tel = { ...this.#telemetry, ...spawnOptions }
+    if (!cgroupPath) return Task.spawn(cmd, args, tel)
+    const cgroup = await this.createCgroup(cgroupPath, limits)
+    let task: Task
+    try {
+      task = await Task.spawn(cmd, args, { ...tel, cgroup })
+    } catch (e) {
+      this.#cgroups.delete(cgroup)
+      await cgroup.delete({ kill: true })
+      throw e
+    }
+    this.watchOom(task)
+    return task
+  }
+
+  /** Routes one OOM-watcher event: OOM kills to the tasks of that cgroup, and the metric. */
+  route(ev: PlatformEvent): void {
+    if (ev.type === 'oom' && ev.cgroup) {
+      const oom = ev as unknown as OomEventLike
+      telemetry(this.#telemetry).oomKills.add(oom.kills, { 'lifewatch.cgroup.path': oom.cgroup })
+      for (const t of this.#tasksByCgroup.get(oom.cgroup) ?? []) t.recordOom(oom)
+    }
+    for (const l of this.#listeners) l(ev)
+  }
+
+  #startPump(): void {
+    this.#pump ??= (async () => {
+      for await (const ev of this.oomWatcher) this.route(ev as PlatformEvent)
+    })().catch(() => {})
+  }
+
+  /**
+   * Closes the OOM watcher (every cgroup watch and its fds), after delivering what it had
+   * already seen. Idempotent.
+   */
+  closeOomWatcher(): Promise<ReleasedFds> {
+    return (this.#oomClosed ??= (async () => {
+      // Let a batch already on its way reach the pump (an OOM kill right before shutdown).
+      await new Promise((r) => setImmediate(r))
+      const released = this.oomWatcher.close()
+      if (this.#oomWatches > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches)
+      this.#oomWatches = 0
+      await this.#pump
+      return released
+    })())
+  }
+
+  /**
+   * Removes every cgroup the manager created or adopted (killing what is left in them) and
+   * closes their fds. Every cgroup is attempted; failures reject with an AggregateError after.
+   */
+  closeCgroupManager(): Promise<CgroupManagerCloseResult> {
+    return (this.#managerClosed ??= (async () => {
+      const result: CgroupManagerCloseResult = { deleted: [], released: noFds() }
+      const errors: unknown[] = []
+      for (const cg of this.#cgroups) {
+        try {
+          addFds(result.released, await cg.delete({ kill: true }))
+          result.deleted.push(cg.path)
+          this.#cgroups.delete(cg)
+        } catch (e) {
+          errors.push(e)
+        }
+      }
+      if (errors.length) {
+        throw Object.assign(new AggregateError(errors, `cgroup manager: ${errors.length} cgroup(s) could not be removed`), { result })
+      }
+      return result
+    })())
+  }
+
+  /** Closes the OOM watcher and the cgroup manager, once; both are attempted. */
+  close(): Promise<PlatformCloseResult> {
+    return (this.#closed ??= (async () => {
+      const [oom, mgr] = await Promise.allSettled([this.closeOomWatcher(), this.closeCgroupManager()])
+      if (oom.status === 'rejected' || mgr.status === 'rejected') {
+        const errors = [oom, mgr].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+        throw new AggregateError(errors, 'platform close failed')
+      }
+      return { oomWatcher: oom.value, cgroupManager: mgr.value }
+    })())
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  #checkOpen(): void {
+    if (this.#oomClosed || this.#managerClosed) throw new LifewatchError('ERR_CLOSED', 'the platform is closed')
+  }
+}
