@@ -29,7 +29,82 @@ export interface ErrorEvent extends BaseEvent {
   error: LifewatchError
 }
 
-export type LifewatchEvent = ExitEvent | ErrorEvent
+/** Memory counters by name: memory.events (v2) or memory.oom_control + failcnt (v1). */
+export type Counters = Record<string, number>
+
+/** A cgroup's resources when the event was read (absent values: not available). */
+export interface CgroupStats {
+  /** Bytes in use: v2 memory.current, v1 memory.usage_in_bytes. */
+  memoryCurrent?: number
+  /** Peak bytes: v2 memory.peak, v1 memory.max_usage_in_bytes. */
+  memoryPeak?: number
+  /** Limit in bytes; absent when unlimited. */
+  memoryMax?: number
+  memoryEvents: Counters
+  pidsCurrent?: number
+}
+
+/** The cgroup's OOM killer ran (v1 memory.oom_control, v2 memory.events). Delivered before
+ *  the exit events of the processes it killed, when those are watched by the same monitor. */
+export interface OomEvent extends BaseEvent {
+  type: 'oom'
+  /** The cgroup, as a path inside its hierarchy (`/lifewatch/job1`). */
+  cgroup: string
+  /** Processes killed since the previous event (the oom_kill delta; baselined when watched). */
+  kills: number
+  /** Change of every counter since the previous event (oom, oom_kill, oom_group_kill, max, high...). */
+  deltas: Counters
+  /** Counter totals. */
+  counters: Counters
+  stats: CgroupStats
+}
+
+/** Memory pressure: a v1 `memory.pressure_level` notification (`level`) or a PSI trigger (`trigger`). */
+export interface PressureEvent extends BaseEvent {
+  type: 'pressure'
+  /** Absent for system-wide PSI (/proc/pressure). */
+  cgroup?: string
+  resource: 'memory' | 'cpu' | 'io'
+  /** v1: `low`, `medium` or `critical`. */
+  level?: 'low' | 'medium' | 'critical'
+  /** PSI: the trigger that fired, e.g. `some 150000 1000000`. */
+  trigger?: string
+}
+
+/** `cgroup.events` populated changed; `value: false` means no process is left in the subtree. */
+export interface PopulatedEvent extends BaseEvent {
+  type: 'populated'
+  cgroup: string
+  value: boolean
+}
+
+export interface FrozenEvent extends BaseEvent {
+  type: 'frozen'
+  cgroup: string
+  value: boolean
+}
+
+/** Every directory of a cgroup watch is gone; the watch has ended. */
+export interface RemovedEvent extends BaseEvent {
+  type: 'removed'
+  cgroup: string
+  /** The last counters read. */
+  counters: Counters
+  stats: CgroupStats
+}
+
+export type CgroupEvent = OomEvent | PressureEvent | PopulatedEvent | FrozenEvent | RemovedEvent
+
+export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent
+
+function cgroupStats(s: NativeEvent['stats']): CgroupStats {
+  const out: CgroupStats = { memoryEvents: { ...(s?.memoryEvents ?? {}) } }
+  if (s?.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
+  if (s?.memoryPeak != null) out.memoryPeak = s.memoryPeak
+  if (s?.memoryMax != null) out.memoryMax = s.memoryMax
+  if (s?.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
+  return out
+}
 
 export function toEvent(n: NativeEvent): LifewatchEvent {
   if (n.type === 'exit') {
@@ -40,6 +115,31 @@ export function toEvent(n: NativeEvent): LifewatchEvent {
       e.core = n.core ?? false
     }
     return e
+  }
+  const base = { watch: n.watch, time: n.time }
+  switch (n.type) {
+    case 'oom':
+      return {
+        type: 'oom',
+        ...base,
+        cgroup: n.cgroup!,
+        kills: n.kills ?? 0,
+        deltas: { ...(n.deltas ?? {}) },
+        counters: { ...(n.counters ?? {}) },
+        stats: cgroupStats(n.stats),
+      }
+    case 'pressure': {
+      const e: PressureEvent = { type: 'pressure', ...base, resource: n.resource as PressureEvent['resource'] }
+      if (n.cgroup != null) e.cgroup = n.cgroup
+      if (n.level != null) e.level = n.level as PressureEvent['level']
+      if (n.trigger != null) e.trigger = n.trigger
+      return e
+    }
+    case 'populated':
+    case 'frozen':
+      return { type: n.type, ...base, cgroup: n.cgroup!, value: n.value! }
+    case 'removed':
+      return { type: 'removed', ...base, cgroup: n.cgroup!, counters: { ...(n.counters ?? {}) }, stats: cgroupStats(n.stats) }
   }
   return {
     type: 'error',

@@ -1,5 +1,31 @@
 export { AbortError, LifewatchError, type ErrorCode } from './errors.js'
-export type { ErrorEvent, ExitEvent, ExitSource, LifewatchEvent } from './events.js'
+export type {
+  CgroupEvent,
+  CgroupStats,
+  Counters,
+  ErrorEvent,
+  ExitEvent,
+  ExitSource,
+  FrozenEvent,
+  LifewatchEvent,
+  OomEvent,
+  PopulatedEvent,
+  PressureEvent,
+  RemovedEvent,
+} from './events.js'
+export {
+  CgroupWatch,
+  cgroupLayout,
+  cgroupOf,
+  cgroupStats,
+  type CgroupLayout,
+  type CgroupWatchOptions,
+  type Hierarchy,
+  type PressureLevel,
+  type ProcessCgroups,
+  type PsiResource,
+  type PsiTrigger,
+} from './cgroup-watch.js'
 export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'

@@ -12,6 +12,10 @@ export interface MonitorOptions {
   /** Watch processes by polling even where pidfd exists (tests of the pre-5.3 kernel path).
    *  The environment variable `LIFEWATCH_FORCE_FALLBACK=1` does the same. */
   forceFallback?: boolean
+  /** A cgroup tree to use instead of the mounted hierarchies (tests): laid out like
+   *  /sys/fs/cgroup (`cgroup.controllers` at the top for v2, else one directory per v1
+   *  hierarchy plus `unified`). */
+  cgroupRoot?: string
 }
 
 export interface KillOptions {
@@ -35,6 +39,15 @@ export interface KillResult {
 export const internals = {} as {
   native(monitor: Monitor): NativeMonitor
   adopt(monitor: Monitor, id: number, pid: number): Watch
+  /** Tracks a non-process watch (a cgroup watch): it sees its events, keeps the monitor ref'd
+   *  while active, and is failed on close. */
+  track(monitor: Monitor, id: number, handle: Tracked): void
+}
+
+/** A watch kept by another module. `onEvent` returns true when the watch has ended. @internal */
+export interface Tracked {
+  onEvent(ev: LifewatchEvent): boolean
+  fail(error: LifewatchError): void
 }
 
 type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void }
@@ -53,6 +66,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #pending: Pending[] = []
   #watches = new Map<number, Watch>()
   #byPid = new Map<number, Watch>()
+  #tracked = new Map<number, Tracked>()
   #closed = false
   #abortReason: AbortError | undefined
   #iterating = false
@@ -63,6 +77,10 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   static {
     internals.native = (m) => m.#checkedNative()
     internals.adopt = (m, id, pid) => m.#adopt(id, pid)
+    internals.track = (m, id, handle) => {
+      m.#tracked.set(id, handle)
+      m.#updateRef()
+    }
   }
 
   constructor(options?: MonitorOptions) {
@@ -71,9 +89,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const forceFallback = opts.forceFallback ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (typeof forceFallback !== 'boolean') throw new LifewatchError('ERR_INVALID_ARGUMENT', 'forceFallback must be a boolean')
+    if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cgroupRoot must be a string')
+    }
+    const cgroupRoot = opts.cgroupRoot
     this.#wantRef = !opts.unref
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
-    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback }))
+    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot }))
     if (signal) {
       const onAbort = () => this.#onAbort(signal)
       signal.addEventListener('abort', onAbort, { once: true })
@@ -119,8 +141,17 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */
-  unwatch(watch: Watch): boolean {
+  unwatch(watch: Watch | { readonly id: number }): boolean {
     this.#checkOpen()
+    if (!(watch instanceof Watch)) {
+      const t = this.#tracked.get(watch.id)
+      if (!t) return false
+      const stopped = native(() => this.#native.unwatch(watch.id))
+      this.#tracked.delete(watch.id)
+      t.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} was removed`))
+      this.#updateRef()
+      return stopped
+    }
     const stopped = native(() => this.#native.unwatch(watch.id))
     this.#forget(watch)
     watch.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
@@ -189,6 +220,8 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const closedError = new LifewatchError('ERR_CLOSED', 'the monitor was closed')
     for (const w of this.#watches.values()) w.fail(closedError)
     this.#watches.clear()
+    for (const t of this.#tracked.values()) t.fail(closedError)
+    this.#tracked.clear()
     this.#byPid.clear()
     for (const p of this.#pending.splice(0)) {
       if (this.#abortReason) p.reject(this.#abortReason)
@@ -240,6 +273,8 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     if (this.#closed) return
     for (const n of batch) {
       const ev = toEvent(n)
+      const tracked = this.#tracked.get(ev.watch)
+      if (tracked?.onEvent(ev)) this.#tracked.delete(ev.watch)
       if (ev.type === 'exit') {
         const w = this.#watches.get(ev.watch)
         if (w) {
@@ -291,7 +326,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /** Ref'd exactly when wanted, open, and watching something. */
   #updateRef(): void {
-    const want = this.#wantRef && !this.#closed && this.#watches.size > 0
+    const want = this.#wantRef && !this.#closed && this.#watches.size + this.#tracked.size > 0
     if (want === this.#refed) return
     this.#refed = want
     if (want) {

@@ -1,5 +1,6 @@
 //! Events as the core reports them; the binding converts them, the TS layer types them.
 
+use crate::cgroup::stats::{Counters, Stats};
 use crate::error::Code;
 use crate::status::ExitStatus;
 
@@ -33,6 +34,35 @@ pub enum EventKind {
         pid: i32,
         status: Option<ExitStatus>,
         source: ExitSource,
+    },
+    /// A cgroup's OOM killer ran. `kills` is the `oom_kill` delta since the previous event
+    /// (baselined when the watch was made); `deltas` the change of every counter, `counters`
+    /// their totals (memory.events on v2, memory.oom_control on v1).
+    Oom {
+        cgroup: String,
+        kills: u64,
+        deltas: Counters,
+        counters: Counters,
+        stats: Stats,
+    },
+    /// Memory pressure: a v1 `memory.pressure_level` notification (`level`) or a PSI trigger
+    /// (`trigger`); `cgroup` is `None` for system-wide PSI (/proc/pressure).
+    Pressure {
+        cgroup: Option<String>,
+        resource: String,
+        level: Option<String>,
+        trigger: Option<String>,
+    },
+    /// `cgroup.events` populated changed (false: no process left in the subtree).
+    Populated { cgroup: String, value: bool },
+    /// `cgroup.events` frozen changed.
+    Frozen { cgroup: String, value: bool },
+    /// Every directory of the watch is gone; the watch has ended. `counters` are the last
+    /// ones read (at removal when still readable).
+    Removed {
+        cgroup: String,
+        counters: Counters,
+        stats: Stats,
     },
     /// A watch failed after registration (reported, never fatal to the process).
     Error { code: Code, message: String },

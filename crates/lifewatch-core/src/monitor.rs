@@ -17,14 +17,17 @@ use crate::signal;
 /// Linux's PID_MAX_LIMIT (2^22): no PID is ever larger.
 pub const PID_MAX_LIMIT: i64 = 1 << 22;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
     /// Watch processes by polling even where pidfd exists (tests of the old-kernel path).
     pub force_fallback: bool,
+    /// A cgroup tree to use instead of the mounted hierarchies (`Layout::from_root`).
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 pub struct Monitor {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cgroups: crate::monitor_cgroup::Cgroups,
     thread: Mutex<Option<JoinHandle<()>>>,
     use_pidfd: bool,
 }
@@ -58,8 +61,10 @@ impl Monitor {
                 ));
             }
         };
+        let cgroups = crate::monitor_cgroup::Cgroups::new(options.cgroup_root.clone(), &shared);
         Ok(Monitor {
             shared,
+            cgroups,
             thread: Mutex::new(Some(thread)),
             use_pidfd: !options.force_fallback && pidfd::supported(),
         })
@@ -99,6 +104,9 @@ impl Monitor {
     /// Stops a watch and closes its fds; `false` if it already ended.
     pub fn unwatch(&self, id: WatchId) -> Result<bool> {
         self.check_open()?;
+        if let Some(stopped) = self.unwatch_cgroup(id) {
+            return Ok(stopped);
+        }
         Ok(self
             .shared
             .unregister(id, Release::Normal, &mut Released::default()))
@@ -128,7 +136,7 @@ impl Monitor {
         self.shared.state.load(Ordering::SeqCst) != OPEN
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.is_closed() {
             Err(Error::closed())
         } else {
@@ -156,7 +164,9 @@ impl Monitor {
         if let Some(t) = thread {
             let _ = t.join();
         }
-        self.shared.teardown(how)
+        let released = self.shared.teardown(how);
+        self.cgroups.clear();
+        released
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use rustix::buffer::spare_capacity;
@@ -27,6 +27,10 @@ pub const CLOSED: u8 = 2;
 
 pub type Notify = Box<dyn Fn() + Send + Sync>;
 
+/// Called on the reactor thread before a batch holding an exit is published, with the
+/// readiness time; events it pushes go right before the first exit (cgroup OOM kills).
+pub type BeforeExit = Box<dyn Fn(u64, &mut Vec<Event>) + Send + Sync>;
+
 pub struct Shared {
     /// Raw copies for the wait loop; the owners sit in `owned` and are closed only after
     /// the loop thread has been joined.
@@ -39,6 +43,7 @@ pub struct Shared {
     notify: Notify,
     pub(crate) state: AtomicU8,
     pub(crate) notifications: AtomicU64,
+    pub(crate) before_exit: OnceLock<BeforeExit>,
 }
 
 #[derive(Default)]
@@ -88,6 +93,7 @@ impl Shared {
             notify,
             state: AtomicU8::new(OPEN),
             notifications: AtomicU64::new(0),
+            before_exit: OnceLock::new(),
         })
     }
 
@@ -125,6 +131,14 @@ impl Shared {
             self.wake();
         }
         Ok(id)
+    }
+
+    /// A watch id with no source of its own (a cgroup watch served by several sources).
+    pub fn reserve_id(&self) -> WatchId {
+        let mut reg = self.registry();
+        let id = reg.next;
+        reg.next += 1;
+        id
     }
 
     /// Removes a watch; `false` when it is not (or no longer) registered.
@@ -172,7 +186,7 @@ impl Shared {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn publish(&self, mut events: Vec<Event>) {
+    pub(crate) fn publish(&self, mut events: Vec<Event>) {
         if events.is_empty() {
             return;
         }
@@ -242,6 +256,16 @@ impl Shared {
                 .collect();
             for id in due {
                 self.dispatch(&mut reg, id, time, &mut out);
+            }
+            if let Some(hook) = self.before_exit.get() {
+                if let Some(i) = out
+                    .iter()
+                    .position(|e| matches!(e.kind, EventKind::Exit { .. }))
+                {
+                    let mut first = Vec::new();
+                    hook(time, &mut first);
+                    out.splice(i..i, first);
+                }
             }
             drop(reg);
             self.publish(out);

@@ -139,6 +139,7 @@ fn bad_pids_and_signals_are_invalid() {
 fn fallback_reports_code_and_labels_itself() {
     let h = Harness::new(MonitorOptions {
         force_fallback: true,
+        ..Default::default()
     });
     assert!(!h.monitor.uses_pidfd());
     let mut child = Command::new("sh")
@@ -160,6 +161,7 @@ fn fallback_reports_code_and_labels_itself() {
 fn fallback_signal_and_gone_pid() {
     let h = Harness::new(MonitorOptions {
         force_fallback: true,
+        ..Default::default()
     });
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let id = h.monitor.watch_pid(child.id() as i64).unwrap();

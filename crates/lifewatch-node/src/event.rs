@@ -1,5 +1,8 @@
 //! Core events as plain JS objects; the TS layer narrows them into a discriminated union.
 
+use std::collections::HashMap;
+
+use lifewatch_core::cgroup::stats::{Counters, Stats};
 use lifewatch_core::{signal, Event, EventKind, ExitStatus};
 use napi::bindgen_prelude::BigInt;
 use napi_derive::napi;
@@ -18,6 +21,40 @@ pub struct NativeEvent {
     pub source: Option<String>,
     pub code: Option<String>,
     pub message: Option<String>,
+    pub cgroup: Option<String>,
+    pub kills: Option<f64>,
+    pub deltas: Option<HashMap<String, f64>>,
+    pub counters: Option<HashMap<String, f64>>,
+    pub stats: Option<NativeCgroupStats>,
+    pub resource: Option<String>,
+    pub level: Option<String>,
+    pub trigger: Option<String>,
+    pub value: Option<bool>,
+}
+
+#[napi(object)]
+pub struct NativeCgroupStats {
+    pub memory_current: Option<f64>,
+    pub memory_peak: Option<f64>,
+    pub memory_max: Option<f64>,
+    pub memory_events: HashMap<String, f64>,
+    pub pids_current: Option<f64>,
+}
+
+pub fn counters(c: Counters) -> HashMap<String, f64> {
+    c.into_iter().map(|(k, v)| (k, v as f64)).collect()
+}
+
+impl From<Stats> for NativeCgroupStats {
+    fn from(s: Stats) -> Self {
+        NativeCgroupStats {
+            memory_current: s.memory_current.map(|v| v as f64),
+            memory_peak: s.memory_peak.map(|v| v as f64),
+            memory_max: s.memory_max.map(|v| v as f64),
+            memory_events: counters(s.memory_events),
+            pids_current: s.pids_current.map(|v| v as f64),
+        }
+    }
 }
 
 impl From<Event> for NativeEvent {
@@ -33,6 +70,15 @@ impl From<Event> for NativeEvent {
             source: None,
             code: None,
             message: None,
+            cgroup: None,
+            kills: None,
+            deltas: None,
+            counters: None,
+            stats: None,
+            resource: None,
+            level: None,
+            trigger: None,
+            value: None,
         };
         match e.kind {
             EventKind::Exit {
@@ -51,6 +97,52 @@ impl From<Event> for NativeEvent {
                     }
                     None => {}
                 }
+            }
+            EventKind::Oom {
+                cgroup,
+                kills,
+                deltas,
+                counters: totals,
+                stats,
+            } => {
+                out.kind = "oom".into();
+                out.cgroup = Some(cgroup);
+                out.kills = Some(kills as f64);
+                out.deltas = Some(counters(deltas));
+                out.counters = Some(counters(totals));
+                out.stats = Some(stats.into());
+            }
+            EventKind::Pressure {
+                cgroup,
+                resource,
+                level,
+                trigger,
+            } => {
+                out.kind = "pressure".into();
+                out.cgroup = cgroup;
+                out.resource = Some(resource);
+                out.level = level;
+                out.trigger = trigger;
+            }
+            EventKind::Populated { cgroup, value } => {
+                out.kind = "populated".into();
+                out.cgroup = Some(cgroup);
+                out.value = Some(value);
+            }
+            EventKind::Frozen { cgroup, value } => {
+                out.kind = "frozen".into();
+                out.cgroup = Some(cgroup);
+                out.value = Some(value);
+            }
+            EventKind::Removed {
+                cgroup,
+                counters: totals,
+                stats,
+            } => {
+                out.kind = "removed".into();
+                out.cgroup = Some(cgroup);
+                out.counters = Some(counters(totals));
+                out.stats = Some(stats.into());
             }
             EventKind::Error { code, message } => {
                 out.kind = "error".into();

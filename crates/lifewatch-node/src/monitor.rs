@@ -21,6 +21,8 @@ type BatchFn = ThreadsafeFunction<(), (), Vec<NativeEvent>, Status, false, true>
 #[napi(object)]
 pub struct NativeMonitorOptions {
     pub force_fallback: Option<bool>,
+    /// A cgroup tree to use instead of the mounted hierarchies (tests).
+    pub cgroup_root: Option<String>,
 }
 
 /// Shared by the monitor object, the reactor's notify closure and the env cleanup hook.
@@ -78,7 +80,13 @@ impl NativeMonitor {
             })?;
         let notify_slot = Arc::clone(&core_slot);
         let options = MonitorOptions {
-            force_fallback: options.and_then(|o| o.force_fallback).unwrap_or(false),
+            force_fallback: options
+                .as_ref()
+                .and_then(|o| o.force_fallback)
+                .unwrap_or(false),
+            cgroup_root: options
+                .and_then(|o| o.cgroup_root)
+                .map(std::path::PathBuf::from),
         };
         let core = Monitor::new(
             options,

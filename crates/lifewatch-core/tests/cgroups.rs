@@ -1,0 +1,520 @@
+//! Cgroup watchers on real cgroupfs: whatever this kernel has (v1 memory on hybrid hosts,
+//! cgroup.events on any unified hierarchy, v2 memory in the VM). Tests skip, saying why,
+//! where a mechanism is missing or the process cannot create cgroups.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{open_fds, serial, Harness};
+use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use lifewatch_core::cgroup::Layout;
+use lifewatch_core::{CgroupWatchOptions, Code, Event, EventKind, MonitorOptions};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A test cgroup in one hierarchy, removed (after killing its members) on drop.
+struct TestCgroup {
+    dir: PathBuf,
+    rel: String,
+}
+
+impl TestCgroup {
+    fn new(mount: &Path) -> Option<TestCgroup> {
+        let rel = format!(
+            "lifewatch-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = mount.join(&rel);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(TestCgroup { dir, rel }),
+            Err(e) => {
+                eprintln!("skip: cannot create {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.dir.join(file), value)
+            .unwrap_or_else(|e| panic!("writing {value:?} to {file}: {e}"));
+    }
+
+    /// A shell that joins this cgroup, then execs `cmd`.
+    fn spawn(&self, cmd: &str) -> Child {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {cmd}",
+                self.dir.display()
+            ))
+            .spawn()
+            .unwrap()
+    }
+
+    fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|s| !s.trim().is_empty())
+            .unwrap_or(false)
+    }
+
+    fn rmdir(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => {
+                    eprintln!("rmdir {}: {e}", self.dir.display());
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        self.rmdir();
+    }
+}
+
+fn layout() -> Layout {
+    Layout::detect().unwrap()
+}
+
+/// The v1 memory hierarchy, if this host has one and we may create cgroups in it.
+fn v1_memory() -> Option<PathBuf> {
+    let l = layout();
+    match l.v1.get("memory") {
+        Some(h) => Some(h.mount.clone()),
+        None => {
+            eprintln!("skip: no v1 memory hierarchy");
+            None
+        }
+    }
+}
+
+/// The unified hierarchy and whether it has the memory controller for children.
+fn unified() -> Option<(PathBuf, bool)> {
+    let l = layout();
+    let h = l.unified.clone()?;
+    let ctl = std::fs::read_to_string(h.mount.join("cgroup.subtree_control")).unwrap_or_default();
+    Some((h.mount, ctl.split_whitespace().any(|c| c == "memory")))
+}
+
+fn wait_for(h: &Harness, pred: impl Fn(&Event) -> bool, within: Duration) -> Vec<Event> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while !got.iter().any(&pred) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        got.extend(h.collect(1, left.min(Duration::from_millis(200))));
+    }
+    got
+}
+
+fn is_removed(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Removed { .. })
+}
+
+#[test]
+fn populated_goes_to_zero_then_removed() {
+    let _s = serial();
+    let Some((mount, _)) = unified() else {
+        eprintln!("skip: no unified hierarchy");
+        return;
+    };
+    let Some(cg) = TestCgroup::new(&mount) else {
+        return;
+    };
+    let h = Harness::new(MonitorOptions::default());
+    let mut child = cg.spawn("sleep 0.4");
+    while !cg.populated() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let opts = CgroupWatchOptions {
+        events: Some(true),
+        oom: Some(false),
+        ..Default::default()
+    };
+    let id = h.monitor.watch_cgroup(&cg.rel, &opts).unwrap();
+    let got = wait_for(
+        &h,
+        |e| matches!(e.kind, EventKind::Populated { value: false, .. }),
+        Duration::from_secs(5),
+    );
+    child.wait().unwrap();
+    assert!(
+        got.iter().any(|e| e.watch == id
+            && e.kind
+                == EventKind::Populated {
+                    cgroup: format!("/{}", cg.rel),
+                    value: false
+                }),
+        "{got:?}"
+    );
+    assert!(cg.rmdir());
+    let got = wait_for(&h, is_removed, Duration::from_secs(5));
+    assert!(
+        got.iter().any(|e| e.watch == id && is_removed(e)),
+        "{got:?}"
+    );
+    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    assert!(!h.monitor.unwatch(id).unwrap(), "the watch ended by itself");
+}
+
+#[test]
+fn frozen_changes_are_reported() {
+    let _s = serial();
+    let Some((mount, _)) = unified() else { return };
+    let Some(cg) = TestCgroup::new(&mount) else {
+        return;
+    };
+    if !cg.dir.join("cgroup.freeze").exists() {
+        eprintln!("skip: no cgroup.freeze");
+        return;
+    }
+    let h = Harness::new(MonitorOptions::default());
+    let id = h
+        .monitor
+        .watch_cgroup(&cg.rel, &CgroupWatchOptions::default())
+        .unwrap();
+    cg.write("cgroup.freeze", "1");
+    let got = wait_for(
+        &h,
+        |e| matches!(e.kind, EventKind::Frozen { value: true, .. }),
+        Duration::from_secs(5),
+    );
+    assert!(
+        got.iter()
+            .any(|e| e.watch == id && matches!(e.kind, EventKind::Frozen { value: true, .. })),
+        "{got:?}"
+    );
+    cg.write("cgroup.freeze", "0");
+    let got = wait_for(
+        &h,
+        |e| matches!(e.kind, EventKind::Frozen { value: false, .. }),
+        Duration::from_secs(5),
+    );
+    assert!(
+        got.iter()
+            .any(|e| matches!(e.kind, EventKind::Frozen { value: false, .. })),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_typed_and_leaks_nothing() {
+    let _s = serial();
+    let h = Harness::new(MonitorOptions::default());
+    let before = open_fds();
+    let o = CgroupWatchOptions::default();
+    let code = |p: &str, o: &CgroupWatchOptions| h.monitor.watch_cgroup(p, o).unwrap_err().code;
+    assert_eq!(code("lifewatch-no-such-cgroup-xyz", &o), Code::NoSuchCgroup);
+    assert_eq!(code("../etc", &o), Code::InvalidArgument);
+    assert_eq!(code("/tmp", &o), Code::InvalidArgument);
+    assert_eq!(code("/etc/passwd", &o), Code::InvalidArgument);
+    let l = layout();
+    if let Some(h1) = l.v1.get("memory").or(l.unified.as_ref()) {
+        let file = format!("{}/cgroup.procs", h1.mount.display());
+        assert_eq!(code(&file, &o), Code::InvalidArgument, "a regular file");
+    }
+    let bad_psi = CgroupWatchOptions {
+        psi: vec![PsiTrigger {
+            resource: Resource::Memory,
+            full: false,
+            stall_us: 0,
+            window_us: 1_000_000,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(code("", &bad_psi), Code::InvalidArgument);
+    assert_eq!(
+        code(
+            "",
+            &CgroupWatchOptions {
+                pressure: Some("extreme".into()),
+                ..Default::default()
+            }
+        ),
+        Code::InvalidArgument
+    );
+    if !l.v1.contains_key("memory") {
+        assert_eq!(
+            code(
+                "",
+                &CgroupWatchOptions {
+                    pressure: Some("low".into()),
+                    ..Default::default()
+                }
+            ),
+            Code::UnsupportedKernel
+        );
+    }
+    // A cgroup root in a plain directory: refused by the statfs check.
+    let fake = Harness::new(MonitorOptions {
+        cgroup_root: Some(std::env::temp_dir()),
+        ..Default::default()
+    });
+    assert!(fake.monitor.watch_cgroup("x", &o).is_err());
+    drop(fake);
+    assert_eq!(open_fds(), before);
+}
+
+#[test]
+fn v1_rmdir_mid_watch_is_removed_not_oom() {
+    let _s = serial();
+    let Some(mem) = v1_memory() else { return };
+    let Some(cg) = TestCgroup::new(&mem) else {
+        return;
+    };
+    let h = Harness::new(MonitorOptions::default());
+    let id = h
+        .monitor
+        .watch_cgroup(
+            &cg.rel,
+            &CgroupWatchOptions {
+                oom: Some(true),
+                pressure: Some("low".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(cg.rmdir());
+    let got = wait_for(&h, is_removed, Duration::from_secs(5));
+    assert!(
+        got.iter().any(|e| e.watch == id && is_removed(e)),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|e| matches!(e.kind, EventKind::Oom { .. })),
+        "{got:?}"
+    );
+    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+}
+
+/// Builds the memory hog: allocates and touches 1 MiB chunks until killed.
+fn hog_cmd() -> String {
+    // Python may be missing in minimal images; a shell string doubling is enough.
+    "sh -c 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while :; do x=$x$x; done'".into()
+}
+
+#[test]
+fn v1_oom_kill_comes_before_the_exit() {
+    let _s = serial();
+    let Some(mem) = v1_memory() else { return };
+    let Some(cg) = TestCgroup::new(&mem) else {
+        return;
+    };
+    cg.write("memory.limit_in_bytes", "33554432");
+    if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
+        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), "33554432");
+    }
+    let h = Harness::new(MonitorOptions::default());
+    let cw = h
+        .monitor
+        .watch_cgroup(
+            &cg.rel,
+            &CgroupWatchOptions {
+                oom: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let start = lifewatch_core::monotonic_ns();
+    let mut hog = cg.spawn(&hog_cmd());
+    let pw = h.monitor.watch_own_child(hog.id() as i32, None).unwrap();
+    let got = wait_for(&h, |e| e.watch == pw, Duration::from_secs(30));
+    let _ = hog.wait();
+    let oom = got
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::Oom { .. }) && e.watch == cw);
+    let exit = got.iter().position(|e| e.watch == pw);
+    let (Some(oom), Some(exit)) = (oom, exit) else {
+        panic!("{got:?}")
+    };
+    assert!(oom < exit, "OOM before exit: {got:?}");
+    let EventKind::Oom {
+        kills,
+        ref counters,
+        ref stats,
+        ..
+    } = got[oom].kind
+    else {
+        unreachable!()
+    };
+    assert!(kills >= 1, "{got:?}");
+    assert!(counters["oom_kill"] >= 1);
+    assert!(stats.memory_max.is_some());
+    assert!(
+        matches!(
+            &got[exit].kind,
+            EventKind::Exit {
+                status: Some(lifewatch_core::ExitStatus::Signal { signo: 9, .. }),
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    let ooms = got
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Oom { .. }))
+        .count();
+    let kills_total: u64 = got
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Oom { kills, .. } => Some(kills),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        kills_total, counters["oom_kill"],
+        "every kill reported once ({ooms} events)"
+    );
+    eprintln!(
+        "v1 OOM: event {:.1} ms after the hog started; kills {kills}; exit {:.1} ms",
+        (got[oom].time - start) as f64 / 1e6,
+        (got[exit].time - start) as f64 / 1e6
+    );
+}
+
+#[test]
+fn stale_oom_kills_are_not_reported() {
+    let _s = serial();
+    let Some(mem) = v1_memory() else { return };
+    let Some(cg) = TestCgroup::new(&mem) else {
+        return;
+    };
+    cg.write("memory.limit_in_bytes", "33554432");
+    let mut hog = cg.spawn(&hog_cmd());
+    let _ = hog.wait();
+    let kills: u64 = std::fs::read_to_string(cg.dir.join("memory.oom_control"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ").map(|v| v.parse().unwrap()))
+        .unwrap();
+    assert!(kills >= 1);
+    let h = Harness::new(MonitorOptions::default());
+    h.monitor
+        .watch_cgroup(
+            &cg.rel,
+            &CgroupWatchOptions {
+                oom: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let got = h.collect(1, Duration::from_millis(300));
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
+fn v1_pressure_level_under_reclaim() {
+    let _s = serial();
+    let Some(mem) = v1_memory() else { return };
+    let Some(cg) = TestCgroup::new(&mem) else {
+        return;
+    };
+    cg.write("memory.limit_in_bytes", "33554432");
+    let h = Harness::new(MonitorOptions::default());
+    let id = h
+        .monitor
+        .watch_cgroup(
+            &cg.rel,
+            &CgroupWatchOptions {
+                oom: Some(false),
+                events: Some(false),
+                pressure: Some("low".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut hog = cg.spawn(&hog_cmd());
+    let got = wait_for(
+        &h,
+        |e| matches!(e.kind, EventKind::Pressure { .. }),
+        Duration::from_secs(20),
+    );
+    let _ = hog.kill();
+    let _ = hog.wait();
+    assert!(
+        got.iter().any(|e| e.watch == id && matches!(&e.kind, EventKind::Pressure { level: Some(l), resource, .. } if l == "low" && resource == "memory")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn create_watch_delete_cycles_return_to_baseline() {
+    let _s = serial();
+    let l = layout();
+    let mounts: Vec<PathBuf> =
+        l.v1.get("memory")
+            .iter()
+            .map(|h| h.mount.clone())
+            .chain(l.unified.iter().map(|h| h.mount.clone()))
+            .collect();
+    if mounts.is_empty() {
+        return;
+    }
+    let h = Harness::new(MonitorOptions::default());
+    // Warm up: the lazily created inotify fd stays for the monitor's life.
+    let n: usize = std::env::var("LIFEWATCH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let before = open_fds();
+    let mut removed = 0;
+    for i in 0..n {
+        let rel = format!("lifewatch-test-cycle-{}-{i}", std::process::id());
+        for m in &mounts {
+            std::fs::create_dir(m.join(&rel)).unwrap();
+        }
+        let id = h
+            .monitor
+            .watch_cgroup(&rel, &CgroupWatchOptions::default())
+            .unwrap();
+        if i % 2 == 0 {
+            assert!(h.monitor.unwatch(id).unwrap());
+        }
+        for m in &mounts {
+            std::fs::remove_dir(m.join(&rel)).unwrap();
+        }
+        if i % 2 == 1 {
+            let got = wait_for(
+                &h,
+                |e| e.watch == id && is_removed(e),
+                Duration::from_secs(5),
+            );
+            assert!(
+                got.iter().any(|e| e.watch == id && is_removed(e)),
+                "cycle {i}: {got:?}"
+            );
+            removed += 1;
+        }
+        if i == 0 {
+            // The first watch created the monitor's inotify fd (kept for its life).
+            assert!(open_fds() <= before + 1);
+        }
+    }
+    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    let after = open_fds();
+    eprintln!("cycles: {n} ({removed} ended by removal); fds before {before}, after {after}");
+    assert!(after <= before + 1, "before {before}, after {after}");
+    h.monitor.close();
+    assert!(open_fds() <= before);
+}

@@ -1,0 +1,167 @@
+//! Cgroup watching on `NativeMonitor`, plus the stateless layout helpers: conversions only.
+
+use std::collections::HashMap;
+
+use lifewatch_core::cgroup::psi::PsiTrigger;
+use lifewatch_core::cgroup::stats;
+use lifewatch_core::cgroup::{CgroupPath, Hierarchy, Layout};
+use lifewatch_core::CgroupWatchOptions;
+use napi::Result;
+use napi_derive::napi;
+
+use crate::error::IntoNapi;
+use crate::event::NativeCgroupStats;
+use crate::monitor::NativeMonitor;
+
+#[napi(object)]
+pub struct NativePsiTrigger {
+    pub resource: String,
+    /// `some` (default) or `full`.
+    pub kind: Option<String>,
+    pub stall_us: f64,
+    pub window_us: f64,
+}
+
+impl NativePsiTrigger {
+    fn core(&self) -> lifewatch_core::Result<PsiTrigger> {
+        PsiTrigger::from_parts(
+            &self.resource,
+            self.kind.as_deref().unwrap_or("some"),
+            self.stall_us,
+            self.window_us,
+        )
+    }
+}
+
+#[napi(object)]
+pub struct NativeCgroupWatchOptions {
+    pub oom: Option<bool>,
+    pub events: Option<bool>,
+    pub pressure: Option<String>,
+    pub psi: Option<Vec<NativePsiTrigger>>,
+    pub local: Option<bool>,
+}
+
+#[napi(object)]
+pub struct NativeHierarchy {
+    pub mount: String,
+    pub root: String,
+}
+
+#[napi(object)]
+pub struct NativeLayout {
+    pub mode: String,
+    pub unified: Option<NativeHierarchy>,
+    pub v1: HashMap<String, NativeHierarchy>,
+}
+
+#[napi(object)]
+pub struct NativeProcessCgroups {
+    /// The process's directory in the unified hierarchy, where mounted.
+    pub unified: Option<String>,
+    /// Its path inside the unified hierarchy (`0::/...`).
+    pub unified_path: Option<String>,
+    /// Its directory per v1 controller.
+    pub v1: HashMap<String, String>,
+}
+
+fn hierarchy(h: &Hierarchy) -> NativeHierarchy {
+    NativeHierarchy {
+        mount: h.mount.to_string_lossy().into_owned(),
+        root: h.root.clone(),
+    }
+}
+
+fn layout_to_js(l: &Layout) -> NativeLayout {
+    NativeLayout {
+        mode: l.mode().as_str().into(),
+        unified: l.unified.as_ref().map(hierarchy),
+        v1: l
+            .v1
+            .iter()
+            .map(|(k, h)| (k.clone(), hierarchy(h)))
+            .collect(),
+    }
+}
+
+fn layout_at(root: Option<String>) -> lifewatch_core::Result<Layout> {
+    match root {
+        Some(r) => Layout::from_root(std::path::Path::new(&r)),
+        None => Layout::detect(),
+    }
+}
+
+#[napi]
+impl NativeMonitor {
+    #[napi]
+    pub fn watch_cgroup(
+        &self,
+        path: String,
+        options: Option<NativeCgroupWatchOptions>,
+    ) -> Result<u32> {
+        let o = options.unwrap_or(NativeCgroupWatchOptions {
+            oom: None,
+            events: None,
+            pressure: None,
+            psi: None,
+            local: None,
+        });
+        let psi = o
+            .psi
+            .unwrap_or_default()
+            .iter()
+            .map(NativePsiTrigger::core)
+            .collect::<lifewatch_core::Result<Vec<_>>>()
+            .napi()?;
+        let opts = CgroupWatchOptions {
+            oom: o.oom,
+            events: o.events,
+            pressure: o.pressure,
+            psi,
+            local: o.local.unwrap_or(false),
+        };
+        self.inner.core.watch_cgroup(&path, &opts).napi()
+    }
+
+    /// A system-wide PSI trigger (/proc/pressure/<resource>).
+    #[napi]
+    pub fn watch_pressure(&self, trigger: NativePsiTrigger) -> Result<u32> {
+        let t = trigger.core().napi()?;
+        self.inner.core.watch_pressure(t).napi()
+    }
+
+    #[napi]
+    pub fn cgroup_layout(&self) -> Result<NativeLayout> {
+        Ok(layout_to_js(&self.inner.core.cgroup_layout().napi()?))
+    }
+}
+
+/// The cgroup layout of this system (or of a test tree at `root`).
+#[napi]
+pub fn cgroup_layout(root: Option<String>) -> Result<NativeLayout> {
+    Ok(layout_to_js(&layout_at(root).napi()?))
+}
+
+/// The cgroups a process is in, as directories.
+#[napi]
+pub fn cgroup_of(pid: i64, root: Option<String>) -> Result<NativeProcessCgroups> {
+    let pid = lifewatch_core::check_pid(pid).napi()?;
+    let g = layout_at(root).and_then(|l| l.cgroups_of(pid)).napi()?;
+    Ok(NativeProcessCgroups {
+        unified: g.unified.map(|p| p.to_string_lossy().into_owned()),
+        unified_path: g.unified_path,
+        v1: g
+            .v1
+            .into_iter()
+            .map(|(k, p)| (k, p.to_string_lossy().into_owned()))
+            .collect(),
+    })
+}
+
+/// A resource snapshot of a cgroup (memory, events counters, pids).
+#[napi]
+pub fn cgroup_stats(path: String, root: Option<String>) -> Result<NativeCgroupStats> {
+    let layout = layout_at(root).napi()?;
+    let cg = CgroupPath::parse(&path, &layout).napi()?;
+    Ok(stats::snapshot(&layout, &cg).into())
+}

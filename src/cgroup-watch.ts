@@ -1,0 +1,249 @@
+// Cgroup watching on a Monitor: `monitor.watchCgroup(path, options)` and system-wide PSI
+// through `monitor.watchPressure(trigger)`; `cgroupOf(pid)` and `cgroupLayout()`.
+import { LifewatchError, invalid, native } from './errors.js'
+import type { CgroupEvent, CgroupStats, LifewatchEvent, RemovedEvent } from './events.js'
+import { internals, Monitor } from './monitor.js'
+import { binding } from './native.js'
+import { checkOptions, checkPid, describe } from './validate.js'
+
+export type PsiResource = 'memory' | 'cpu' | 'io'
+
+/** A PSI trigger: fire when tasks stalled `stallUs` within any `windowUs` window.
+ *  The kernel's rules: window 500 ms..10 s, 0 < stall <= window; without CAP_SYS_RESOURCE
+ *  the window must be a multiple of 2 s (else `ERR_PERMISSION`). */
+export interface PsiTrigger {
+  /** Default `'memory'`. */
+  resource?: PsiResource
+  /** `'some'` (default): at least one task stalled; `'full'`: all non-idle tasks stalled. */
+  kind?: 'some' | 'full'
+  stallUs: number
+  windowUs: number
+}
+
+export type PressureLevel = 'low' | 'medium' | 'critical'
+
+export interface CgroupWatchOptions {
+  /** OOM kills (v1 memory.oom_control eventfd or v2 memory.events). Default: where available;
+   *  `true` makes it an error (`ERR_UNSUPPORTED_KERNEL`) when this system has neither. */
+  oom?: boolean
+  /** `populated` / `frozen` from cgroup.events (unified hierarchy). Default: where available. */
+  events?: boolean
+  /** v1 memory.pressure_level notifications: `'low'`, `'medium,local'`, `'critical,hierarchy'`... */
+  pressure?: PressureLevel | `${PressureLevel},${'hierarchy' | 'local'}`
+  /** PSI triggers on the cgroup's *.pressure files (unified hierarchy). */
+  psi?: PsiTrigger[]
+  /** v2: count this cgroup only (memory.events.local). */
+  local?: boolean
+}
+
+/**
+ * One watched cgroup. Its events arrive through the monitor's iterator; `onEvent` and
+ * `waitFor` see them too. Ends with a `removed` event once its directories are gone.
+ */
+export class CgroupWatch {
+  readonly id: number
+  /** The path as given to `watchCgroup`. */
+  readonly path: string
+  #removed: RemovedEvent | undefined
+  #failed: LifewatchError | undefined
+  #listeners = new Set<(ev: CgroupEvent) => void>()
+
+  /** @internal */
+  constructor(id: number, path: string) {
+    this.id = id
+    this.path = path
+  }
+
+  get active(): boolean {
+    return this.#removed === undefined && this.#failed === undefined
+  }
+
+  /** Calls `fn` for each event of this watch; returns the function that stops it. */
+  onEvent(fn: (ev: CgroupEvent) => void): () => void {
+    this.#listeners.add(fn)
+    return () => this.#listeners.delete(fn)
+  }
+
+  /** The first event (from now on) that `match` accepts. Rejects with `ERR_CLOSED` when the
+   *  watch ends first (unless the ending `removed` event matches), or on abort. */
+  waitFor(match: (ev: CgroupEvent) => boolean, options?: { signal?: AbortSignal }): Promise<CgroupEvent> {
+    if (this.#failed) return Promise.reject(this.#failed)
+    if (this.#removed) {
+      return match(this.#removed) ? Promise.resolve(this.#removed) : Promise.reject(this.#ended())
+    }
+    const signal = options?.signal
+    return new Promise((resolve, reject) => {
+      const stop = (): void => {
+        this.#listeners.delete(listener)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const onAbort = (): void => {
+        stop()
+        reject(signal?.reason)
+      }
+      const listener = (ev: CgroupEvent): void => {
+        if (match(ev)) {
+          stop()
+          resolve(ev)
+        } else if (ev.type === 'removed') {
+          stop()
+          reject(this.#ended())
+        }
+      }
+      const failer = { fail: (e: LifewatchError) => (stop(), reject(e)) }
+      this.#failers.add(failer)
+      this.#listeners.add(listener)
+      if (signal?.aborted) onAbort()
+      else signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Resolves with the `removed` event. */
+  removed(): Promise<RemovedEvent> {
+    return this.waitFor((e) => e.type === 'removed') as Promise<RemovedEvent>
+  }
+
+  #failers = new Set<{ fail(e: LifewatchError): void }>()
+
+  #ended(): LifewatchError {
+    return new LifewatchError('ERR_CLOSED', `cgroup ${this.path} was removed`)
+  }
+
+  /** @internal */
+  onNative(ev: LifewatchEvent): boolean {
+    if (ev.type === 'exit' || ev.type === 'error') return false
+    if (ev.type === 'removed') this.#removed = ev
+    for (const fn of [...this.#listeners]) fn(ev)
+    if (ev.type === 'removed') {
+      this.#listeners.clear()
+      this.#failers.clear()
+      return true
+    }
+    return false
+  }
+
+  /** @internal */
+  fail(error: LifewatchError): void {
+    if (!this.active) return
+    this.#failed = error
+    this.#listeners.clear()
+    for (const f of [...this.#failers]) f.fail(error)
+    this.#failers.clear()
+  }
+}
+
+function checkPsi(t: unknown, what: string): { resource: string; kind: string; stallUs: number; windowUs: number } {
+  const o = checkOptions<PsiTrigger>(t, what)
+  const resource = o.resource ?? 'memory'
+  const kind = o.kind ?? 'some'
+  if (!['memory', 'cpu', 'io'].includes(resource)) throw invalid(`${what}.resource must be memory, cpu or io, got ${describe(resource)}`)
+  if (kind !== 'some' && kind !== 'full') throw invalid(`${what}.kind must be 'some' or 'full', got ${describe(kind)}`)
+  for (const k of ['stallUs', 'windowUs'] as const) {
+    const v = o[k]
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw invalid(`${what}.${k} must be a positive integer (microseconds), got ${describe(v)}`)
+  }
+  return { resource, kind, stallUs: o.stallUs!, windowUs: o.windowUs! }
+}
+
+function checkBool(v: unknown, what: string): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v
+  throw invalid(`${what} must be a boolean, got ${describe(v)}`)
+}
+
+declare module './monitor.js' {
+  interface Monitor {
+    /**
+     * Watches a cgroup: `oom`, `pressure`, `populated`, `frozen` events, then `removed`.
+     * `path` is inside the hierarchy (`lifewatch/job1`) or a directory under a cgroup mount.
+     * Errors: `ERR_NO_SUCH_CGROUP`, `ERR_INVALID_ARGUMENT` (`..`, outside the cgroup mounts, a
+     * file, not cgroupfs), `ERR_UNSUPPORTED_KERNEL` (a required mechanism is missing),
+     * `ERR_PERMISSION`. Watching one cgroup twice is allowed: each watch gets every event.
+     */
+    watchCgroup(path: string, options?: CgroupWatchOptions): CgroupWatch
+    /** A system-wide PSI trigger (/proc/pressure/<resource>): `pressure` events without `cgroup`. */
+    watchPressure(trigger: PsiTrigger): CgroupWatch
+  }
+}
+
+Monitor.prototype.watchCgroup = function watchCgroup(this: Monitor, path: string, options?: CgroupWatchOptions): CgroupWatch {
+  if (typeof path !== 'string' || path.length === 0) throw invalid(`path must be a non-empty string, got ${describe(path)}`)
+  const o = checkOptions<CgroupWatchOptions>(options, 'options')
+  if (o.pressure !== undefined && typeof o.pressure !== 'string') throw invalid(`options.pressure must be a string, got ${describe(o.pressure)}`)
+  if (o.psi !== undefined && !Array.isArray(o.psi)) throw invalid(`options.psi must be an array, got ${describe(o.psi)}`)
+  const opts = {
+    oom: checkBool(o.oom, 'options.oom'),
+    events: checkBool(o.events, 'options.events'),
+    local: checkBool(o.local, 'options.local'),
+    pressure: o.pressure,
+    psi: o.psi?.map((t, i) => checkPsi(t, `options.psi[${i}]`)),
+  }
+  const handle = internals.native(this)
+  const id = native(() => handle.watchCgroup(path, opts))
+  const w = new CgroupWatch(id, path)
+  internals.track(this, id, { onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
+  return w
+}
+
+Monitor.prototype.watchPressure = function watchPressure(this: Monitor, trigger: PsiTrigger): CgroupWatch {
+  const t = checkPsi(trigger, 'trigger')
+  const handle = internals.native(this)
+  const id = native(() => handle.watchPressure(t))
+  const w = new CgroupWatch(id, `/proc/pressure/${t.resource}`)
+  internals.track(this, id, { onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
+  return w
+}
+
+export interface Hierarchy {
+  /** Where it is mounted. */
+  mount: string
+  /** Which part of the hierarchy the mount shows (`/` unless in a cgroup namespace). */
+  root: string
+}
+
+export interface CgroupLayout {
+  mode: 'v1' | 'v2' | 'hybrid'
+  unified?: Hierarchy
+  /** v1 hierarchies by controller (`memory`, `pids`, `cpu`, `name=systemd`...). */
+  v1: Record<string, Hierarchy>
+}
+
+/** The cgroup layout of this system (or of a test tree laid out like /sys/fs/cgroup). */
+export function cgroupLayout(options?: { cgroupRoot?: string }): CgroupLayout {
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const l = native(() => binding.cgroupLayout(o.cgroupRoot))
+  const out: CgroupLayout = { mode: l.mode as CgroupLayout['mode'], v1: { ...l.v1 } }
+  if (l.unified) out.unified = l.unified
+  return out
+}
+
+export interface ProcessCgroups {
+  /** The process's directory in the unified hierarchy, where mounted. */
+  unified?: string
+  /** Its path inside the unified hierarchy (the `0::` line of /proc/<pid>/cgroup). */
+  unifiedPath?: string
+  /** Its directory per v1 controller. */
+  v1: Record<string, string>
+}
+
+/** Which cgroups a process is in, as directories. `ERR_NO_SUCH_PROCESS` if it is gone. */
+export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): ProcessCgroups {
+  checkPid(pid)
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const g = native(() => binding.cgroupOf(pid, o.cgroupRoot))
+  const out: ProcessCgroups = { v1: { ...g.v1 } }
+  if (g.unified != null) out.unified = g.unified
+  if (g.unifiedPath != null) out.unifiedPath = g.unifiedPath
+  return out
+}
+
+/** A resource snapshot of a cgroup: memory (current, peak, limit, event counters), pids. */
+export function cgroupStats(path: string, options?: { cgroupRoot?: string }): CgroupStats {
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const s = native(() => binding.cgroupStats(path, o.cgroupRoot))
+  const out: CgroupStats = { memoryEvents: { ...s.memoryEvents } }
+  if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
+  if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
+  if (s.memoryMax != null) out.memoryMax = s.memoryMax
+  if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
+  return out
+}
