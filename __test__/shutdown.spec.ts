@@ -206,19 +206,21 @@ test('OOM kills seen during the task life become span events; metrics oom.kills,
   const o = otel()
   const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
   const monitor = new Monitor()
-  // An OOM watcher double with watchCgroup (the cgroup watcher's API) and no events of its own.
+  // An OOM watcher double: watchCgroup (the cgroup watcher's API) hands out one watch whose
+  // listeners the test drives.
   let closed = false
+  const listeners: Array<(ev: unknown) => void> = []
   const oomWatcher = {
-    watchCgroup: () => 1,
+    watchCgroup: () => ({ id: 1, path: 'lw-hog', onEvent: (fn: (ev: unknown) => void) => listeners.push(fn) }),
     close: () => ((closed = true), { ...noFds(), eventfd: 1, control: 2 }),
     async *[Symbol.asyncIterator]() {},
   } as unknown as Monitor
   const platform = new Platform({ oomWatcher, ...tel })
   const task = await Task.spawn('sleep', ['60'], { monitor, stdio: 'ignore', ...tel })
-  t.true(platform.watchOom(task, '/sys/fs/cgroup/memory/lw-hog'))
+  platform.watchOom(task, '/sys/fs/cgroup/memory/lw-hog')
   t.is((await o.points('lifewatch.oom.watchers'))[0]?.value, 1)
   const when = process.hrtime.bigint()
-  platform.route({ type: 'oom', watch: 1, time: when, cgroup: '/sys/fs/cgroup/memory/lw-hog', kills: 1, counters: { oom_kill: 1 } } as never)
+  for (const l of listeners) l({ type: 'oom', watch: 1, time: when, cgroup: '/lw-hog', kills: 1, deltas: { oom_kill: 1 }, counters: { oom_kill: 1 }, stats: { memoryEvents: {} } })
   t.is(task.oomKills, 1)
   const result = await shutdown(task, { monitor, platform, ...tel })
   t.true(closed)
@@ -226,12 +228,12 @@ test('OOM kills seen during the task life become span events; metrics oom.kills,
   const root = o.span(SPAN.shutdown)
   const ev = root.events.find((e) => e.name === 'lifewatch.oom_kill')
   t.truthy(ev)
-  t.is(ev?.attributes?.['lifewatch.cgroup.path'], '/sys/fs/cgroup/memory/lw-hog')
+  t.is(ev?.attributes?.['lifewatch.cgroup.path'], '/lw-hog')
   t.is(ev?.attributes?.['lifewatch.oom.kills'], 1)
   t.is(ev?.attributes?.['lifewatch.oom.counters.oom_kill'], 1)
   t.is(root.attributes['lifewatch.oom.kills'], 1)
   t.is(o.span(SPAN.oomWatcher).attributes['lifewatch.fd.released'], 3)
-  t.is((await o.points('lifewatch.oom.kills', { 'lifewatch.cgroup.path': '/sys/fs/cgroup/memory/lw-hog' }))[0]?.value, 1)
+  t.is((await o.points('lifewatch.oom.kills', { 'lifewatch.cgroup.path': '/lw-hog' }))[0]?.value, 1)
   t.is((await o.points('lifewatch.oom.watchers'))[0]?.value, 0, 'closed with the platform')
   t.is((await o.points('lifewatch.process.exits', { 'lifewatch.exit.kind': 'signaled' }))[0]?.value, 1)
 })

@@ -1,10 +1,13 @@
 // Platform: what the containerd shim's platform owns (seed 000) — the OOM watcher (a Monitor
 // with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
 // once, and reports what it released.
+import './cgroup-watch.js' // Monitor.prototype.watchCgroup
+import type { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError } from './errors.js'
+import type { LifewatchEvent } from './events.js'
 import { Monitor } from './monitor.js'
 import type { ReleasedFds } from './native.js'
-import { Task, type CgroupLike, type OomEventLike, type SpawnOptions } from './task.js'
+import { Task, type CgroupLike, type SpawnOptions } from './task.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
 
 /** Limits for a new cgroup, as the cgroup manager's `Cgroup.create` takes them. */
@@ -21,11 +24,6 @@ export interface CgroupLimits {
 /** The cgroup manager's factory (`Cgroup` of src/cgroup.ts has this static shape). */
 export interface CgroupFactory {
   create(path: string, limits?: CgroupLimits): CgroupLike | Promise<CgroupLike>
-}
-
-/** A Monitor that can watch cgroups (`monitor.watchCgroup`, added by the cgroup watcher). */
-interface CgroupWatching {
-  watchCgroup(path: string, options?: { oom?: boolean; pressure?: unknown; events?: boolean }): unknown
 }
 
 export interface PlatformOptions extends TelemetryOptions {
@@ -48,7 +46,7 @@ export interface PlatformCloseResult {
 }
 
 /** Any event of the OOM watcher (oom, pressure, populated, frozen, removed, exit, error). */
-export type PlatformEvent = { type: string; watch: number; time: bigint; cgroup?: string }
+export type PlatformEvent = LifewatchEvent
 
 const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 })
 
@@ -76,8 +74,7 @@ export class Platform {
   #telemetry: TelemetryOptions
   #cgroupFactory: CgroupFactory | undefined
   #cgroups = new Set<CgroupLike>()
-  #tasksByCgroup = new Map<string, Set<Task>>()
-  #oomWatches = 0
+  #oomWatches = new Set<CgroupWatch>()
   #listeners = new Set<(ev: PlatformEvent) => void>()
   #pump: Promise<void> | undefined
   #oomClosed: Promise<ReleasedFds> | undefined
@@ -88,11 +85,6 @@ export class Platform {
     this.oomWatcher = options.oomWatcher ?? new Monitor()
     this.#cgroupFactory = options.cgroups
     this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
-  }
-
-  /** Whether the OOM watcher can watch cgroups in this build (the cgroup watcher is present). */
-  get canWatchCgroups(): boolean {
-    return typeof (this.oomWatcher as unknown as Partial<CgroupWatching>).watchCgroup === 'function'
   }
 
   /** Cgroups the manager owns and has not removed yet. */
@@ -134,21 +126,27 @@ export class Platform {
   }
 
   /**
-   * Watches a task's cgroup for OOM kills on the OOM watcher and records them on the task.
-   * Returns false when the cgroup cannot be watched in this build (no cgroup watcher).
+   * Watches a task's cgroup for OOM kills on the OOM watcher; each kill is recorded on the task
+   * (span events at its shutdown) and counted (`lifewatch.oom.kills`). Also the cgroup's
+   * `populated`/`frozen`/`removed` events, which reach `onEvent` listeners.
    */
-  watchOom(task: Task, path = task.cgroupPath): boolean {
+  watchOom(task: Task, path = task.cgroupPath): CgroupWatch {
     this.#checkOpen()
     if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
-    let set = this.#tasksByCgroup.get(path)
-    if (!set) this.#tasksByCgroup.set(path, (set = new Set()))
-    set.add(task)
-    if (!this.canWatchCgroups) return false
-    ;(this.oomWatcher as unknown as CgroupWatching).watchCgroup(path, { oom: true, events: true })
-    this.#oomWatches++
-    telemetry(this.#telemetry).oomWatchers.add(1)
+    const w = this.oomWatcher.watchCgroup(path, { oom: true })
+    this.#oomWatches.add(w)
+    const tel = telemetry(this.#telemetry)
+    tel.oomWatchers.add(1)
+    w.onEvent((ev) => {
+      if (ev.type === 'oom') {
+        tel.oomKills.add(ev.kills, { 'lifewatch.cgroup.path': ev.cgroup })
+        task.recordOom(ev)
+      } else if (ev.type === 'removed' && this.#oomWatches.delete(w)) {
+        tel.oomWatchers.add(-1)
+      }
+    })
     this.#startPump()
-    return true
+    return w
   }
 
   /**
@@ -176,19 +174,9 @@ export class Platform {
     return task
   }
 
-  /** Routes one OOM-watcher event: OOM kills to the tasks of that cgroup, and the metric. */
-  route(ev: PlatformEvent): void {
-    if (ev.type === 'oom' && ev.cgroup) {
-      const oom = ev as unknown as OomEventLike
-      telemetry(this.#telemetry).oomKills.add(oom.kills, { 'lifewatch.cgroup.path': oom.cgroup })
-      for (const t of this.#tasksByCgroup.get(oom.cgroup) ?? []) t.recordOom(oom)
-    }
-    for (const l of this.#listeners) l(ev)
-  }
-
   #startPump(): void {
     this.#pump ??= (async () => {
-      for await (const ev of this.oomWatcher) this.route(ev as PlatformEvent)
+      for await (const ev of this.oomWatcher) for (const l of this.#listeners) l(ev)
     })().catch(() => {})
   }
 
@@ -201,8 +189,8 @@ export class Platform {
       // Let a batch already on its way reach the pump (an OOM kill right before shutdown).
       await new Promise((r) => setImmediate(r))
       const released = this.oomWatcher.close()
-      if (this.#oomWatches > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches)
-      this.#oomWatches = 0
+      if (this.#oomWatches.size > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches.size)
+      this.#oomWatches.clear()
       await this.#pump
       return released
     })())

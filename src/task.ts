@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
 import { LifewatchError } from './errors.js'
-import type { ExitEvent } from './events.js'
+import type { ExitEvent, OomEvent } from './events.js'
 import type { KillResult, Monitor } from './monitor.js'
 import { claimed, Subreaper, type OrphanEvent } from './subreaper.js'
 import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
@@ -37,15 +37,6 @@ export interface OomRecord {
   /** CLOCK_MONOTONIC ns when the kernel reported it. */
   time: bigint
   /** Counters from memory.events / memory.oom_control, when the watcher gave them. */
-  counters?: Record<string, number>
-}
-
-/** The OOM event shape of `monitor.watchCgroup` (only the fields a Task reads). */
-export interface OomEventLike {
-  type: 'oom'
-  cgroup: string
-  kills: number
-  time: bigint
   counters?: Record<string, number>
 }
 
@@ -268,7 +259,7 @@ export class Task {
   }
 
   /** Called by whoever reads the OOM watcher's events (`Platform` does) for this task's cgroup. */
-  recordOom(ev: OomEventLike): void {
+  recordOom(ev: Pick<OomEvent, 'cgroup' | 'kills' | 'time'> & { counters?: Record<string, number> }): void {
     const rec: OomRecord = { cgroup: ev.cgroup, kills: ev.kills, time: ev.time }
     if (ev.counters) rec.counters = ev.counters
     this.ooms.push(rec)
