@@ -267,7 +267,7 @@ async function orchestrate(
         await step('platform.cleanup.cgroup_manager', SPAN.cgroupManager, ctx, cfg.stepTimeout, async (s) => {
           const r = await platform.closeCgroupManager()
           result.released.cgroupManager = r.released
-          result.cgroupsRemoved.push(...r.deleted)
+          for (const path of r.deleted) if (!result.cgroupsRemoved.includes(path)) result.cgroupsRemoved.push(path)
           s.setAttribute(ATTR.fdReleased, total(r.released))
           if (r.deleted.length) s.setAttribute(ATTR.cgroupPath, r.deleted)
         })
