@@ -9,6 +9,7 @@
 // event-loop turn after SIGCHLD (Node's libuv reaps its own children in the same turn it sees
 // SIGCHLD, so a child_process child is never taken from it).
 import { EventEmitter } from 'node:events'
+import { readdirSync, readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 
 import { native } from './errors.js'
@@ -99,6 +100,27 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> {
 
   get enabled(): boolean {
     return this.#users > 0
+  }
+
+  /**
+   * Live orphans: children of this process that are running and that nobody claimed (not a
+   * running lifewatch task, not excluded): descendants reparented here that have not exited.
+   * (Needs CONFIG_PROC_CHILDREN; empty without it.)
+   */
+  liveOrphans(): number[] {
+    const exclude = new Set(claimed)
+    for (const f of this.#excludes) for (const pid of f()) exclude.add(pid)
+    const zombies = new Set(native(() => binding.zombieChildren([])))
+    const out = new Set<number>()
+    try {
+      for (const tid of readdirSync('/proc/self/task')) {
+        const text = readFileSync(`/proc/self/task/${tid}/children`, 'utf8')
+        for (const p of text.split(' ').filter(Boolean).map(Number)) if (!exclude.has(p) && !zombies.has(p)) out.add(p)
+      }
+    } catch {
+      // no /proc/<pid>/task/<tid>/children here
+    }
+    return [...out]
   }
 
   /** Reaps every zombie child that is not excluded, now; emits and returns the orphans. */
