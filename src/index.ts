@@ -26,6 +26,20 @@ export {
   type PsiResource,
   type PsiTrigger,
 } from './cgroup-watch.js'
+// The cgroup manager's usage snapshot; `CgroupStats` (above) is the cgroup watcher's event payload.
+export {
+  Cgroup,
+  type ByteLimit,
+  type CgroupLimits,
+  type CgroupOptions,
+  type CgroupSpawnOptions,
+  type CgroupStats as CgroupUsage,
+  type DeleteOptions,
+  type KillReport,
+  type SpawnedWatch,
+  type StdioOption,
+  type WaitOptions,
+} from './cgroup.js'
 export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'
@@ -33,7 +47,7 @@ export type { Signal } from './validate.js'
 export { Watch } from './watch.js'
 export type { ReleasedFds } from './native.js'
 export { Task, type AttachOptions, type CgroupLike, type OomRecord, type SpawnOptions, type TaskKillOptions, type TaskKillResult } from './task.js'
-export { Platform, type CgroupFactory, type CgroupLimits, type PlatformCloseResult, type PlatformEvent, type PlatformOptions } from './platform.js'
+export { Platform, type CgroupFactory, type PlatformCloseResult, type PlatformEvent, type PlatformOptions } from './platform.js'
 export { shutdown, ShutdownError, type ShutdownOptions, type ShutdownResult, type ShutdownTask } from './shutdown.js'
 export { Subreaper, type OrphanEvent, type SubreaperOptions } from './subreaper.js'
 export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, SPAN, type TelemetryOptions } from './telemetry.js'

@@ -19,3 +19,4 @@ export type NativeEvent = Binding.NativeEvent
 export type NativeMonitor = Binding.NativeMonitor
 export type ReleasedFds = Binding.ReleasedFds
 export type FdKindStats = Binding.FdKindStats
+export type NativeCgroup = Binding.NativeCgroup

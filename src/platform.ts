@@ -1,6 +1,7 @@
 // Platform: what the containerd shim's platform owns (seed 000) — the OOM watcher (a Monitor
 // with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
 // once, and reports what it released.
+import { Cgroup, type CgroupLimits } from './cgroup.js'
 import './cgroup-watch.js' // Monitor.prototype.watchCgroup
 import type { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError } from './errors.js'
@@ -10,27 +11,18 @@ import type { ReleasedFds } from './native.js'
 import { Task, type CgroupLike, type SpawnOptions } from './task.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
 
-/** Limits for a new cgroup, as the cgroup manager's `Cgroup.create` takes them. */
-export interface CgroupLimits {
-  /** memory.max / memory.limit_in_bytes: bytes, or a string such as `'64M'`. */
-  memory?: number | string
-  swap?: number | string
-  /** pids.max */
-  pids?: number
-  /** cpu.max, e.g. `'50000 100000'`, or a fraction of one CPU. */
-  cpu?: number | string
-}
-
-/** The cgroup manager's factory (`Cgroup` of src/cgroup.ts has this static shape). */
+/** The cgroup manager's factory: `Cgroup` (src/cgroup.ts) by default; tests pass doubles. */
 export interface CgroupFactory {
-  create(path: string, limits?: CgroupLimits): CgroupLike | Promise<CgroupLike>
+  create(path: string, limits?: CgroupLimits, options?: { cgroupRoot?: string }): CgroupLike | Promise<CgroupLike>
 }
 
 export interface PlatformOptions extends TelemetryOptions {
   /** The OOM watcher. Default: a new Monitor the platform owns. */
   oomWatcher?: Monitor
-  /** The cgroup manager's factory. Default: lifewatch's `Cgroup`, where this build has one. */
+  /** The cgroup manager's factory. Default: lifewatch's `Cgroup`. */
   cgroups?: CgroupFactory
+  /** A cgroup tree laid out like /sys/fs/cgroup instead of the mounted hierarchies (tests). */
+  cgroupRoot?: string
 }
 
 export interface CgroupManagerCloseResult {
@@ -58,21 +50,11 @@ function addFds(into: ReleasedFds, r: unknown): void {
   }
 }
 
-/** Loads the cgroup manager when this build has it (src/cgroup.ts, branch cg-manager). */
-async function defaultCgroups(): Promise<CgroupFactory | undefined> {
-  const spec = './cgroup.js' // a variable: this module may not exist in every build
-  try {
-    const mod = (await import(spec)) as { Cgroup?: CgroupFactory }
-    return typeof mod.Cgroup?.create === 'function' ? mod.Cgroup : undefined
-  } catch {
-    return undefined
-  }
-}
-
 export class Platform {
   readonly oomWatcher: Monitor
   #telemetry: TelemetryOptions
-  #cgroupFactory: CgroupFactory | undefined
+  #cgroupFactory: CgroupFactory
+  #cgroupRoot: string | undefined
   #cgroups = new Set<CgroupLike>()
   #oomWatches = new Set<CgroupWatch>()
   #listeners = new Set<(ev: PlatformEvent) => void>()
@@ -83,7 +65,8 @@ export class Platform {
 
   constructor(options: PlatformOptions = {}) {
     this.oomWatcher = options.oomWatcher ?? new Monitor()
-    this.#cgroupFactory = options.cgroups
+    this.#cgroupFactory = options.cgroups ?? Cgroup
+    this.#cgroupRoot = options.cgroupRoot
     this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
   }
 
@@ -105,18 +88,9 @@ export class Platform {
   /** Creates a cgroup with limits through the cgroup manager, which then owns it. */
   async createCgroup(path: string, limits: CgroupLimits = {}): Promise<CgroupLike> {
     this.#checkOpen()
-    const factory = (this.#cgroupFactory ??= await defaultCgroups())
-    if (!factory) {
-      throw new LifewatchError('ERR_UNSUPPORTED_KERNEL', `cannot create cgroup ${path}: this lifewatch build has no cgroup manager`)
-    }
-    const cg = await factory.create(path, limits)
+    const cg = await this.#cgroupFactory.create(path, limits, this.#cgroupRoot === undefined ? undefined : { cgroupRoot: this.#cgroupRoot })
     this.#cgroups.add(cg)
     return cg
-  }
-
-  /** Whether the platform can create cgroups (a cgroup manager is present). */
-  async canCreateCgroups(): Promise<boolean> {
-    return (this.#cgroupFactory ??= await defaultCgroups()) !== undefined
   }
 
   /** Hands a cgroup to the manager: `close()` removes it. */
@@ -151,7 +125,7 @@ export class Platform {
 
   /**
    * Spawns a task into a new cgroup with `limits` (the manager creates and owns it, the OOM
-   * watcher watches it). Without a cgroup manager in this build, a plain spawn.
+   * watcher watches it). Without `cgroupPath`, a plain spawn.
    */
   async spawn(
     cmd: string,
@@ -210,7 +184,9 @@ export class Platform {
           result.deleted.push(cg.path)
           this.#cgroups.delete(cg)
         } catch (e) {
-          errors.push(e)
+          // Already removed (by the task that owned it): nothing left to do.
+          if ((e as LifewatchError).code === 'ERR_NO_SUCH_CGROUP') this.#cgroups.delete(cg)
+          else errors.push(e)
         }
       }
       if (errors.length) {

@@ -13,6 +13,9 @@ import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
 import { checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
 import type { Watch } from './watch.js'
 
+/** What a cgroup spawn can do with a standard stream: inherit it, /dev/null, or an fd. */
+export type CgroupStdio = 'inherit' | 'ignore' | number
+
 /**
  * What a Task needs of a cgroup. The cgroup manager's `Cgroup` (src/cgroup.ts) has this shape;
  * anything with it works (tests use fakes).
@@ -23,7 +26,7 @@ export interface CgroupLike {
   spawn?(
     cmd: string,
     args: string[],
-    options: { monitor: Monitor; stdio?: StdioOptions; env?: NodeJS.ProcessEnv; cwd?: string },
+    options: { monitor: Monitor; stdio?: CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio]; env?: Record<string, string>; cwd?: string },
   ): Watch | Promise<Watch>
   /** Kills everything in the cgroup and removes it. */
   delete(options?: { kill?: boolean }): unknown
@@ -80,6 +83,19 @@ export interface TaskKillResult extends KillResult {
   /** False when the process had already exited and no signal was sent. */
   signalled: boolean
   signal: string
+}
+
+/** Node's stdio option as a cgroup spawn takes it (no pipes: the child is not a Node ChildProcess). */
+function cgroupStdio(stdio: StdioOptions | undefined): CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio] | undefined {
+  const ok = (v: unknown): v is CgroupStdio => v === 'inherit' || v === 'ignore' || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
+  if (stdio === undefined || ok(stdio)) return stdio
+  if (Array.isArray(stdio) && stdio.length === 3 && stdio.every(ok)) return stdio as [CgroupStdio, CgroupStdio, CgroupStdio]
+  throw new LifewatchError('ERR_INVALID_ARGUMENT', `stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${JSON.stringify(stdio)}`)
+}
+
+function envOf(env: NodeJS.ProcessEnv | undefined): Record<string, string> | undefined {
+  if (!env) return undefined
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'))
 }
 
 function commOf(pid: number): string | undefined {
@@ -163,7 +179,7 @@ export class Task {
         if (typeof opts.cgroup.spawn !== 'function') {
           throw new LifewatchError('ERR_INVALID_ARGUMENT', `cgroup ${opts.cgroup.path} cannot spawn processes`)
         }
-        const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: opts.stdio, env: opts.env, cwd: opts.cwd })
+        const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: cgroupStdio(opts.stdio), env: envOf(opts.env), cwd: opts.cwd })
         task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true })
       } else {
         // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's

@@ -4,7 +4,8 @@
 import { LifewatchError } from '../errors.js'
 import type { ExitEvent, LifewatchEvent } from '../events.js'
 import { Monitor } from '../monitor.js'
-import { Platform, type CgroupLimits } from '../platform.js'
+import type { CgroupLimits } from '../cgroup.js'
+import { Platform } from '../platform.js'
 import { shutdown, ShutdownError, type ShutdownResult } from '../shutdown.js'
 import { monotonicTime } from '../stats.js'
 import { Subreaper, type OrphanEvent } from '../subreaper.js'
@@ -108,14 +109,14 @@ export async function run(argv: string[]): Promise<number> {
 
   let task: Task
   try {
-    if (await platform.canCreateCgroups()) {
+    try {
       task = await platform.spawn(cmd, args, { monitor, cgroupPath: `lifewatch/run-${process.pid}`, limits, stdio: 'inherit', ...telOpts })
-    } else {
-      // PLAIN SPAWN: this build has no cgroup manager (src/cgroup.ts), so the command runs in
-      // lifewatch's own cgroup and no limit applies. Replaced by the branch above once it lands.
-      if (Object.keys(limits).length) {
-        say(yellow(`lifewatch: no cgroup manager in this build: --memory/--swap/--pids/--cpu are NOT applied (plain spawn)`))
-      }
+    } catch (e) {
+      if (!(e instanceof LifewatchError) || !['ERR_PERMISSION', 'ERR_UNSUPPORTED_KERNEL', 'ERR_NO_SUCH_CGROUP'].includes(e.code)) throw e
+      // No cgroup for us here (not root, no delegated subtree...): run it anyway, plainly, and
+      // say what that costs.
+      say(yellow(`lifewatch: cannot create a cgroup (${e.code}: ${e.message})`))
+      say(yellow(`lifewatch: running without one: ${Object.keys(limits).length ? 'the limits are NOT applied, ' : ''}no OOM watching, orphans still reaped`))
       task = await Task.spawn(cmd, args, { monitor, stdio: 'inherit', ...telOpts })
     }
   } catch (e) {

@@ -93,6 +93,11 @@ impl Error {
         self.code = code;
         self
     }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
 }
 
 fn code_for_errno(errno: i32) -> Code {

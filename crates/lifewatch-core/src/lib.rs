@@ -15,6 +15,7 @@ pub mod procstat;
 pub mod reactor;
 pub mod signal;
 pub mod source;
+pub mod spawn;
 pub mod status;
 pub mod subreaper;
 
