@@ -23,6 +23,11 @@ export interface PlatformOptions extends TelemetryOptions {
   cgroups?: CgroupFactory
   /** A cgroup tree laid out like /sys/fs/cgroup instead of the mounted hierarchies (tests). */
   cgroupRoot?: string
+  /**
+   * At close, how long (ms) to wait for the final OOM check of watched cgroups already
+   * deleted (their `removed` event). Default 1000.
+   */
+  drainTimeout?: number
 }
 
 export interface CgroupManagerCloseResult {
@@ -55,8 +60,9 @@ export class Platform {
   #telemetry: TelemetryOptions
   #cgroupFactory: CgroupFactory
   #cgroupRoot: string | undefined
+  #drainMs: number
   #cgroups = new Set<CgroupLike>()
-  #oomWatches = new Set<CgroupWatch>()
+  #oomWatches = new Map<CgroupWatch, Task>()
   #listeners = new Set<(ev: PlatformEvent) => void>()
   #pump: Promise<void> | undefined
   #oomClosed: Promise<ReleasedFds> | undefined
@@ -67,6 +73,7 @@ export class Platform {
     this.oomWatcher = options.oomWatcher ?? new Monitor()
     this.#cgroupFactory = options.cgroups ?? Cgroup
     this.#cgroupRoot = options.cgroupRoot
+    this.#drainMs = options.drainTimeout ?? 1000
     this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
   }
 
@@ -108,7 +115,7 @@ export class Platform {
     this.#checkOpen()
     if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
     const w = this.oomWatcher.watchCgroup(path, { oom: true })
-    this.#oomWatches.add(w)
+    this.#oomWatches.set(w, task)
     const tel = telemetry(this.#telemetry)
     tel.oomWatchers.add(1)
     w.onEvent((ev) => {
@@ -160,7 +167,14 @@ export class Platform {
    */
   closeOomWatcher(): Promise<ReleasedFds> {
     return (this.#oomClosed ??= (async () => {
-      // Let a batch already on its way reach the pump (an OOM kill right before shutdown).
+      // The OOM notification of a kill can trail the exit it caused when the exit is watched by
+      // another monitor (v1 even notifies before it counts the kill). A watch whose cgroup was
+      // deleted ends with a last look at the counters and `removed`: wait for that, bounded,
+      // so every OOM kill reaches its task before the watcher closes.
+      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task.deleted).map(([w]) => w.removed().catch(() => {}))
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([Promise.all(ending), new Promise((r) => (timer = setTimeout(r, this.#drainMs)))])
+      clearTimeout(timer)
       await new Promise((r) => setImmediate(r))
       const released = this.oomWatcher.close()
       if (this.#oomWatches.size > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches.size)

@@ -85,12 +85,18 @@ export interface TaskKillResult extends KillResult {
   signal: string
 }
 
-/** Node's stdio option as a cgroup spawn takes it (no pipes: the child is not a Node ChildProcess). */
-function cgroupStdio(stdio: StdioOptions | undefined): CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio] | undefined {
+/**
+ * Node's stdio option as a cgroup spawn takes it (no pipes: the child is not a Node
+ * ChildProcess). 'inherit' is passed as this process's own fd numbers (0, 1, 2): the same
+ * thing, and the form the cgroup manager's spawn handles reliably.
+ */
+function cgroupStdio(stdio: StdioOptions | undefined): [CgroupStdio, CgroupStdio, CgroupStdio] {
   const ok = (v: unknown): v is CgroupStdio => v === 'inherit' || v === 'ignore' || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
-  if (stdio === undefined || ok(stdio)) return stdio
-  if (Array.isArray(stdio) && stdio.length === 3 && stdio.every(ok)) return stdio as [CgroupStdio, CgroupStdio, CgroupStdio]
-  throw new LifewatchError('ERR_INVALID_ARGUMENT', `stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${JSON.stringify(stdio)}`)
+  const slots = stdio === undefined ? ['inherit', 'inherit', 'inherit'] : Array.isArray(stdio) ? stdio : [stdio, stdio, stdio]
+  if (slots.length !== 3 || !slots.every(ok)) {
+    throw new LifewatchError('ERR_INVALID_ARGUMENT', `stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${JSON.stringify(stdio)}`)
+  }
+  return slots.map((v, i) => (v === 'inherit' ? i : v)) as [CgroupStdio, CgroupStdio, CgroupStdio]
 }
 
 function envOf(env: NodeJS.ProcessEnv | undefined): Record<string, string> | undefined {

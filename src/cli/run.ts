@@ -83,8 +83,6 @@ export async function run(argv: string[]): Promise<number> {
   const stepTimeout = values.timeout !== undefined ? durationArg('--timeout', values.timeout) : 10_000
   const json = values.json === true
 
-  const tel = await startCliTelemetry()
-  const telOpts = { tracerProvider: tel.tracerProvider, meterProvider: tel.meterProvider }
   const since = monotonicTime()
   const say = (line: string) => json || console.error(line)
   const emit = (ev: LifewatchEvent | OrphanEvent | Record<string, unknown>) => {
@@ -92,6 +90,31 @@ export async function run(argv: string[]): Promise<number> {
   }
   const at = () => dim(`[+${(Number(monotonicTime() - since) / 1e6).toFixed(1).padStart(8)} ms]`)
 
+  // SIGINT/SIGTERM/SIGHUP go to the command; a second Ctrl-C shuts it down at once. Listening
+  // from the start: a signal while the command is being started is forwarded once it runs.
+  let task: Task | undefined
+  const early: NodeJS.Signals[] = []
+  let requestShutdown!: () => void
+  const shutdownRequested = new Promise<void>((r) => (requestShutdown = r))
+  let interrupts = 0
+  const forward = (sig: NodeJS.Signals) => {
+    if (sig === 'SIGINT' && ++interrupts >= 2) {
+      say(`${at()} ${yellow('second Ctrl-C: shutting down')}`)
+      requestShutdown()
+      return
+    }
+    if (!task) return void early.push(sig)
+    try {
+      if (task.running) monitor.signal(task.watch, sig)
+    } catch {
+      // it exited meanwhile: its exit event is on the way
+    }
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const s of signals) process.on(s, forward)
+
+  const tel = await startCliTelemetry()
+  const telOpts = { tracerProvider: tel.tracerProvider, meterProvider: tel.meterProvider }
   const subreaper = Subreaper.enable()
   const orphanLine = (o: OrphanEvent) => {
     emit(o as unknown as Record<string, unknown>)
@@ -107,7 +130,6 @@ export async function run(argv: string[]): Promise<number> {
     say(humanLine(ev, since))
   })
 
-  let task: Task
   try {
     try {
       task = await platform.spawn(cmd, args, { monitor, cgroupPath: `lifewatch/run-${process.pid}`, limits, stdio: 'inherit', ...telOpts })
@@ -120,18 +142,22 @@ export async function run(argv: string[]): Promise<number> {
       task = await Task.spawn(cmd, args, { monitor, stdio: 'inherit', ...telOpts })
     }
   } catch (e) {
+    for (const s of signals) process.off(s, forward)
     subreaper.disable()
     monitor.close()
     await platform.close().catch(() => {})
     await tel.stop()
     if (e instanceof LifewatchError) {
       console.error(`lifewatch: cannot run ${cmd}: ${e.code}: ${e.message}`)
-      return e.code === 'ERR_INVALID_ARGUMENT' ? 127 : 126
+      // As a shell says it: 127 command not found, 126 found but not runnable.
+      return e.errno === 2 || e.code === 'ERR_INVALID_ARGUMENT' ? 127 : 126
     }
     throw e
   }
   emit({ type: 'spawn', pid: task.pid, command: cmd, args, cgroup: task.cgroupPath ?? null, time: monotonicTime() })
   say(`${at()} ${bold('spawn')} pid ${task.pid} ${cmd}${task.cgroupPath ? ` in cgroup ${task.cgroupPath}` : dim(' (no cgroup of its own)')}`)
+
+  for (const sig of early.splice(0)) forward(sig)
 
   // Events of the task's monitor (its exit).
   const pump = (async () => {
@@ -140,25 +166,6 @@ export async function run(argv: string[]): Promise<number> {
       say(humanLine(ev, since))
     }
   })().catch(() => {})
-
-  // SIGINT/SIGTERM/SIGHUP go to the command; a second Ctrl-C shuts it down at once.
-  let requestShutdown!: () => void
-  const shutdownRequested = new Promise<void>((r) => (requestShutdown = r))
-  let interrupts = 0
-  const forward = (sig: NodeJS.Signals) => {
-    if (sig === 'SIGINT' && ++interrupts >= 2) {
-      say(`${at()} ${yellow('second Ctrl-C: shutting down')}`)
-      requestShutdown()
-      return
-    }
-    try {
-      if (task.running) monitor.signal(task.watch, sig)
-    } catch {
-      // it exited meanwhile: its exit event is on the way
-    }
-  }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
-  for (const s of signals) process.on(s, forward)
 
   await Promise.race([task.wait().catch(() => {}), shutdownRequested])
 
