@@ -40,5 +40,22 @@ const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)], (lin
 })
 if (ava !== 0 && totals.failed === 0) totals.failed++
 
+// The core's tests again inside a cgroup-v2 VM (real v2 OOM, PSI, populated/frozen), when
+// the VM kit can run here (qemu installable); LIFEWATCH_SKIP_VM=1 skips it.
+if (process.env.LIFEWATCH_SKIP_VM === '1') {
+  console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
+} else {
+  const vm = await stream('node', ['scripts/test-vm.mjs'], (line) => {
+    const m = /test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
+    if (m) {
+      totals.passed += +m[1]
+      totals.failed += +m[2]
+      totals.skipped += +m[3]
+    }
+  })
+  if (vm === 3) console.log('vm: skipped: the VM kit cannot run on this host (reason above)')
+  else if (vm !== 0 && totals.failed === 0) totals.failed++
+}
+
 console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)
 process.exitCode = totals.failed ? 1 : 0

@@ -3,6 +3,7 @@ import { internals, type Monitor } from './monitor.js'
 import { binding, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
 import { checkAbortSignal, checkOptions, checkPid, checkTimeout, describe } from './validate.js'
+import type { CgroupStats } from './events.js'
 import type { Watch } from './watch.js'
 
 /** A byte size (`67108864`, `'64M'`, `'1.5G'`, `'512k'`) or `'max'`. */
@@ -59,12 +60,10 @@ export interface KillReport {
   rounds: number
 }
 
-export interface CgroupStats {
-  memoryCurrent?: number
-  memoryPeak?: number
-  memoryMax?: number
-  pidsCurrent?: number
+/** The watchers' resource snapshot (`cgroupStats`) plus what the manager knows. */
+export interface CgroupUsage extends CgroupStats {
   pidsMax?: number
+  /** Processes listed in cgroup.procs across hierarchies. */
   procs: number
   populated?: boolean
   frozen?: boolean
@@ -260,13 +259,18 @@ export class Cgroup implements AsyncDisposable {
     return cancellable(signal, (c) => this.#native.delete(o.kill ?? false, timeout, c))
   }
 
-  /** Current usage: memory, pids, population, freezing. */
-  stats(): CgroupStats {
-    const s = native(() => this.#native.stats())
-    const out: CgroupStats = { procs: s.procs }
-    for (const k of ['memoryCurrent', 'memoryPeak', 'memoryMax', 'pidsCurrent', 'pidsMax', 'populated', 'frozen'] as const) {
-      if (s[k] !== undefined && s[k] !== null) (out as unknown as Record<string, unknown>)[k] = s[k]
-    }
+  /** Current usage: memory (with its event counters), pids, population, freezing. */
+  stats(): CgroupUsage {
+    const u = native(() => this.#native.stats())
+    const s = u.stats
+    const out: CgroupUsage = { memoryEvents: { ...s.memoryEvents }, procs: u.procs }
+    if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
+    if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
+    if (s.memoryMax != null) out.memoryMax = s.memoryMax
+    if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
+    if (u.pidsMax != null) out.pidsMax = u.pidsMax
+    if (u.populated != null) out.populated = u.populated
+    if (u.frozen != null) out.frozen = u.frozen
     return out
   }
 

@@ -1,4 +1,17 @@
 export { AbortError, LifewatchError, type ErrorCode } from './errors.js'
+export {
+  Cgroup,
+  type ByteLimit,
+  type CgroupLimits,
+  type CgroupOptions,
+  type CgroupSpawnOptions,
+  type CgroupUsage,
+  type DeleteOptions,
+  type KillReport,
+  type SpawnedWatch,
+  type StdioOption,
+  type WaitOptions,
+} from './cgroup.js'
 export type {
   CgroupEvent,
   CgroupStats,
@@ -26,20 +39,6 @@ export {
   type PsiResource,
   type PsiTrigger,
 } from './cgroup-watch.js'
-// The cgroup manager's usage snapshot; `CgroupStats` (above) is the cgroup watcher's event payload.
-export {
-  Cgroup,
-  type ByteLimit,
-  type CgroupLimits,
-  type CgroupOptions,
-  type CgroupSpawnOptions,
-  type CgroupStats as CgroupUsage,
-  type DeleteOptions,
-  type KillReport,
-  type SpawnedWatch,
-  type StdioOption,
-  type WaitOptions,
-} from './cgroup.js'
 export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'

@@ -14,6 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{to_napi, IntoNapi};
+use crate::event::NativeCgroupStats;
 use crate::monitor::NativeMonitor;
 
 #[napi(object)]
@@ -63,12 +64,10 @@ pub struct NativeKillReport {
     pub rounds: u32,
 }
 
+/// The watchers' snapshot plus what the manager knows.
 #[napi(object)]
-pub struct NativeCgroupStats {
-    pub memory_current: Option<f64>,
-    pub memory_peak: Option<f64>,
-    pub memory_max: Option<f64>,
-    pub pids_current: Option<f64>,
+pub struct NativeCgroupUsage {
+    pub stats: NativeCgroupStats,
     pub pids_max: Option<f64>,
     pub procs: u32,
     pub populated: Option<bool>,
@@ -292,15 +291,11 @@ impl NativeCgroup {
     }
 
     #[napi]
-    pub fn stats(&self) -> Result<NativeCgroupStats> {
+    pub fn stats(&self) -> Result<NativeCgroupUsage> {
         let u = self.inner.usage().napi()?;
-        let f = |v: Option<u64>| v.map(|n| n as f64);
-        Ok(NativeCgroupStats {
-            memory_current: f(u.memory_current),
-            memory_peak: f(u.memory_peak),
-            memory_max: f(u.memory_max),
-            pids_current: f(u.pids_current),
-            pids_max: f(u.pids_max),
+        Ok(NativeCgroupUsage {
+            stats: u.stats.into(),
+            pids_max: u.pids_max.map(|n| n as f64),
             procs: u.procs as u32,
             populated: u.populated,
             frozen: u.frozen,

@@ -30,6 +30,7 @@ enum Place {
 #[derive(Debug)]
 pub struct Cgroup {
     path: CgroupPath,
+    layout: Layout,
     unified: Option<PathBuf>,
     /// v1 controller -> its directory for this cgroup.
     v1: BTreeMap<String, PathBuf>,
@@ -92,6 +93,7 @@ impl Cgroup {
 
         let mut cg = Cgroup {
             path: path.clone(),
+            layout: layout.clone(),
             unified: layout.unified.as_ref().map(|h| path.dir_in(h)),
             v1: BTreeMap::new(),
             created: Mutex::new(Vec::new()),
@@ -245,6 +247,7 @@ impl Cgroup {
         }
         Ok(Cgroup {
             path,
+            layout: layout.clone(),
             unified,
             v1,
             created: Mutex::new(Vec::new()),
@@ -253,6 +256,10 @@ impl Cgroup {
 
     pub fn path(&self) -> &CgroupPath {
         &self.path
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     pub fn unified_dir(&self) -> Option<&Path> {

@@ -1,68 +1,46 @@
-//! A cgroup's current usage for `Cgroup::stats()`: memory, pids, population and freezing,
-//! from whichever hierarchy holds each controller. Files a kernel lacks are left out.
-
-use std::path::Path;
+//! `Cgroup::usage()`: the watchers' resource snapshot (`stats.rs`: memory, memory event
+//! counters, pids.current) plus what the manager knows: pids.max, the processes listed,
+//! population and freezing.
 
 use crate::cgroup::files;
 use crate::cgroup::manager::Cgroup;
-use crate::error::{Code, Result};
+use crate::cgroup::stats::{read_u64, snapshot, Stats};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Bytes in use now (v2 `memory.current`, v1 `memory.usage_in_bytes`).
-    pub memory_current: Option<u64>,
-    /// Highest use seen (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`).
-    pub memory_peak: Option<u64>,
-    /// The limit; `None` when unlimited or unknown.
-    pub memory_max: Option<u64>,
-    pub pids_current: Option<u64>,
+    pub stats: Stats,
+    /// `pids.max`; `None` when unlimited.
     pub pids_max: Option<u64>,
     /// Processes listed in `cgroup.procs` across hierarchies.
     pub procs: u64,
+    /// Unified `cgroup.events` populated (v1 only: whether any process is listed).
     pub populated: Option<bool>,
     pub frozen: Option<bool>,
 }
 
-fn number(dir: &Path, name: &str) -> Result<Option<u64>> {
-    match files::read(dir, name, "reading the cgroup's usage") {
-        // "max" (v2) and PAGE_COUNTER_MAX-ish values (v1) both mean unlimited.
-        Ok(s) => Ok(s
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|&n| n < (i64::MAX as u64) & !0xfff)),
-        Err(e) if e.code == Code::NoSuchCgroup && dir.is_dir() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 impl Cgroup {
     pub fn usage(&self) -> Result<Usage> {
+        // procs first: a cgroup that is gone is ERR_NO_SUCH_CGROUP, not an empty snapshot.
+        let procs = self.procs()?.len() as u64;
         let mut u = Usage {
-            procs: self.procs()?.len() as u64,
+            stats: snapshot(self.layout(), self.path()),
+            procs,
             ..Default::default()
         };
-        if let Some(dir) = self.v1_dir("memory") {
-            u.memory_current = number(dir, "memory.usage_in_bytes")?;
-            u.memory_peak = number(dir, "memory.max_usage_in_bytes")?;
-            u.memory_max = number(dir, "memory.limit_in_bytes")?;
-        } else if let Some(dir) = self.unified_dir() {
-            u.memory_current = number(dir, "memory.current")?;
-            u.memory_peak = number(dir, "memory.peak")?;
-            u.memory_max = number(dir, "memory.max")?;
-        }
         if let Some(dir) = self.v1_dir("pids").or(self.unified_dir()) {
-            u.pids_current = number(dir, "pids.current")?;
-            u.pids_max = number(dir, "pids.max")?;
+            u.pids_max = read_u64(&dir.join("pids.max"));
         }
         if let Some(dir) = self.unified_dir() {
             let ev = files::read(dir, "cgroup.events", "reading the cgroup's usage")?;
             u.populated = files::keyed(&ev, "populated").map(|v| v == 1);
             u.frozen = files::keyed(&ev, "frozen").map(|v| v == 1);
-        } else if let Some(dir) = self.v1_dir("freezer") {
-            let st = files::read(dir, "freezer.state", "reading the cgroup's usage")?;
-            u.frozen = Some(st.trim() == "FROZEN");
-            u.populated = Some(u.procs > 0);
+        } else {
+            if let Some(dir) = self.v1_dir("freezer") {
+                let st = files::read(dir, "freezer.state", "reading the cgroup's usage")?;
+                u.frozen = Some(st.trim() == "FROZEN");
+            }
+            u.populated = Some(procs > 0);
         }
         Ok(u)
     }

@@ -130,9 +130,15 @@ impl Hub {
             return 0;
         };
         let deltas = stats::deltas(&oom.last, &now);
-        oom.last = now.clone();
         let d = |k: &str| deltas.get(k).copied().unwrap_or(0);
         let kills = d("oom_kill");
+        // v2 counts `oom` when the OOM starts and `oom_kill` moments later (and notifies
+        // again): an OOM still without its kill is held back, baseline unchanged, so one
+        // OOM is one event carrying both deltas.
+        if oom.kind == OomFile::V2 && kills == 0 && d("oom_group_kill") == 0 && d("oom") > 0 {
+            return 0;
+        }
+        oom.last = now.clone();
         let under = notified && oom.kind == OomFile::V1 && now.get("under_oom") == Some(&1);
         if kills == 0 && d("oom") == 0 && d("oom_group_kill") == 0 && !under {
             return 0;
