@@ -130,18 +130,19 @@ test.serial('CLI: lifewatch watch --cgroup streams JSON until the cgroup is remo
   const cg = makeCgroup([unified])
   if (!cg) return t.pass('cannot create cgroups here')
   const dir = cg.dirs[0]!
-  setTimeout(() => {
-    const c = sh(`echo $$ > ${dir}/cgroup.procs && exec sleep 0.2`)
-    c.on('exit', () => setTimeout(() => cg.remove(), 100))
-  }, 1500)
+  // A member that outlives the CLI's start-up (slow under load), then leaves; the cgroup is
+  // removed once it is empty. Only changes are reported: populated 0, then removed.
+  const member = sh(`echo $$ > ${dir}/cgroup.procs && exec sleep 4`)
+  member.on('exit', () => setTimeout(() => cg.remove(), 100))
+  while (!readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim()) await new Promise((r) => setTimeout(r, 5))
   const r = await node(['src/cli.ts', 'watch', '--cgroup', cg.rel, '--json'], { timeoutMs: 20_000 })
+  await reaped(member)
   cg.remove()
   t.is(r.code, 0, r.stderr)
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; value?: boolean; cgroup: string })
   t.deepEqual(
     lines.map((l) => [l.type, l.value]),
     [
-      ['populated', true],
       ['populated', false],
       ['removed', undefined],
     ],

@@ -387,8 +387,9 @@ fn v1_oom_kill_comes_before_the_exit() {
         "every kill reported once ({ooms} events)"
     );
     eprintln!(
-        "v1 OOM: event {:.1} ms after the hog started; kills {kills}; exit {:.1} ms",
+        "v1 OOM: event {:.1} ms after the hog started, at {:.6} s CLOCK_MONOTONIC (compare the kernel's \"Killed process\" line); kills {kills}; exit {:.1} ms",
         (got[oom].time - start) as f64 / 1e6,
+        got[oom].time as f64 / 1e9,
         (got[exit].time - start) as f64 / 1e6
     );
 }
@@ -590,8 +591,9 @@ fn v2_oom_kill_delta_one_before_the_exit() {
         .sum();
     assert_eq!(total, 1, "reported once: {got:?}");
     eprintln!(
-        "v2 OOM: event {:.1} ms after the hog started; kills {kills}; exit {:.1} ms",
+        "v2 OOM: event {:.1} ms after the hog started, at {:.6} s CLOCK_MONOTONIC (compare the kernel's \"Killed process\" line); kills {kills}; exit {:.1} ms",
         (got[oom].time - start) as f64 / 1e6,
+        got[oom].time as f64 / 1e9,
         (got[exit].time - start) as f64 / 1e6
     );
     assert!(cg.rmdir());
