@@ -18,6 +18,7 @@ interface JaegerSpan {
 }
 
 test('lifewatch run exports the shutdown trace over OTLP; Jaeger returns every span, parent links, pid/exit and the OOM event', async (t) => {
+  t.timeout(20 * 60_000, 'building Jaeger on a fresh machine takes minutes (npm test builds it before ava)')
   let jaeger: { otlpHttpUrl: string; queryUrl: string; stop(): Promise<void> }
   try {
     jaeger = await startJaeger()
