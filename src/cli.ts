@@ -62,4 +62,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 1
     }
   },
-)
+).finally(() => {
+  // The OTLP SDK was flushed (bounded) in main; its exporters' retry timers for an unreachable
+  // endpoint must not keep the command alive after that.
+  if (otlpConfigured()) setTimeout(() => process.exit(), 100).unref()
+})

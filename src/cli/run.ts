@@ -199,7 +199,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!json) {
     say(`${at()} ${bold('shutdown')} ${result.errors.length ? red('with errors') : green('clean')} ${dim(`exit code ${code}`)}`)
     for (const line of renderTree(tel.tracerProvider.spans)) say(line)
-    if (tel.exporting) say(dim(`  trace ${tel.tracerProvider.spans[0]?.traceId ?? '?'} exported over OTLP`))
+    if (tel.exporting) say(dim(`  trace ${tel.tracerProvider.spans[0]?.traceId ?? '?'}: exporting over OTLP`))
   }
   return code
 }
