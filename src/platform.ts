@@ -55,6 +55,12 @@ function addFds(into: ReleasedFds, r: unknown): void {
   }
 }
 
+/** An OOM watch and the task it reports to, once bound. */
+interface OomBinding {
+  watch: CgroupWatch
+  bind(task: Task): void
+}
+
 export class Platform {
   readonly oomWatcher: Monitor
   #telemetry: TelemetryOptions
@@ -62,7 +68,7 @@ export class Platform {
   #cgroupRoot: string | undefined
   #drainMs: number
   #cgroups = new Set<CgroupLike>()
-  #oomWatches = new Map<CgroupWatch, Task>()
+  #oomWatches = new Map<CgroupWatch, Task | undefined>()
   #listeners = new Set<(ev: PlatformEvent) => void>()
   #pump: Promise<void> | undefined
   #oomClosed: Promise<ReleasedFds> | undefined
@@ -112,22 +118,43 @@ export class Platform {
    * `populated`/`frozen`/`removed` events, which reach `onEvent` listeners.
    */
   watchOom(task: Task, path = task.cgroupPath): CgroupWatch {
-    this.#checkOpen()
     if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
+    const { watch, bind } = this.#watchOom(path)
+    bind(task)
+    return watch
+  }
+
+  /**
+   * The OOM watch of a cgroup, registered before anything runs in it when spawning (counters
+   * are baselined at registration: a kill before it would go unreported). Kills seen before
+   * the task is bound are kept for it.
+   */
+  #watchOom(path: string): OomBinding {
+    this.#checkOpen()
     const w = this.oomWatcher.watchCgroup(path, { oom: true })
-    this.#oomWatches.set(w, task)
+    let task: Task | undefined
+    const early: Parameters<Task['recordOom']>[0][] = []
     const tel = telemetry(this.#telemetry)
     tel.oomWatchers.add(1)
+    this.#oomWatches.set(w, undefined)
     w.onEvent((ev) => {
       if (ev.type === 'oom') {
         tel.oomKills.add(ev.kills, { 'lifewatch.cgroup.path': ev.cgroup })
-        task.recordOom(ev)
+        if (task) task.recordOom(ev)
+        else early.push(ev)
       } else if (ev.type === 'removed' && this.#oomWatches.delete(w)) {
         tel.oomWatchers.add(-1)
       }
     })
     this.#startPump()
-    return w
+    return {
+      watch: w,
+      bind: (t) => {
+        task = t
+        if (this.#oomWatches.has(w)) this.#oomWatches.set(w, t)
+        for (const ev of early.splice(0)) t.recordOom(ev)
+      },
+    }
   }
 
   /**
@@ -144,14 +171,20 @@ export class Platform {
     if (!cgroupPath) return Task.spawn(cmd, args, tel)
     const cgroup = await this.createCgroup(cgroupPath, limits)
     let task: Task
+    let oom: OomBinding | undefined
     try {
+      oom = this.#watchOom(cgroup.path)
       task = await Task.spawn(cmd, args, { ...tel, cgroup })
     } catch (e) {
+      if (oom && this.#oomWatches.delete(oom.watch)) {
+        this.oomWatcher.unwatch(oom.watch)
+        telemetry(this.#telemetry).oomWatchers.add(-1)
+      }
       this.#cgroups.delete(cgroup)
       await cgroup.delete({ kill: true })
       throw e
     }
-    this.watchOom(task)
+    oom.bind(task)
     return task
   }
 
@@ -171,7 +204,7 @@ export class Platform {
       // another monitor (v1 even notifies before it counts the kill). A watch whose cgroup was
       // deleted ends with a last look at the counters and `removed`: wait for that, bounded,
       // so every OOM kill reaches its task before the watcher closes.
-      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task.deleted).map(([w]) => w.removed().catch(() => {}))
+      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task?.deleted).map(([w]) => w.removed().catch(() => {}))
       let timer: NodeJS.Timeout | undefined
       await Promise.race([Promise.all(ending), new Promise((r) => (timer = setTimeout(r, this.#drainMs)))])
       clearTimeout(timer)
