@@ -18,18 +18,7 @@ export function sh(script: string): ChildProcess {
   return spawn('sh', ['-c', script], { stdio: 'ignore' })
 }
 
-/**
- * A process that is not our child: a grandchild whose parent shell waits for it, so it is
- * reaped by its real parent and leaves no zombie behind on machines whose PID 1 does not reap.
- */
-export async function nonChild(script: string): Promise<{ pid: number; parent: ChildProcess }> {
-  const parent = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const lines = createInterface({ input: parent.stdout! })
-  const [line] = (await once(lines, 'line')) as [string]
-  lines.close()
-  parent.stdout!.destroy()
-  return { pid: Number(line), parent }
-}
+export { nonChild } from '../src/cli/nonchild.js'
 
 /**
  * A non-child that exits with `code` after 200 ms while its parent (perl) only reaps it

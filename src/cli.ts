@@ -3,17 +3,24 @@
 import { LifewatchError } from './errors.js'
 import { UsageError } from './cli/args.js'
 import { demo, demoHelp } from './cli/demo.js'
+import { otlpConfigured, startCliTelemetry, stopCliTelemetry } from './cli/otel.js'
+import { run, runHelp } from './cli/run.js'
 import { watch, watchHelp } from './cli/watch.js'
+import { telemetry } from './telemetry.js'
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { watch, demo }
+const commands: Record<string, (argv: string[]) => Promise<number>> = { run, watch, demo }
 
 const help = `Usage: lifewatch <command> [options]
 
 Commands:
-  watch   watch processes until they exit
-  demo    watch processes it starts itself
+  run     run a command in a cgroup with limits, supervise it, trace its shutdown
+  watch   watch processes and cgroups until they end
+  demo    OOM kill, graceful shutdown and a non-child's exit, with span trees
 
-Run 'lifewatch <command> --help' for a command's options.
+Run 'lifewatch <command> --help' for a command's options. With OTEL_EXPORTER_OTLP_ENDPOINT
+set, traces and metrics are exported over OTLP (standard OTEL_* variables apply).
+
+${runHelp}
 
 ${watchHelp}
 
@@ -27,7 +34,16 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)} (try 'lifewatch --help')`)
-  return command(rest)
+  if (otlpConfigured() && !rest.includes('--help') && !rest.includes('-h')) {
+    // Every command exports lifewatch's metrics (fd counters by kind...) when OTLP is configured.
+    const tel = await startCliTelemetry()
+    telemetry(tel)
+  }
+  try {
+    return await command(rest)
+  } finally {
+    await stopCliTelemetry()
+  }
 }
 
 main(process.argv.slice(2)).then(
@@ -46,4 +62,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 1
     }
   },
-)
+).finally(() => {
+  // The OTLP SDK was flushed (bounded) in main; its exporters' retry timers for an unreachable
+  // endpoint must not keep the command alive after that.
+  if (otlpConfigured()) setTimeout(() => process.exit(), 100).unref()
+})

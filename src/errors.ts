@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_CGROUP_BUSY'
   | 'ERR_TOO_MANY_FILES'
+  | 'ERR_TIMEOUT'
   | 'ERR_IO'
 
 export interface ErrorDetails {

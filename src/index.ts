@@ -45,3 +45,8 @@ export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js
 export type { Signal } from './validate.js'
 export { Watch } from './watch.js'
 export type { ReleasedFds } from './native.js'
+export { Task, type AttachOptions, type CgroupLike, type OomRecord, type SpawnOptions, type TaskKillOptions, type TaskKillResult } from './task.js'
+export { Platform, type CgroupFactory, type PlatformCloseResult, type PlatformEvent, type PlatformOptions } from './platform.js'
+export { shutdown, ShutdownError, type ShutdownOptions, type ShutdownResult, type ShutdownTask } from './shutdown.js'
+export { Subreaper, type OrphanEvent, type SubreaperOptions } from './subreaper.js'
+export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, SPAN, type TelemetryOptions } from './telemetry.js'

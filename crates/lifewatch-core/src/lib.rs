@@ -18,6 +18,7 @@ pub mod signal;
 pub mod source;
 pub mod spawn;
 pub mod status;
+pub mod subreaper;
 
 pub use error::{Code, Error, Result};
 pub use event::{monotonic_ns, Event, EventKind, ExitSource, WatchId};

@@ -11,3 +11,4 @@ mod error;
 mod event;
 mod monitor;
 mod stats;
+mod subreaper;

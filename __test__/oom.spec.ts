@@ -1,0 +1,53 @@
+// A real OOM kill in a real memory cgroup, through Platform (cgroup manager + OOM watcher),
+// Task and shutdown.
+import test from 'ava'
+
+import { Monitor, Platform, shutdown, SPAN } from '../src/index.js'
+import { otel } from './otel.js'
+
+const why = process.getuid?.() !== 0 ? 'needs root to create cgroups' : undefined
+
+test('a memory hog in a 32M cgroup is OOM-killed: OOM span event, exit 137, every step traced', async (t) => {
+  if (why) return t.pass(`skipped: ${why}`)
+  const o = otel()
+  const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
+  const monitor = new Monitor()
+  const platform = new Platform(tel)
+  const cgroupPath = `lifewatch-test/oom-${process.pid}`
+  const task = await platform.spawn('tail', ['/dev/zero'], { monitor, cgroupPath, limits: { memory: '32M', swap: 0 }, stdio: 'ignore', ...tel })
+  const exit = await task.wait()
+  t.is(exit.signal, 'SIGKILL')
+  const result = await shutdown(task, { monitor, platform, ...tel })
+  t.deepEqual(result.errors, [])
+  t.true(result.oomKills >= 1, 'the OOM kill reached the task before shutdown read it')
+  t.false(result.killed, 'already dead: not signalled')
+  t.deepEqual(result.cgroupsRemoved, [`/${cgroupPath}`])
+  const root = o.span(SPAN.shutdown)
+  t.is(root.attributes['process.exit.code'], 137)
+  t.is(root.attributes['process.executable.name'], 'tail')
+  t.is(root.attributes['lifewatch.cgroup.path'], `/${cgroupPath}`)
+  const ev = root.events.find((e) => e.name === 'lifewatch.oom_kill')
+  t.truthy(ev)
+  t.true((ev?.attributes?.['lifewatch.oom.kills'] as number) >= 1)
+  t.is(o.spans().length, Object.values(SPAN).length)
+  t.is((await o.points('lifewatch.oom.watchers'))[0]?.value, 0)
+  t.true(((await o.points('lifewatch.oom.kills'))[0]?.value as number) >= 1)
+  t.true((o.span(SPAN.oomWatcher).attributes['lifewatch.fd.released'] as number) >= 2)
+  t.deepEqual(platform.cgroups, [])
+})
+
+test('a graceful task in a cgroup: SIGTERM, cgroup removed by Delete, manager has nothing left', async (t) => {
+  if (why) return t.pass(`skipped: ${why}`)
+  const o = otel()
+  const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
+  const monitor = new Monitor()
+  const platform = new Platform(tel)
+  const cgroupPath = `lifewatch-test/graceful-${process.pid}`
+  const task = await platform.spawn('sleep', ['60'], { monitor, cgroupPath, limits: { pids: 8 }, stdio: 'ignore', ...tel })
+  const result = await shutdown(task, { monitor, platform, ...tel })
+  t.deepEqual(result.errors, [])
+  t.true(result.killed)
+  t.is(result.exit?.signal, 'SIGTERM')
+  t.is(o.span(SPAN.delete).attributes['lifewatch.cgroup.path'], `/${cgroupPath}`)
+  t.deepEqual(result.cgroupsRemoved, [`/${cgroupPath}`])
+})

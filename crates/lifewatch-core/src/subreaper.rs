@@ -1,0 +1,209 @@
+//! Child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`), as runc and the containerd shim use it:
+//! orphaned descendants are reparented to this process instead of PID 1 (which on some
+//! machines never reaps them), so they can be reaped and reported.
+//!
+//! Only opt-in, and only zombies are ever reaped: a running child is never waited for, and the
+//! caller passes the PIDs that someone else (Node's libuv, a Monitor) is going to wait for.
+//! A zombie child cannot be replaced by another process under the same PID until it is
+//! reaped, so checking its start time and then `waitid(P_PID)` on it is race-free.
+
+use std::fs;
+
+use rustix::process::{Pid, WaitId, WaitIdOptions};
+
+use crate::error::{Result, SysResult};
+use crate::status::ExitStatus;
+
+/// Marks (or unmarks) this process as a child subreaper for its descendants.
+pub fn set(on: bool) -> Result<()> {
+    let me = if on { Pid::from_raw(1) } else { None };
+    rustix::process::set_child_subreaper(me).sys("prctl", "PR_SET_CHILD_SUBREAPER")
+}
+
+/// Whether this process is a child subreaper.
+pub fn get() -> Result<bool> {
+    Ok(rustix::process::child_subreaper()
+        .sys("prctl", "PR_GET_CHILD_SUBREAPER")?
+        .is_some())
+}
+
+/// One of our children that has died and waits to be reaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zombie {
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat`: with the PID, identifies the process for good.
+    pub start_time: u64,
+    pub comm: String,
+}
+
+/// A zombie that was reaped: its wait status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: i32,
+    pub comm: String,
+    pub status: ExitStatus,
+}
+
+/// `pid`, `comm`, state, ppid and start time from the text of `/proc/<pid>/stat`.
+fn parse_stat(text: &str) -> Option<(i32, String, char, i32, u64)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let fields: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(4 - 3)?.parse().ok()?;
+    let start_time = fields.get(22 - 3)?.parse().ok()?;
+    Some((pid, comm, state, ppid, start_time))
+}
+
+/// PIDs of this process's children: `/proc/self/task/*/children` (CONFIG_PROC_CHILDREN), or a
+/// scan of `/proc/*/stat` for our PID as parent where that file does not exist.
+fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut have_children_files = false;
+    if let Ok(tasks) = fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(text) = fs::read_to_string(t.path().join("children")) {
+                have_children_files = true;
+                out.extend(
+                    text.split_ascii_whitespace()
+                        .filter_map(|s| s.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    if !have_children_files {
+        let me = std::process::id() as i32;
+        if let Ok(procs) = fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+                if stat
+                    .as_deref()
+                    .and_then(parse_stat)
+                    .is_some_and(|s| s.3 == me)
+                {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Our children that are zombies now, except those in `exclude`.
+pub fn zombies(exclude: &[i32]) -> Vec<Zombie> {
+    children()
+        .into_iter()
+        .filter(|pid| !exclude.contains(pid))
+        .filter_map(|pid| {
+            let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, comm, state, _, start_time) = parse_stat(&text)?;
+            (state == 'Z').then_some(Zombie {
+                pid,
+                start_time,
+                comm,
+            })
+        })
+        .collect()
+}
+
+/// Reaps one zombie child if it is still the same process (start time) and still unreaped.
+/// `None` when someone else reaped it first.
+pub fn reap(zombie: &Zombie) -> Option<Reaped> {
+    let text = fs::read_to_string(format!("/proc/{}/stat", zombie.pid)).ok()?;
+    let (_, _, state, _, start_time) = parse_stat(&text)?;
+    if state != 'Z' || start_time != zombie.start_time {
+        return None;
+    }
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(zombie.pid)?), opts).ok()??;
+    let status = match (st.exit_status(), st.terminating_signal()) {
+        (Some(code), _) => ExitStatus::Code(code),
+        (None, Some(signo)) => ExitStatus::Signal {
+            signo,
+            core: st.dumped(),
+        },
+        _ => return None,
+    };
+    Some(Reaped {
+        pid: zombie.pid,
+        comm: zombie.comm.clone(),
+        status,
+    })
+}
+
+/// Reaps every zombie child not in `exclude`.
+pub fn reap_zombies(exclude: &[i32]) -> Vec<Reaped> {
+    zombies(exclude).iter().filter_map(reap).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn parses_stat_with_odd_names() {
+        let mut f: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        f[0] = "Z".into();
+        f[1] = "77".into();
+        f[22 - 3] = "4242".into();
+        let text = format!("123 (a) (b c) {}", f.join(" "));
+        assert_eq!(
+            parse_stat(&text),
+            Some((123, "a) (b c".into(), 'Z', 77, 4242))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    /// An orphan (the grandchild of a shell that exits at once) is reparented to us while we
+    /// are a subreaper, and reaped with its own exit status.
+    #[test]
+    fn reaps_a_reparented_orphan() {
+        let was = get().unwrap();
+        set(true).unwrap();
+        assert!(get().unwrap());
+        let out = Command::new("sh")
+            .args(["-c", "(sleep 0.2; exit 7) & echo $!"])
+            .output()
+            .unwrap();
+        let orphan: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut reaped = None;
+        while reaped.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            let zs: Vec<Zombie> = zombies(&[])
+                .into_iter()
+                .filter(|z| z.pid == orphan)
+                .collect();
+            reaped = zs.first().and_then(reap);
+        }
+        set(was).unwrap();
+        let r = reaped.expect("the orphan was reparented to us and reaped");
+        assert_eq!(r.status, ExitStatus::Code(7));
+        assert!(!r.comm.is_empty());
+        // Reaped once: it is gone now, and reaping again finds nothing.
+        assert!(zombies(&[]).iter().all(|z| z.pid != orphan));
+    }
+
+    #[test]
+    fn excluded_and_running_children_are_left_alone() {
+        let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let pid = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !zombies(&[]).iter().any(|z| z.pid == pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(zombies(&[pid]).iter().all(|z| z.pid != pid));
+        // (No reap_zombies here: tests share this process, and it would reap other tests' children.)
+        // Its real waiter still gets the status.
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+    }
+}

@@ -1,0 +1,265 @@
+// Platform: what the containerd shim's platform owns (seed 000) — the OOM watcher (a Monitor
+// with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
+// once, and reports what it released.
+import { Cgroup, type CgroupLimits } from './cgroup.js'
+import './cgroup-watch.js' // Monitor.prototype.watchCgroup
+import type { CgroupWatch } from './cgroup-watch.js'
+import { LifewatchError } from './errors.js'
+import type { LifewatchEvent } from './events.js'
+import { Monitor } from './monitor.js'
+import type { ReleasedFds } from './native.js'
+import { Task, type CgroupLike, type SpawnOptions } from './task.js'
+import { telemetry, type TelemetryOptions } from './telemetry.js'
+
+/** The cgroup manager's factory: `Cgroup` (src/cgroup.ts) by default; tests pass doubles. */
+export interface CgroupFactory {
+  create(path: string, limits?: CgroupLimits, options?: { cgroupRoot?: string }): CgroupLike | Promise<CgroupLike>
+}
+
+export interface PlatformOptions extends TelemetryOptions {
+  /** The OOM watcher. Default: a new Monitor the platform owns. */
+  oomWatcher?: Monitor
+  /** The cgroup manager's factory. Default: lifewatch's `Cgroup`. */
+  cgroups?: CgroupFactory
+  /** A cgroup tree laid out like /sys/fs/cgroup instead of the mounted hierarchies (tests). */
+  cgroupRoot?: string
+  /**
+   * At close, how long (ms) to wait for the final OOM check of watched cgroups already
+   * deleted (their `removed` event). Default 1000.
+   */
+  drainTimeout?: number
+}
+
+export interface CgroupManagerCloseResult {
+  /** Paths of the cgroups removed. */
+  deleted: string[]
+  /** Fds the cgroup objects released, by kind (when they report it). */
+  released: ReleasedFds
+}
+
+export interface PlatformCloseResult {
+  oomWatcher: ReleasedFds
+  cgroupManager: CgroupManagerCloseResult
+}
+
+/** Any event of the OOM watcher (oom, pressure, populated, frozen, removed, exit, error). */
+export type PlatformEvent = LifewatchEvent
+
+const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 })
+
+function addFds(into: ReleasedFds, r: unknown): void {
+  if (!r || typeof r !== 'object') return
+  for (const k of Object.keys(into) as Array<keyof ReleasedFds>) {
+    const v = (r as Record<string, unknown>)[k]
+    if (typeof v === 'number') into[k] += v
+  }
+}
+
+/** An OOM watch and the task it reports to, once bound. */
+interface OomBinding {
+  watch: CgroupWatch
+  bind(task: Task): void
+}
+
+export class Platform {
+  readonly oomWatcher: Monitor
+  #telemetry: TelemetryOptions
+  #cgroupFactory: CgroupFactory
+  #cgroupRoot: string | undefined
+  #drainMs: number
+  #cgroups = new Set<CgroupLike>()
+  #oomWatches = new Map<CgroupWatch, Task | undefined>()
+  #listeners = new Set<(ev: PlatformEvent) => void>()
+  #pump: Promise<void> | undefined
+  #oomClosed: Promise<ReleasedFds> | undefined
+  #managerClosed: Promise<CgroupManagerCloseResult> | undefined
+  #closed: Promise<PlatformCloseResult> | undefined
+
+  constructor(options: PlatformOptions = {}) {
+    this.oomWatcher = options.oomWatcher ?? new Monitor()
+    this.#cgroupFactory = options.cgroups ?? Cgroup
+    this.#cgroupRoot = options.cgroupRoot
+    this.#drainMs = options.drainTimeout ?? 1000
+    this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
+  }
+
+  /** Cgroups the manager owns and has not removed yet. */
+  get cgroups(): readonly CgroupLike[] {
+    return [...this.#cgroups]
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined
+  }
+
+  /** Every event of the OOM watcher, after OOM kills were routed to their tasks. */
+  onEvent(listener: (ev: PlatformEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Creates a cgroup with limits through the cgroup manager, which then owns it. */
+  async createCgroup(path: string, limits: CgroupLimits = {}): Promise<CgroupLike> {
+    this.#checkOpen()
+    const cg = await this.#cgroupFactory.create(path, limits, this.#cgroupRoot === undefined ? undefined : { cgroupRoot: this.#cgroupRoot })
+    this.#cgroups.add(cg)
+    return cg
+  }
+
+  /** Hands a cgroup to the manager: `close()` removes it. */
+  adopt(cgroup: CgroupLike): void {
+    this.#checkOpen()
+    this.#cgroups.add(cgroup)
+  }
+
+  /**
+   * Watches a task's cgroup for OOM kills on the OOM watcher; each kill is recorded on the task
+   * (span events at its shutdown) and counted (`lifewatch.oom.kills`). Also the cgroup's
+   * `populated`/`frozen`/`removed` events, which reach `onEvent` listeners.
+   */
+  watchOom(task: Task, path = task.cgroupPath): CgroupWatch {
+    if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
+    const { watch, bind } = this.#watchOom(path)
+    bind(task)
+    return watch
+  }
+
+  /**
+   * The OOM watch of a cgroup, registered before anything runs in it when spawning (counters
+   * are baselined at registration: a kill before it would go unreported). Kills seen before
+   * the task is bound are kept for it.
+   */
+  #watchOom(path: string): OomBinding {
+    this.#checkOpen()
+    const w = this.oomWatcher.watchCgroup(path, { oom: true })
+    let task: Task | undefined
+    const early: Parameters<Task['recordOom']>[0][] = []
+    const tel = telemetry(this.#telemetry)
+    tel.oomWatchers.add(1)
+    this.#oomWatches.set(w, undefined)
+    w.onEvent((ev) => {
+      if (ev.type === 'oom') {
+        tel.oomKills.add(ev.kills, { 'lifewatch.cgroup.path': ev.cgroup })
+        if (task) task.recordOom(ev)
+        else early.push(ev)
+      } else if (ev.type === 'removed' && this.#oomWatches.delete(w)) {
+        tel.oomWatchers.add(-1)
+      }
+    })
+    this.#startPump()
+    return {
+      watch: w,
+      bind: (t) => {
+        task = t
+        if (this.#oomWatches.has(w)) this.#oomWatches.set(w, t)
+        for (const ev of early.splice(0)) t.recordOom(ev)
+      },
+    }
+  }
+
+  /**
+   * Spawns a task into a new cgroup with `limits` (the manager creates and owns it, the OOM
+   * watcher watches it). Without `cgroupPath`, a plain spawn.
+   */
+  async spawn(
+    cmd: string,
+    args: string[],
+    options: Omit<SpawnOptions, 'cgroup'> & { cgroupPath?: string; limits?: CgroupLimits },
+  ): Promise<Task> {
+    const { cgroupPath, limits, ...spawnOptions } = options
+    const tel = { ...this.#telemetry, ...spawnOptions }
+    if (!cgroupPath) return Task.spawn(cmd, args, tel)
+    const cgroup = await this.createCgroup(cgroupPath, limits)
+    let task: Task
+    let oom: OomBinding | undefined
+    try {
+      oom = this.#watchOom(cgroup.path)
+      task = await Task.spawn(cmd, args, { ...tel, cgroup })
+    } catch (e) {
+      if (oom && this.#oomWatches.delete(oom.watch)) {
+        this.oomWatcher.unwatch(oom.watch)
+        telemetry(this.#telemetry).oomWatchers.add(-1)
+      }
+      this.#cgroups.delete(cgroup)
+      await cgroup.delete({ kill: true })
+      throw e
+    }
+    oom.bind(task)
+    return task
+  }
+
+  #startPump(): void {
+    this.#pump ??= (async () => {
+      for await (const ev of this.oomWatcher) for (const l of this.#listeners) l(ev)
+    })().catch(() => {})
+  }
+
+  /**
+   * Closes the OOM watcher (every cgroup watch and its fds), after delivering what it had
+   * already seen. Idempotent.
+   */
+  closeOomWatcher(): Promise<ReleasedFds> {
+    return (this.#oomClosed ??= (async () => {
+      // The OOM notification of a kill can trail the exit it caused when the exit is watched by
+      // another monitor (v1 even notifies before it counts the kill). A watch whose cgroup was
+      // deleted ends with a last look at the counters and `removed`: wait for that, bounded,
+      // so every OOM kill reaches its task before the watcher closes.
+      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task?.deleted).map(([w]) => w.removed().catch(() => {}))
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([Promise.all(ending), new Promise((r) => (timer = setTimeout(r, this.#drainMs)))])
+      clearTimeout(timer)
+      await new Promise((r) => setImmediate(r))
+      const released = this.oomWatcher.close()
+      if (this.#oomWatches.size > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches.size)
+      this.#oomWatches.clear()
+      await this.#pump
+      return released
+    })())
+  }
+
+  /**
+   * Removes every cgroup the manager created or adopted (killing what is left in them) and
+   * closes their fds. Every cgroup is attempted; failures reject with an AggregateError after.
+   */
+  closeCgroupManager(): Promise<CgroupManagerCloseResult> {
+    return (this.#managerClosed ??= (async () => {
+      const result: CgroupManagerCloseResult = { deleted: [], released: noFds() }
+      const errors: unknown[] = []
+      for (const cg of this.#cgroups) {
+        try {
+          addFds(result.released, await cg.delete({ kill: true }))
+          result.deleted.push(cg.path)
+          this.#cgroups.delete(cg)
+        } catch (e) {
+          // Already removed (by the task that owned it): nothing left to do.
+          if ((e as LifewatchError).code === 'ERR_NO_SUCH_CGROUP') this.#cgroups.delete(cg)
+          else errors.push(e)
+        }
+      }
+      if (errors.length) {
+        throw Object.assign(new AggregateError(errors, `cgroup manager: ${errors.length} cgroup(s) could not be removed`), { result })
+      }
+      return result
+    })())
+  }
+
+  /** Closes the OOM watcher and the cgroup manager, once; both are attempted. */
+  close(): Promise<PlatformCloseResult> {
+    return (this.#closed ??= (async () => {
+      const [oom, mgr] = await Promise.allSettled([this.closeOomWatcher(), this.closeCgroupManager()])
+      if (oom.status === 'rejected' || mgr.status === 'rejected') {
+        const errors = [oom, mgr].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+        throw new AggregateError(errors, 'platform close failed')
+      }
+      return { oomWatcher: oom.value, cgroupManager: mgr.value }
+    })())
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  #checkOpen(): void {
+    if (this.#oomClosed || this.#managerClosed) throw new LifewatchError('ERR_CLOSED', 'the platform is closed')
+  }
+}

@@ -1,0 +1,316 @@
+// A Task: one process lifewatch spawned (optionally into a cgroup of its own) or attached to by
+// PID, with the containerd shim task's verbs: kill (TERM→KILL, confirmed exit), wait, delete.
+import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+
+import { LifewatchError } from './errors.js'
+import type { ExitEvent, OomEvent } from './events.js'
+import type { KillResult, Monitor } from './monitor.js'
+import { claimed, Subreaper, type OrphanEvent } from './subreaper.js'
+import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
+import { checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
+import type { Watch } from './watch.js'
+
+/** What a cgroup spawn can do with a standard stream: inherit it, /dev/null, or an fd. */
+export type CgroupStdio = 'inherit' | 'ignore' | number
+
+/**
+ * What a Task needs of a cgroup. The cgroup manager's `Cgroup` (src/cgroup.ts) has this shape;
+ * anything with it works (tests use fakes).
+ */
+export interface CgroupLike {
+  readonly path: string
+  /** Starts a process inside the cgroup (clone3 with CLONE_INTO_CGROUP and a pidfd where possible). */
+  spawn?(
+    cmd: string,
+    args: string[],
+    options: { monitor: Monitor; stdio?: CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio]; env?: Record<string, string>; cwd?: string },
+  ): Watch | Promise<Watch>
+  /** Kills everything in the cgroup and removes it. */
+  delete(options?: { kill?: boolean }): unknown
+}
+
+/** An OOM kill seen in the task's cgroup during its life (recorded as a span event at shutdown). */
+export interface OomRecord {
+  cgroup: string
+  /** Processes killed by this notification (a delta). */
+  kills: number
+  /** CLOCK_MONOTONIC ns when the kernel reported it. */
+  time: bigint
+  /** Counters from memory.events / memory.oom_control, when the watcher gave them. */
+  counters?: Record<string, number>
+}
+
+interface CommonOptions extends TelemetryOptions {
+  /** The monitor that watches the process's exit (`shutdown` closes it). */
+  monitor: Monitor
+  /** `container.id` on spans, when the task is a container. */
+  containerId?: string
+}
+
+export interface SpawnOptions extends CommonOptions {
+  /**
+   * Spawn into this cgroup, which the task then owns: `delete()` removes it. Without one the
+   * process is a plain `child_process` child in lifewatch's own cgroup.
+   */
+  cgroup?: CgroupLike
+  stdio?: StdioOptions
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /**
+   * Opt in to making this whole process a child subreaper while the task lives, so the task's
+   * orphaned descendants are reparented here, reaped and reported (`task.orphans`,
+   * `Subreaper`'s `'orphan'` events). Process-wide: off by default, never switched on silently.
+   */
+  subreaper?: boolean
+}
+
+export interface AttachOptions extends CommonOptions {
+  /** The cgroup the process runs in, if known (`lifewatch.cgroup.path`). */
+  cgroup?: CgroupLike | string
+  /** Whether `delete()` removes that cgroup. Default false for an attached process. */
+  ownsCgroup?: boolean
+}
+
+export interface TaskKillOptions {
+  /** Milliseconds to wait for an exit before SIGKILL. Default 5000; `Infinity` never escalates. */
+  timeout?: number
+}
+
+export interface TaskKillResult extends KillResult {
+  /** False when the process had already exited and no signal was sent. */
+  signalled: boolean
+  signal: string
+}
+
+/**
+ * Node's stdio option as a cgroup spawn takes it (no pipes: the child is not a Node
+ * ChildProcess). 'inherit' is passed as this process's own fd numbers (0, 1, 2): the same
+ * thing, and the form the cgroup manager's spawn handles reliably.
+ */
+function cgroupStdio(stdio: StdioOptions | undefined): [CgroupStdio, CgroupStdio, CgroupStdio] {
+  const ok = (v: unknown): v is CgroupStdio => v === 'inherit' || v === 'ignore' || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
+  const slots = stdio === undefined ? ['inherit', 'inherit', 'inherit'] : Array.isArray(stdio) ? stdio : [stdio, stdio, stdio]
+  if (slots.length !== 3 || !slots.every(ok)) {
+    throw new LifewatchError('ERR_INVALID_ARGUMENT', `stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${JSON.stringify(stdio)}`)
+  }
+  return slots.map((v, i) => (v === 'inherit' ? i : v)) as [CgroupStdio, CgroupStdio, CgroupStdio]
+}
+
+function envOf(env: NodeJS.ProcessEnv | undefined): Record<string, string> | undefined {
+  if (!env) return undefined
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'))
+}
+
+function commOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A process lifewatch spawned or attached to. */
+export class Task {
+  readonly pid: number
+  /** `process.executable.name`: the command's basename (spawned) or `/proc/<pid>/comm` (attached). */
+  readonly executableName: string | undefined
+  readonly containerId: string | undefined
+  readonly monitor: Monitor
+  /** The Node child process, when spawned without a cgroup (its stdio streams live here). */
+  readonly child: ChildProcess | undefined
+  /** OOM kills in the task's cgroup during its life. */
+  readonly ooms: OomRecord[] = []
+  /** Orphaned descendants reaped while the task lived (with the `subreaper` option). */
+  readonly orphans: OrphanEvent[] = []
+  #watch: Watch
+  #cgroup: CgroupLike | undefined
+  #cgroupPath: string | undefined
+  #ownsCgroup: boolean
+  #deleted: Promise<{ cgroup?: string }> | undefined
+  #subreaper: Subreaper | undefined
+  #onOrphan = (ev: OrphanEvent) => this.orphans.push(ev)
+
+  private constructor(init: {
+    watch: Watch
+    monitor: Monitor
+    executableName: string | undefined
+    containerId: string | undefined
+    child?: ChildProcess
+    cgroup?: CgroupLike
+    cgroupPath?: string
+    ownsCgroup: boolean
+    telemetry: TelemetryOptions
+  }) {
+    this.#watch = init.watch
+    this.pid = init.watch.pid
+    this.monitor = init.monitor
+    this.executableName = init.executableName
+    this.containerId = init.containerId
+    this.child = init.child
+    this.#cgroup = init.cgroup
+    this.#cgroupPath = init.cgroupPath ?? init.cgroup?.path
+    this.#ownsCgroup = init.ownsCgroup
+    claimed.add(this.pid)
+    const exits = telemetry(init.telemetry).processExits
+    this.#watch.wait().then(
+      (exit) => {
+        claimed.delete(this.pid)
+        exits.add(1, { [ATTR.exitKind]: exit.signal ? 'signaled' : exit.exitCode !== undefined ? 'exited' : 'unknown' })
+      },
+      () => claimed.delete(this.pid),
+    )
+  }
+
+  /**
+   * Starts `cmd args` and watches it from its first instant: into `options.cgroup` when given
+   * (through the cgroup manager's spawn), otherwise as a plain Node child process.
+   */
+  static async spawn(cmd: string, args: string[] = [], options: SpawnOptions): Promise<Task> {
+    const opts = checkOptions<SpawnOptions>(options, 'options')
+    if (typeof cmd !== 'string' || cmd.length === 0) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cmd must be a non-empty string')
+    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'args must be an array of strings')
+    }
+    const monitor = opts.monitor
+    if (!monitor) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'options.monitor is required')
+    const tel = { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider }
+    const subreaper = opts.subreaper ? Subreaper.enable() : undefined
+    try {
+      const common = { monitor, executableName: basename(cmd), containerId: opts.containerId, telemetry: tel }
+      let task: Task
+      if (opts.cgroup) {
+        if (typeof opts.cgroup.spawn !== 'function') {
+          throw new LifewatchError('ERR_INVALID_ARGUMENT', `cgroup ${opts.cgroup.path} cannot spawn processes`)
+        }
+        const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: cgroupStdio(opts.stdio), env: envOf(opts.env), cwd: opts.cwd })
+        task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true })
+      } else {
+        // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's
+        // event loop can reap the child, so even an instant exit is seen with its status.
+        const child = spawnChild(cmd, args, { stdio: opts.stdio ?? 'inherit', env: opts.env, cwd: opts.cwd })
+        if (child.pid === undefined) {
+          const [err] = (await once(child, 'error')) as [NodeJS.ErrnoException]
+          throw new LifewatchError(err.code === 'ENOENT' ? 'ERR_INVALID_ARGUMENT' : 'ERR_IO', `spawning ${cmd}: ${err.message}`, {
+            syscall: 'spawn',
+            errno: typeof err.errno === 'number' ? -err.errno : undefined,
+            path: cmd,
+          })
+        }
+        child.on('error', () => {}) // reported through the exit event
+        const watch = monitor.watchPid(child.pid)
+        task = new Task({ ...common, watch, child, ownsCgroup: false })
+      }
+      if (subreaper) {
+        task.#subreaper = subreaper
+        subreaper.on('orphan', task.#onOrphan)
+      }
+      return task
+    } catch (e) {
+      subreaper?.disable()
+      throw e
+    }
+  }
+
+  /** A running process lifewatch did not start (any PID, child or not). */
+  static attach(pid: number, options: AttachOptions): Task {
+    const opts = checkOptions<AttachOptions>(options, 'options')
+    checkPid(pid)
+    if (!opts.monitor) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'options.monitor is required')
+    const watch = opts.monitor.watchPid(pid)
+    const cg = typeof opts.cgroup === 'string' ? undefined : opts.cgroup
+    return new Task({
+      watch,
+      monitor: opts.monitor,
+      executableName: commOf(pid),
+      containerId: opts.containerId,
+      cgroup: cg,
+      cgroupPath: typeof opts.cgroup === 'string' ? opts.cgroup : opts.cgroup?.path,
+      ownsCgroup: opts.ownsCgroup ?? false,
+      telemetry: { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider },
+    })
+  }
+
+  /** The watch of the process (its id matches `event.watch`). */
+  get watch(): Watch {
+    return this.#watch
+  }
+
+  /** The cgroup the task runs in, when known (`lifewatch.cgroup.path`). */
+  get cgroupPath(): string | undefined {
+    return this.#cgroupPath
+  }
+
+  get cgroup(): CgroupLike | undefined {
+    return this.#cgroup
+  }
+
+  /** Until its exit event arrived. */
+  get running(): boolean {
+    return this.#watch.active
+  }
+
+  get exit(): ExitEvent | undefined {
+    return this.#watch.exit
+  }
+
+  get deleted(): boolean {
+    return this.#deleted !== undefined
+  }
+
+  /** Resolves with the exit event (rejects `ERR_CLOSED` if the monitor closes first). */
+  wait(): Promise<ExitEvent> {
+    return this.#watch.wait()
+  }
+
+  /**
+   * Sends `signal` (SIGTERM by default) through the pidfd, SIGKILL after `timeout` ms, and
+   * resolves on the confirmed exit. A task that already exited is not signalled.
+   */
+  async kill(signal: Signal = 'SIGTERM', options?: TaskKillOptions): Promise<TaskKillResult> {
+    const opts = checkOptions<TaskKillOptions>(options, 'options')
+    const timeout = checkTimeout(opts.timeout ?? 5000)
+    signalNumber(signal)
+    const name = typeof signal === 'number' ? `${signal}` : signal.startsWith('SIG') ? signal : `SIG${signal}`
+    const exit = this.#watch.exit
+    if (exit) return { exit, forced: false, signalled: false, signal: name }
+    const r = await this.monitor.kill(this.#watch, { signal, timeout })
+    return { ...r, signalled: true, signal: name }
+  }
+
+  /** Called by whoever reads the OOM watcher's events (`Platform` does) for this task's cgroup. */
+  recordOom(ev: Pick<OomEvent, 'cgroup' | 'kills' | 'time'> & { counters?: Record<string, number> }): void {
+    const rec: OomRecord = { cgroup: ev.cgroup, kills: ev.kills, time: ev.time }
+    if (ev.counters) rec.counters = ev.counters
+    this.ooms.push(rec)
+  }
+
+  /** Total processes OOM-killed in the task's cgroup during its life. */
+  get oomKills(): number {
+    return this.ooms.reduce((n, o) => n + o.kills, 0)
+  }
+
+  /**
+   * Removes what the task owns: its cgroup (killing anything left in it) and the subreaper
+   * hold. Idempotent; concurrent calls share one deletion.
+   */
+  delete(): Promise<{ cgroup?: string }> {
+    return (this.#deleted ??= this.#delete())
+  }
+
+  async #delete(): Promise<{ cgroup?: string }> {
+    if (this.#subreaper) {
+      this.#subreaper.reap()
+      this.#subreaper.off('orphan', this.#onOrphan)
+      this.#subreaper.disable()
+      this.#subreaper = undefined
+    }
+    if (this.#ownsCgroup && this.#cgroup) {
+      await this.#cgroup.delete({ kill: true })
+      return { cgroup: this.#cgroup.path }
+    }
+    return {}
+  }
+}
