@@ -9,7 +9,8 @@ use lifewatch_core::fd::Release;
 use lifewatch_core::{Monitor, MonitorOptions, Released};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{CleanupEnvHook, Env};
+use napi::{sys, Env};
+use std::ffi::c_void;
 use napi_derive::napi;
 
 use crate::error::IntoNapi;
@@ -49,7 +50,8 @@ pub struct NativeMonitor {
     /// Other files add `#[napi] impl NativeMonitor` blocks (one concern each) through this.
     pub(crate) inner: Arc<Inner>,
     env: Env,
-    hook: Option<CleanupEnvHook<Arc<Inner>>>,
+    /// The env cleanup hook's registration (a boxed `Weak<Inner>`), until removed or run.
+    hook: Option<*mut c_void>,
 }
 
 #[napi]
@@ -110,10 +112,15 @@ impl NativeMonitor {
             hook_ran: AtomicBool::new(false),
         });
         let _ = core_slot.set(Arc::downgrade(&inner));
-        let hook = env.add_env_cleanup_hook(Arc::clone(&inner), |inner| {
-            inner.hook_ran.store(true, Ordering::SeqCst);
+        let hook = Box::into_raw(Box::new(Arc::downgrade(&inner))).cast::<c_void>();
+        // SAFETY: `on_env_cleanup` takes back exactly this box; `remove_hook` frees it otherwise.
+        let status = unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), hook) };
+        if status != sys::Status::napi_ok {
+            // SAFETY: not registered, so nothing else will free it.
+            drop(unsafe { Box::from_raw(hook.cast::<Weak<Inner>>()) });
             inner.close(Release::LeakPrevented);
-        })?;
+            return Err(Error::from_reason("registering the monitor's env cleanup hook failed"));
+        }
         Ok(NativeMonitor {
             inner,
             env,
@@ -191,12 +198,29 @@ impl NativeMonitor {
         ReleasedFds::from(released)
     }
 
+    /// napi-rs's own `remove_env_cleanup_hook` never frees what it registered, which kept a
+    /// whole closed monitor alive per `close()`: this registration owns and frees its box.
     fn remove_hook(&mut self) {
         if let Some(hook) = self.hook.take() {
             if !self.inner.hook_ran.load(Ordering::SeqCst) {
-                let _ = self.env.remove_env_cleanup_hook(hook);
+                // SAFETY: registered in `new` with this callback and pointer; the hook has not
+                // run, so the box is still ours to free once it is unregistered.
+                unsafe {
+                    sys::napi_remove_env_cleanup_hook(self.env.raw(), Some(on_env_cleanup), hook);
+                    drop(Box::from_raw(hook.cast::<Weak<Inner>>()));
+                }
             }
         }
+    }
+}
+
+/// Runs when the env (a worker thread, the main thread at exit) is torn down first.
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+    // SAFETY: the box registered in `NativeMonitor::new`, handed back exactly once.
+    let weak = unsafe { Box::from_raw(arg.cast::<Weak<Inner>>()) };
+    if let Some(inner) = weak.upgrade() {
+        inner.hook_ran.store(true, Ordering::SeqCst);
+        inner.close(Release::LeakPrevented);
     }
 }
 
