@@ -12,6 +12,7 @@ import { Cgroup, LifewatchError, Monitor, fdStats } from '../src/index.js'
 import { openFds, root } from './helpers.js'
 
 const isRoot = process.getuid?.() === 0
+if (!isRoot) console.log('cgroup.spec: skipping the tests that create cgroups: not running as root (the unprivileged path is tested by the ERR_PERMISSION test)')
 const rooted = isRoot ? test.serial : test.serial.skip
 const name = (what: string) => `lifewatch-test-${process.pid}-${what}`
 
@@ -215,4 +216,21 @@ rooted('unprivileged (uid 65534) create is ERR_PERMISSION and leaves nothing', (
   if (r.error || !existsSync(join(root, 'dist/index.js'))) return t.pass('setpriv or dist/ unavailable')
   t.is(r.stdout.trim(), 'ERR_PERMISSION', r.stderr)
   t.throws(() => Cgroup.open(name('unpriv')), { code: 'ERR_NO_SUCH_CGROUP' } as never)
+})
+
+rooted('stdio inherit reaches the child although Node opens its stdio close-on-exec', async (t) => {
+  // Node marks fds 0-2 O_CLOEXEC: a child that merely "inherits" them lost them at exec.
+  const script = `
+    import { Cgroup, Monitor } from '${root}src/index.ts'
+    const monitor = new Monitor()
+    const cg = Cgroup.create('${name('stdio')}', {})
+    const ev = await cg.spawn('sh', ['-c', 'echo inherited-stdout; echo inherited-stderr >&2'], { monitor, stdio: 'inherit' }).wait()
+    await cg.delete()
+    monitor.close()
+    process.exitCode = ev.exitCode
+  `
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /inherited-stdout/)
+  t.regex(r.stderr, /inherited-stderr/)
 })

@@ -457,8 +457,15 @@ fn child(p: &Prepared) -> ! {
             }
         }
         for (i, &t) in tmp.iter().enumerate() {
-            if t >= 0 && libc::dup2(t, i as i32) < 0 {
-                fail(STAGE_STDIO);
+            if t >= 0 {
+                if libc::dup2(t, i as i32) < 0 {
+                    fail(STAGE_STDIO);
+                }
+            } else {
+                // Inherited as is. Node opens its own stdio close-on-exec, so without this
+                // the child would lose fds 0-2 at exec (EBADF on its first write). A slot that
+                // is not open at all stays closed (EBADF here is fine).
+                libc::fcntl(i as i32, libc::F_SETFD, 0);
             }
         }
         if let Some(cwd) = &p.cwd {
