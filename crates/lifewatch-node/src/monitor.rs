@@ -10,8 +10,8 @@ use lifewatch_core::{Monitor, MonitorOptions, Released};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env};
-use std::ffi::c_void;
 use napi_derive::napi;
+use std::ffi::c_void;
 
 use crate::error::IntoNapi;
 use crate::event::NativeEvent;
@@ -114,12 +114,15 @@ impl NativeMonitor {
         let _ = core_slot.set(Arc::downgrade(&inner));
         let hook = Box::into_raw(Box::new(Arc::downgrade(&inner))).cast::<c_void>();
         // SAFETY: `on_env_cleanup` takes back exactly this box; `remove_hook` frees it otherwise.
-        let status = unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), hook) };
+        let status =
+            unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), hook) };
         if status != sys::Status::napi_ok {
             // SAFETY: not registered, so nothing else will free it.
             drop(unsafe { Box::from_raw(hook.cast::<Weak<Inner>>()) });
             inner.close(Release::LeakPrevented);
-            return Err(Error::from_reason("registering the monitor's env cleanup hook failed"));
+            return Err(Error::from_reason(
+                "registering the monitor's env cleanup hook failed",
+            ));
         }
         Ok(NativeMonitor {
             inner,

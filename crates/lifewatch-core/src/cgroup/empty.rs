@@ -8,9 +8,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
-use rustix::fs::inotify;
 use rustix::time::Timespec;
 
+use crate::cgroup::events_watch::EventsWatch;
 use crate::cgroup::files;
 use crate::cgroup::manager::Cgroup;
 use crate::error::{Code, Result, SysResult};
@@ -66,7 +66,7 @@ struct Tracked {
 /// the members it tracks, all closed when it is dropped.
 pub struct EmptyWait<'a> {
     cg: &'a Cgroup,
-    inotify: Option<CountedFd>,
+    inotify: Option<EventsWatch>,
     /// Track every member by pidfd (to signal them), not only those outside the unified
     /// hierarchy.
     track_all: bool,
@@ -79,25 +79,7 @@ pub struct EmptyWait<'a> {
 impl<'a> EmptyWait<'a> {
     pub fn new(cg: &'a Cgroup, track_all: bool) -> Result<EmptyWait<'a>> {
         let inotify = match cg.unified_dir() {
-            Some(dir) => {
-                let fd =
-                    inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-                        .sys("inotify_init1", "waiting for a cgroup to empty")?;
-                let fd = CountedFd::new(fd, FdKind::Inotify);
-                let events = dir.join("cgroup.events");
-                // The watch first, then every read: no change can slip in between.
-                inotify::add_watch(&fd, &events, inotify::WatchFlags::MODIFY)
-                    .sys(
-                        "inotify_add_watch",
-                        format!("watching {}", events.display()),
-                    )
-                    .map_err(|e| match e.errno {
-                        Some(libc::ENOENT) => e.with_code(Code::NoSuchCgroup),
-                        _ => e,
-                    })
-                    .map_err(|e| e.with_path(&events))?;
-                Some(fd.commit())
-            }
+            Some(dir) => Some(EventsWatch::new(dir)?),
             None => None,
         };
         Ok(EmptyWait {
@@ -265,7 +247,7 @@ impl<'a> EmptyWait<'a> {
         drop(fds);
         if inotify_ready {
             if let Some(i) = &self.inotify {
-                drain(i);
+                i.drain();
             }
         }
         for p in exited {
@@ -281,11 +263,6 @@ impl<'a> EmptyWait<'a> {
         }
         Ok(())
     }
-}
-
-fn drain(fd: &CountedFd) {
-    let mut buf = [0u8; 4096];
-    while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
 }
 
 impl Cgroup {

@@ -2,6 +2,7 @@
 //! in their own files, the watchers and the manager built on them.
 
 pub mod empty;
+pub(crate) mod events_watch;
 pub mod files;
 pub mod freezer;
 pub mod kill;
