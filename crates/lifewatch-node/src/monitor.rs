@@ -166,31 +166,27 @@ impl NativeMonitor {
     #[napi(js_name = "ref")]
     #[allow(deprecated)]
     pub fn refer(&self, env: Env) -> Result<()> {
-        if let Some(f) = self
-            .inner
-            .batches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            f.refer(&env)?;
-        }
-        Ok(())
+        self.with_batches(|f| f.refer(&env))
     }
 
     #[napi]
     #[allow(deprecated)]
     pub fn unref(&self, env: Env) -> Result<()> {
-        if let Some(f) = self
+        self.with_batches(|f| f.unref(&env))
+    }
+
+    /// Runs `op` on the batch threadsafe function while the monitor still has one.
+    fn with_batches(&self, op: impl FnOnce(&mut BatchFn) -> Result<()>) -> Result<()> {
+        match self
             .inner
             .batches
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
-            f.unref(&env)?;
+            Some(f) => op(f),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Idempotent; returns the fds released by this call, per kind.
