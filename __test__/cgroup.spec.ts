@@ -204,7 +204,11 @@ rooted('500 create/delete cycles leave the fd count where it was', async (t) => 
     `${counted2.inotify.allocated - counted.inotify.allocated} inotify; in use after: control ${counted2.control.inUse}, inotify ${counted2.inotify.inUse}, eventfd ${counted2.eventfd.inUse - counted.eventfd.inUse} more`,
   )
   t.true(after <= before, `${before} -> ${after}`)
-  for (const k of ['control', 'inotify', 'pidfd', 'eventfd'] as const) t.is(counted2[k].inUse, counted[k].inUse, k)
+  // The counters are process-wide: an earlier test's object finalised during the loop can
+  // only lower them, while a leak of even one fd per cycle would show as +500.
+  for (const k of ['control', 'inotify', 'pidfd', 'eventfd'] as const) {
+    t.true(counted2[k].inUse <= counted[k].inUse, `${k}: in use ${counted[k].inUse} -> ${counted2[k].inUse}`)
+  }
 })
 
 rooted('unprivileged (uid 65534) create is ERR_PERMISSION and leaves nothing', (t) => {
@@ -213,7 +217,10 @@ rooted('unprivileged (uid 65534) create is ERR_PERMISSION and leaves nothing', (
     catch (e) { console.log(e.code) }
   })`
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' })
-  if (r.error || !existsSync(join(root, 'dist/index.js'))) return t.pass('setpriv or dist/ unavailable')
+  if (r.error || !existsSync(join(root, 'dist/index.js'))) {
+    console.log('cgroup.spec: unprivileged create not tested: setpriv or dist/ unavailable')
+    return t.pass()
+  }
   t.is(r.stdout.trim(), 'ERR_PERMISSION', r.stderr)
   t.throws(() => Cgroup.open(name('unpriv')), { code: 'ERR_NO_SUCH_CGROUP' } as never)
 })

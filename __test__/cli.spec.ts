@@ -74,14 +74,3 @@ test('--help for every command', async (t) => {
     t.regex(r.stdout, /Usage: lifewatch/)
   }
 })
-
-test('demo shows real exits of a child and non-children, including an escalated kill', async (t) => {
-  const r = await cli(['demo'])
-  t.is(r.code, 0, r.stderr)
-  t.regex(r.stdout, /exited with code 3 via (waitid|pidfd)/, 'a child: waitid, or PIDFD_INFO_EXIT if Node reaped it first')
-  t.regex(r.stdout, /exited with code 5 via pidfd/)
-  t.regex(r.stdout, /killed by SIGTERM via pidfd/)
-  t.regex(r.stdout, /killed by SIGKILL/)
-  t.regex(r.stdout, /escalated to SIGKILL: true/)
-  t.regex(r.stdout, /epoll 0 in use/)
-})
