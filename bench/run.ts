@@ -31,7 +31,8 @@ const cfg: ScenarioConfig = { quick }
 
 const started = performance.now()
 const facts = machineFacts()
-const header = [...describeMachine(facts), `run: npm run bench${quick ? ' -- --quick' : ''}`]
+const flags = [quick ? '--quick' : '', only ? `--only ${only.join(',')}` : ''].filter(Boolean).join(' ')
+const header = [...describeMachine(facts), `run: npm run bench${flags ? ` -- ${flags}` : ''}`]
 console.error(header.join('\n'))
 
 const addon = join(root, `lifewatch.linux-${process.arch}-gnu.node`)

@@ -190,3 +190,28 @@ export class Sleepers {
     rmSync(this.pidfile, { force: true })
   }
 }
+
+/** A native floor process for one v1 OOM notification at a time (`oom <dir>`). */
+export class OomFloor {
+  #p: ChildProcess
+  #lines: Lines
+
+  constructor() {
+    this.#p = spawn(floorBin, [], { stdio: ['pipe', 'pipe', 'inherit'] })
+    this.#lines = new Lines(this.#p)
+  }
+
+  /** Registers the eventfd; resolves once the floor is blocked in epoll_wait on it. */
+  async watch(memDir: string): Promise<{ oom: Promise<{ wake: bigint; seen: bigint; kills: number }> }> {
+    this.#p.stdin!.write(`oom ${memDir}\n`)
+    await this.#lines.expect('ready', `floor oom ${memDir}`)
+    return {
+      oom: this.#lines.expect('oom', `floor oom ${memDir}`).then((w) => ({ wake: BigInt(w[0]!), seen: BigInt(w[1]!), kills: Number(w[2]) })),
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#p.stdin!.end()
+    if (this.#p.exitCode === null) await once(this.#p, 'exit')
+  }
+}

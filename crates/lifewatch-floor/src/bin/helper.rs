@@ -10,6 +10,13 @@
 //!   process group, writes their PIDs to `<pidfile>`, prints `ready <n>`. On the line `kill`
 //!   it reads the clock, SIGKILLs the whole group in one `kill(-pgid)`, prints `killed <ns>`,
 //!   reaps every child and prints `reaped <ns>`. On EOF it kills and reaps silently.
+//! - `hog <stampfile> <slot>`: maps slot `<slot>` (already faulted in), then allocates and
+//!   touches anonymous memory 1 MiB at a time, storing CLOCK_MONOTONIC ns into the slot after
+//!   every touched page (so at least every 1 ms: a page takes microseconds) until the OOM
+//!   killer ends it. Exits 4 if it got to 4 GiB without being killed.
+//! - `term <stampfile> <slot> exit|ignore`: `exit`: on SIGTERM stores CLOCK_MONOTONIC ns into
+//!   the slot and calls `_exit(0)`; `ignore`: ignores SIGTERM (only SIGKILL ends it). Once the
+//!   disposition is set it stores 1 into slot + 1 (ready), then sleeps in `pause()`.
 //! - `reaper <cmd> [args]`: runs `cmd` as a child subreaper and reaps every orphan below it,
 //!   so a crashed scenario leaves no zombie behind (PID 1 does not reap on these machines).
 
@@ -73,6 +80,69 @@ fn die(path: &str, slot: usize) -> ! {
     unsafe {
         std::ptr::write_volatile(p, t);
         libc::_exit(0)
+    }
+}
+
+fn hog(path: &str, slot: usize) -> ! {
+    let p = stamp_slot(path, slot).unwrap_or_else(|e| fail(e));
+    const CHUNK: usize = 1 << 20;
+    const PAGE: usize = 4096;
+    for _ in 0..4096 {
+        // SAFETY: a fresh private anonymous mapping, never unmapped (the process dies).
+        let m = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHUNK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if m == libc::MAP_FAILED {
+            fail(os_error("mmap"));
+        }
+        for off in (0..CHUNK).step_by(PAGE) {
+            // SAFETY: `off` is inside the mapping; `p` is valid (see `stamp_slot`).
+            unsafe {
+                std::ptr::write_volatile((m as *mut u8).add(off), 1);
+                std::ptr::write_volatile(p, monotonic_ns());
+            }
+        }
+    }
+    std::process::exit(4)
+}
+
+static TERM_STAMP: std::sync::atomic::AtomicPtr<u64> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_term(_: libc::c_int) {
+    let t = monotonic_ns();
+    let p = TERM_STAMP.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: `p` was set before the handler was installed; async-signal-safe calls only.
+    unsafe {
+        std::ptr::write_volatile(p, t);
+        libc::_exit(0)
+    }
+}
+
+fn term(path: &str, slot: usize, mode: &str) -> ! {
+    let p = stamp_slot(path, slot).unwrap_or_else(|e| fail(e));
+    let ready = stamp_slot(path, slot + 1).unwrap_or_else(|e| fail(e));
+    TERM_STAMP.store(p, std::sync::atomic::Ordering::Relaxed);
+    let handler = if mode == "ignore" {
+        libc::SIG_IGN
+    } else {
+        on_term as extern "C" fn(libc::c_int) as libc::sighandler_t
+    };
+    // SAFETY: installing a handler that only makes async-signal-safe calls (or SIG_IGN).
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        std::ptr::write_volatile(ready, 1);
+    }
+    loop {
+        // SAFETY: plain syscall.
+        unsafe { libc::pause() };
     }
 }
 
@@ -271,9 +341,13 @@ fn main() {
         Some("die") if args.len() == 3 => die(&args[1], slot(args.get(2))),
         Some("parent") if args.len() == 3 => parent(&args[1], slot(args.get(2))),
         Some("sleepers") if args.len() == 3 => sleepers(slot(args.get(1)), &args[2]),
+        Some("hog") if args.len() == 3 => hog(&args[1], slot(args.get(2))),
+        Some("term") if args.len() == 4 && (args[3] == "exit" || args[3] == "ignore") => {
+            term(&args[1], slot(args.get(2)), &args[3])
+        }
         Some("reaper") if args.len() >= 2 => reaper(&args[1], &args[2..]),
         _ => fail(io::Error::other(
-            "usage: die <stampfile> <slot> | parent <stampfile> <slot> | sleepers <n> <pidfile> | reaper <cmd> [args...]",
+            "usage: die <stampfile> <slot> | parent <stampfile> <slot> | hog <stampfile> <slot> | term <stampfile> <slot> exit|ignore | sleepers <n> <pidfile> | reaper <cmd> [args...]",
         )),
     }
 }
