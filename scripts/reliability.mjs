@@ -46,7 +46,13 @@ function detail(lines) {
   if (sum('scenarios')) bits.push(`${sum('scenarios')} scenarios`)
   if (sum('paths')) bits.push(`${sum('paths')} failure paths`)
   const cyc = lines.filter((l) => l.cycles)
-  if (cyc.length) bits.push(`${cyc.length} kinds x ${cyc[0].cycles} cycles, RSS +${Math.max(...cyc.map((l) => l.rssGrowthKiB))} KiB max (bound ${cyc[0].rssBoundKiB})`)
+  if (cyc.length) {
+    const counts = cyc.map((l) => l.cycles)
+    const lo = Math.min(...counts)
+    const hi = Math.max(...counts)
+    const cg = cyc.filter((l) => /cgroup|v1 |v2 |PSI/i.test(l.case)).length
+    bits.push(`${cyc.length} kinds (${cg} cgroup) x ${lo === hi ? hi : `${lo}-${hi}`} cycles, RSS +${Math.max(...cyc.map((l) => l.rssGrowthKiB))} KiB max (bound ${Math.min(...cyc.map((l) => l.rssBoundKiB))}+)`)
+  }
   const stress = lines.find((l) => l.tasks)
   if (stress) bits.push(`${stress.tasks} tasks, RSS +${stress.rssGrowthKiB} KiB (bound ${stress.rssBoundKiB})`)
   return bits.join('; ')
