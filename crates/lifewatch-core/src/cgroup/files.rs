@@ -90,6 +90,12 @@ pub fn mkdir(dir: &Path, what: &str) -> Result<bool> {
     {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::EXIST) if dir.is_dir() => Ok(false),
+        // A file of that name (`cgroup.procs`, `memory.max`...): not a cgroup path.
+        Err(rustix::io::Errno::EXIST) => Err(Error::invalid(format!(
+            "{what} {}: a file, not a cgroup directory, is in the way",
+            dir.display()
+        ))
+        .with_path(dir)),
         Err(e) => Err(Error::sys(
             "mkdir",
             e.raw_os_error(),
