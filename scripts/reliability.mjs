@@ -171,11 +171,13 @@ async function fuzzUnit() {
     rows.push({ part: '8', suite: 'cargo fuzz: procstat::parse', tried: 0, passed: 0, checked: `skipped: ${why ?? 'cargo-fuzz could not be installed'}; the bounded random test covers the parser`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
-  const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', 'procstat', '--', `-max_total_time=${settings.fuzzSeconds}`],
-    { cwd: join(root, 'crates/lifewatch-core') })
-  const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
-  rows.push({ part: '8', suite: 'cargo fuzz: procstat::parse', tried: 1, passed: code === 0 ? 1 : 0, fdsLeaked: 0, eventsLost: 0,
-    checked: `${runs} inputs in ${settings.fuzzSeconds} s, ${code === 0 ? 'no crash' : 'CRASH (see crates/lifewatch-core/fuzz/artifacts)'}` })
+  for (const [target, what] of [['procstat', 'procstat::parse'], ['cgroup_parsers', 'mountinfo, /proc/<pid>/cgroup, counters, limits']]) {
+    const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', target, '--', `-max_total_time=${settings.fuzzSeconds}`],
+      { cwd: join(root, 'crates/lifewatch-core') })
+    const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
+    rows.push({ part: '8', suite: `cargo fuzz: ${what}`, tried: 1, passed: code === 0 ? 1 : 0, fdsLeaked: 0, eventsLost: 0,
+      checked: `${runs} inputs in ${settings.fuzzSeconds} s, ${code === 0 ? 'no crash' : 'CRASH (see crates/lifewatch-core/fuzz/artifacts)'}` })
+  }
 }
 
 const t0 = Date.now()
