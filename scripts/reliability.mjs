@@ -101,10 +101,6 @@ const VALGRIND_SKIP = [
   'unreaped_zombie_non_child', 'thousand_watches_all_reported_in_few_batches', 'close_is_idempotent_and_releases_everything',
   'too_many_files_is_typed_and_leaves_nothing_open', 'each_syscall_fails_in_turn_typed_and_leak_free',
   'exits_during_registration_are_reported_once', 'create_watch_close_cycles_return_to_baseline',
-  // The cgroup manager's: pidfd_send_signal (ENOSYS) and clone3 with CLONE_INTO_CGROUP
-  // (valgrind 3.19 places the child by joining instead).
-  'delete_waits_for_the_last_process_then_times_out_as_busy', 'kill_by_signals_through_pidfds_where_there_is_no_cgroup_kill',
-  'spawned_child_is_in_the_cgroup_before_it_execs', 'wait_empty_is_cancellable_and_resolves_on_exit',
 ]
 
 async function valgrindUnit() {
