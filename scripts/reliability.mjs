@@ -46,7 +46,13 @@ function detail(lines) {
   if (sum('scenarios')) bits.push(`${sum('scenarios')} scenarios`)
   if (sum('paths')) bits.push(`${sum('paths')} failure paths`)
   const cyc = lines.filter((l) => l.cycles)
-  if (cyc.length) bits.push(`${cyc.length} kinds x ${cyc[0].cycles} cycles, RSS +${Math.max(...cyc.map((l) => l.rssGrowthKiB))} KiB max (bound ${cyc[0].rssBoundKiB})`)
+  if (cyc.length) {
+    const counts = cyc.map((l) => l.cycles)
+    const lo = Math.min(...counts)
+    const hi = Math.max(...counts)
+    const cg = cyc.filter((l) => /cgroup|v1 |v2 |PSI/i.test(l.case)).length
+    bits.push(`${cyc.length} kinds (${cg} cgroup) x ${lo === hi ? hi : `${lo}-${hi}`} cycles, RSS +${Math.max(...cyc.map((l) => l.rssGrowthKiB))} KiB max (bound ${Math.min(...cyc.map((l) => l.rssBoundKiB))}+)`)
+  }
   const stress = lines.find((l) => l.tasks)
   if (stress) bits.push(`${stress.tasks} tasks, RSS +${stress.rssGrowthKiB} KiB (bound ${stress.rssBoundKiB})`)
   return bits.join('; ')
@@ -164,11 +170,13 @@ async function fuzzUnit() {
     rows.push({ part: '8', suite: 'cargo fuzz: procstat::parse', tried: 0, passed: 0, checked: `skipped: ${why ?? 'cargo-fuzz could not be installed'}; the bounded random test covers the parser`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
-  const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', 'procstat', '--', `-max_total_time=${settings.fuzzSeconds}`],
-    { cwd: join(root, 'crates/lifewatch-core') })
-  const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
-  rows.push({ part: '8', suite: 'cargo fuzz: procstat::parse', tried: 1, passed: code === 0 ? 1 : 0, fdsLeaked: 0, eventsLost: 0,
-    checked: `${runs} inputs in ${settings.fuzzSeconds} s, ${code === 0 ? 'no crash' : 'CRASH (see crates/lifewatch-core/fuzz/artifacts)'}` })
+  for (const [target, what] of [['procstat', 'procstat::parse'], ['cgroup_parsers', 'mountinfo, /proc/<pid>/cgroup, counters, limits']]) {
+    const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', target, '--', `-max_total_time=${settings.fuzzSeconds}`],
+      { cwd: join(root, 'crates/lifewatch-core') })
+    const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
+    rows.push({ part: '8', suite: `cargo fuzz: ${what}`, tried: 1, passed: code === 0 ? 1 : 0, fdsLeaked: 0, eventsLost: 0,
+      checked: `${runs} inputs in ${settings.fuzzSeconds} s, ${code === 0 ? 'no crash' : 'CRASH (see crates/lifewatch-core/fuzz/artifacts)'}` })
+  }
 }
 
 const t0 = Date.now()
@@ -176,11 +184,11 @@ await cargoUnit('1, 2', 'core: fd exactness, leak cycles', ['reliability_fds'])
 await avaUnit('1, 2', 'node: fd exactness, leak cycles', ['__test__/reliability/fds.spec.ts'], ['--expose-gc'])
 await cargoUnit('3', 'core: failpoints, each syscall in turn', ['reliability_failpoints'])
 await avaUnit('4', 'node + cli: bad-input table', ['__test__/reliability/badinput.spec.ts'])
-await cargoUnit('5', 'core: exits around registration, EMFILE', ['reliability_faults', 'reliability_emfile'])
+await cargoUnit('5', 'core: exits around registration, cgroup removed mid-watch, EMFILE', ['reliability_faults', 'reliability_emfile'])
 await avaUnit('5', 'node: PID reuse, worker, GC, close, EMFILE, blocked loop', ['__test__/reliability/faults.spec.ts'])
 await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/reliability/kernels.spec.ts'])
 await avaUnit('7', 'stress: concurrent spawn/kill', ['__test__/reliability/stress.spec.ts'])
-await cargoUnit('8', 'core: bounded random procstat parse', ['reliability_parse'])
+await cargoUnit('8', 'core: bounded random parsers (procstat, mountinfo, /proc/<pid>/cgroup, counters, limits)', ['reliability_parse'])
 await valgrindUnit()
 await asanUnit()
 await fuzzUnit()

@@ -3,8 +3,10 @@
 // process and its watched child keep running, and no fd is opened or lost.
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { join } from 'node:path'
 
-import { AbortError, kill, LifewatchError, Monitor, signal } from '../../src/index.js'
+import { AbortError, Cgroup, cgroupLayout, kill, LifewatchError, Monitor, signal } from '../../src/index.js'
 import { reaped, sh } from '../helpers.js'
 import { baseline, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
 
@@ -18,7 +20,62 @@ interface Fx {
   closed: Monitor
   aborted: Monitor
   foreign: ReturnType<Monitor['watchPid']>
+  /** A test cgroup (relative path) with limits set, for the rows that must not change it. */
+  cg: string
 }
+
+const layout = cgroupLayout()
+const isRoot = process.getuid?.() === 0
+const CG = `lifewatch-test-${process.pid}-badinput`
+/** A name no row may create. */
+const NEW = `lifewatch-test-${process.pid}-badinput-new`
+const LINK = `/tmp/lifewatch-test-${process.pid}-link`
+const mounts = [...Object.values(layout.v1).map((h) => h!.mount), ...(layout.unified ? [layout.unified.mount] : [])]
+/** Every cgroup file a rejected input could have written, and whether NEW exists anywhere. */
+function cgroupState(): string {
+  const out: string[] = []
+  for (const m of mounts) {
+    out.push(`${m}/${NEW}: ${existsSync(join(m, NEW))}`)
+    for (const f of ['memory.limit_in_bytes', 'memory.max', 'pids.max', 'memory.pressure', 'cgroup.event_control']) {
+      const p = join(m, CG, f)
+      try {
+        if (f !== 'cgroup.event_control' && f !== 'memory.pressure') out.push(`${p}: ${readFileSync(p, 'utf8').trim()}`)
+        else out.push(`${p}: ${existsSync(p)}`)
+      } catch {
+        // not in this hierarchy
+      }
+    }
+  }
+  return out.join('\n')
+}
+const psiOk = { stallUs: 100_000, windowUs: 2_000_000 }
+const cgPaths: Array<[string, string]> = [
+  ['..', '..'],
+  ['relative escape', 'a/../../b'],
+  ['outside the root', '/tmp'],
+  ['a regular file', '/sys/fs/cgroup/memory/memory.limit_in_bytes'],
+  ['a regular file (relative)', 'cgroup.procs'],
+  ['/proc', '/proc'],
+  ['a tmpfs dir', '/dev/shm'],
+  ['symlink into the hierarchy from outside', LINK],
+  ['5000-char path', 'a'.repeat(5000)],
+  ['NUL inside', `${NEW}\0x`],
+  ['newline inside', `${NEW}\nx`],
+]
+const badLimits: Array<[string, unknown]> = [
+  ['-1', -1], ['10Q', '10Q'], ['1e400', '1e400'], ["'64M\\n1'", '64M\n1'], ['NaN', NaN], ['{}', {}], ['[64]', [64]],
+]
+const badPsi: Array<[string, unknown]> = [
+  ['window 0', { stallUs: 100_000, windowUs: 0 }],
+  ['stall > window', { stallUs: 3_000_000, windowUs: 2_000_000 }],
+  ['stall 0', { stallUs: 0, windowUs: 2_000_000 }],
+  ['non-integer stall', { stallUs: 1.5, windowUs: 2_000_000 }],
+  ['non-integer window', { stallUs: 100_000, windowUs: 2_000_000.5 }],
+  ["string stall '1'", { stallUs: '1', windowUs: 2_000_000 }],
+  ["resource 'disk'", { ...psiOk, resource: 'disk' }],
+  ["kind 'all'", { ...psiOk, kind: 'all' }],
+]
+const badLevels = ['extreme', 'LOW', '', 'low,global', 'low\n', 'low,local,x', 'medium,']
 
 const bad = (code: string): Expect => ({ code })
 const invalid = bad('ERR_INVALID_ARGUMENT')
@@ -89,6 +146,28 @@ const cases: Array<[string, (f: Fx) => unknown, Expect]> = [
   ['unwatch(null)', (f) => f.m.unwatch(any(null)), invalid],
   ['unwatch(42)', (f) => f.m.unwatch(any(42)), invalid],
   ["unwatch(another monitor's watch)", (f) => f.m.unwatch(f.foreign), invalid],
+  // Cgroup paths: watchCgroup and Cgroup.create
+  ...cgPaths.flatMap(([what, p]): Array<[string, (f: Fx) => unknown, Expect]> => [
+    [`watchCgroup(${what})`, (f) => f.m.watchCgroup(p), invalid],
+    [`Cgroup.create(${what})`, () => Cgroup.create(p), invalid],
+  ]),
+  // Limits: rejected before anything is made or written, on a new and on an existing cgroup
+  ...badLimits.flatMap(([what, v]): Array<[string, (f: Fx) => unknown, Expect]> => [
+    [`Cgroup.create(new, { memory: ${what} })`, () => Cgroup.create(NEW, { memory: any(v) }), invalid],
+    [`Cgroup.create(existing, { memory: ${what} })`, (f) => Cgroup.create(f.cg, { memory: any(v) }), invalid],
+  ]),
+  ["Cgroup.create(new, { pids: '5\\n6' })", () => Cgroup.create(NEW, { pids: any('5\n6') }), invalid],
+  ['Cgroup.create(new, limits as a string)', () => Cgroup.create(NEW, any('64M')), invalid],
+  // PSI triggers: on a cgroup and system-wide
+  ...badPsi.flatMap(([what, trig]): Array<[string, (f: Fx) => unknown, Expect]> => [
+    [`watchCgroup psi ${what}`, (f) => f.m.watchCgroup(f.cg, { psi: [any(trig)] }), invalid],
+    [`watchPressure ${what}`, (f) => f.m.watchPressure(any(trig)), invalid],
+  ]),
+  ['watchCgroup psi not an array', (f) => f.m.watchCgroup(f.cg, { psi: any(psiOk) }), invalid],
+  // v1 pressure level strings
+  ...badLevels.map((lv): [string, (f: Fx) => unknown, Expect] =>
+    [`watchCgroup pressure ${JSON.stringify(lv)}`, (f) => f.m.watchCgroup(f.cg, { pressure: any(lv) }), invalid]),
+  ["watchCgroup(path, 'oom')", (f) => f.m.watchCgroup(f.cg, any('oom')), invalid],
   ['iterating twice', (f) => {
     f.m[Symbol.asyncIterator]()
     return f.m[Symbol.asyncIterator]()
@@ -127,7 +206,11 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
   const ac = new AbortController()
   const aborted = new Monitor({ signal: ac.signal })
   ac.abort()
-  const f: Fx = { m, childPid: child.pid!, w: m.watchPid(child.pid!), dead: d.pid!, closed, aborted, foreign: other.watchPid(child.pid!) }
+  symlinkSync(layout.unified?.mount ?? '/sys/fs/cgroup', LINK)
+  // A real cgroup with limits, which the rejected rows must leave as it is.
+  const made = isRoot ? Cgroup.create(CG, { memory: '64M', pids: 32 }) : undefined
+  const f: Fx = { m, childPid: child.pid!, w: m.watchPid(child.pid!), dead: d.pid!, closed, aborted, foreign: other.watchPid(child.pid!), cg: made ? CG : '/' }
+  const state = cgroupState()
   const b = baseline()
   let passed = 0
   for (const [name, call, expect] of cases) {
@@ -149,7 +232,9 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
       t.true(good, `${name}: expected ${klass.name} ${expect.code}, got ${outcome.ok ? 'no error' : `${(e as Error)?.name} ${e?.code}: ${(e as Error)?.message}`}`)
     }
     t.is(openFds(), fds, `${name}: open fds unchanged`)
-    if (good && openFds() === fds) passed++
+    const untouched = cgroupState() === state
+    t.true(untouched, `${name}: no cgroup file written, no cgroup made`)
+    if (good && untouched && openFds() === fds) passed++
   }
   t.deepEqual(mismatch(b), {}, 'counters still match /proc')
   t.is(child.exitCode, null, 'the watched child is untouched')
@@ -159,6 +244,8 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
   other.close()
   child.kill()
   await reaped(child)
+  rmSync(LINK)
+  await made?.delete()
 })
 
 test(`${cli.length} bad CLI command lines: usage (2) or typed (1) errors, one line, no stack`, async (t) => {

@@ -4,11 +4,13 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
-import { fdStats, LifewatchError, Monitor, type ExitEvent, type LifewatchEvent } from '../../src/index.js'
+import { cgroupLayout, fdStats, LifewatchError, Monitor, type ExitEvent, type LifewatchEvent } from '../../src/index.js'
 import { nonChild, reaped, sh } from '../helpers.js'
 import { baseline, fixture, have, isRoot, lastJson, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
 
@@ -217,4 +219,43 @@ test.serial('processes that exit before or during registration: one exit or ERR_
   t.is(openFds(), b.fds)
   t.deepEqual(mismatch(b), {})
   report({ section: 'faults', case: 'node: exit before/during registration (160 runs)', fdsLeaked: openFds() - b.fds, eventsLost: 0 })
+})
+
+test.serial('unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgroup on a root-owned cgroup', async (t) => {
+  if (!isRoot || !have('setpriv')) {
+    t.log('SKIPPED: needs root and setpriv(1) to drop to an unprivileged user')
+    t.pass()
+    return
+  }
+  const layout = cgroupLayout()
+  const rel = `lifewatch-test-${process.pid}-unpriv`
+  const dirs = [layout.v1.memory?.mount, layout.unified?.mount].filter((m): m is string => !!m).map((m) => join(m, rel))
+  for (const d of dirs) mkdirSync(d)
+  try {
+    const r = await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...nodeArgv(fixture('cgroup-unprivileged.ts'), rel)], { timeoutMs: 30_000 })
+    t.is(r.code, 0, r.stderr)
+    const got = lastJson<Record<string, string | number>>(r.stdout)
+    t.log(got)
+    // Documented behaviour: cgroup writes need ownership of the cgroup. The v1 eventfd
+    // registration writes cgroup.event_control and a PSI trigger writes *.pressure: both
+    // ERR_PERMISSION; cgroup.events is only read (inotify): works. The defaults include OOM
+    // where v1 memory exists, so they fail there as a whole rather than degrade.
+    t.is(got.create, 'ERR_PERMISSION')
+    if (layout.v1.memory) {
+      t.is(got.v1Oom, 'ERR_PERMISSION')
+      t.is(got.v1Pressure, 'ERR_PERMISSION')
+      t.is(got.defaults, 'ERR_PERMISSION')
+    }
+    if (layout.unified) {
+      t.is(got.v2Events, 'ok')
+      if (existsSync(join(layout.unified.mount, rel, 'memory.pressure'))) t.is(got.psi, 'ERR_PERMISSION')
+    }
+    t.is(got.fdsLeft, 0, 'no fd left behind by the refused operations')
+    for (const m of [layout.v1.memory?.mount, layout.unified?.mount]) {
+      if (m) t.false(existsSync(join(m, `${rel}-child`)), 'nothing created')
+    }
+    report({ section: 'faults', case: 'node: unprivileged cgroup operations', fdsLeaked: Number(got.fdsLeft), eventsLost: 0, scenarios: 6 })
+  } finally {
+    for (const d of dirs) rmdirSync(d)
+  }
 })

@@ -10,7 +10,8 @@ import { root } from '../helpers.js'
 
 export const KINDS: FdKind[] = ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control']
 
-/** What the kernel says each fd of this process is, by lifewatch's kinds (anon inodes). */
+/** What the kernel says each fd of this process is, by lifewatch's kinds: anon inodes, PSI
+ *  files (`*.pressure`, /proc/pressure/*) and other cgroupfs files and directories (control). */
 export function procKinds(): Record<FdKind, number> {
   const n = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<FdKind, number>
   for (const fd of readdirSync('/proc/self/fd')) {
@@ -24,6 +25,8 @@ export function procKinds(): Record<FdKind, number> {
     else if (target === 'anon_inode:[pidfd]') n.pidfd++
     else if (target === 'anon_inode:[eventfd]') n.eventfd++
     else if (target === 'anon_inode:inotify') n.inotify++
+    else if (target.startsWith('/proc/pressure/') || target.endsWith('.pressure')) n.psi++
+    else if (target.startsWith('/sys/fs/cgroup')) n.control++
   }
   return n
 }

@@ -24,6 +24,14 @@ pub const POINTS: &[(&str, i32)] = &[
     ("pidfd_send_signal", libc::EPERM),
     // The fallback's `kill(pid, 0)` existence check.
     ("kill", libc::ESRCH),
+    // Cgroups: v1 eventfd registration (open memory.oom_control / memory.pressure_level and
+    // cgroup.event_control, write the registration), PSI triggers (open, write the
+    // trigger), cgroup.events through inotify, and the manager's mkdir and file writes.
+    ("open", libc::EMFILE),
+    ("write", libc::ENOSPC),
+    ("inotify_init1", libc::EMFILE),
+    ("inotify_add_watch", libc::ENOSPC),
+    ("mkdir", libc::ENOSPC),
     // Runs on the reactor thread: armed by name, not by position.
     ("epoll_wait", libc::EBADF),
 ];

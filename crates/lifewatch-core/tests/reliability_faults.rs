@@ -151,3 +151,129 @@ fn exits_during_registration_are_reported_once() {
         "",
     );
 }
+
+/// A cgroup removed while watched, in the v1 memory hierarchy (OOM + pressure eventfds) and
+/// in the unified one (cgroup.events through inotify + a PSI trigger): each watch ends with
+/// one `removed` event and every fd it held is released without unwatch or close.
+#[test]
+fn cgroup_removed_mid_watch_ends_the_watch_and_releases_its_fds() {
+    use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+    use lifewatch_core::cgroup::Layout;
+    use lifewatch_core::CgroupWatchOptions;
+
+    let _serial = serial();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to create cgroups");
+        return;
+    }
+    let l = Layout::detect().unwrap();
+    let psi = PsiTrigger {
+        resource: Resource::Memory,
+        full: false,
+        stall_us: 100_000,
+        window_us: 2_000_000,
+    };
+    let kinds: Vec<(&str, std::path::PathBuf, CgroupWatchOptions)> = [
+        l.v1.get("memory").map(|h| {
+            (
+                "v1 memory (OOM + pressure)",
+                h.mount.clone(),
+                CgroupWatchOptions {
+                    oom: Some(true),
+                    events: Some(false),
+                    pressure: Some("low".into()),
+                    ..Default::default()
+                },
+            )
+        }),
+        l.unified.as_ref().map(|h| {
+            let has_psi = h.mount.join("memory.pressure").exists();
+            (
+                "unified (events + PSI)",
+                h.mount.clone(),
+                CgroupWatchOptions {
+                    oom: Some(false),
+                    events: Some(true),
+                    psi: if has_psi { vec![psi] } else { vec![] },
+                    ..Default::default()
+                },
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut tried = 0;
+    let mut leaked = 0i64;
+    for (what, mount, opts) in kinds {
+        let rel = format!("lifewatch-test-{}-removed", std::process::id());
+        let dir = mount.join(&rel);
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let fds0 = open_fds();
+        let h = Harness::new(MonitorOptions::default());
+        let fds = open_fds();
+        let before = Snapshot::take();
+        let id = h.monitor.watch_cgroup(&rel, &opts).unwrap();
+        assert!(open_fds() > fds, "{what}: the watch holds fds");
+        std::fs::remove_dir(&dir).unwrap();
+        let mut evs = Vec::new();
+        let deadline = std::time::Instant::now() + WITHIN;
+        while !evs
+            .iter()
+            .any(|e: &lifewatch_core::Event| matches!(e.kind, EventKind::Removed { .. }))
+            && std::time::Instant::now() < deadline
+        {
+            evs.extend(h.collect(1, Duration::from_millis(200)));
+        }
+        evs.extend(h.collect(1, Duration::from_millis(50)));
+        let removed: Vec<_> = evs
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Removed { .. }))
+            .collect();
+        assert_eq!(removed.len(), 1, "{what}: one removed event: {evs:?}");
+        assert_eq!(removed[0].watch, id, "{what}");
+        assert_eq!(h.monitor.cgroup_watch_count(), 0, "{what}: the watch ended");
+        // Released by the removal itself, before unwatch or close; only the monitor's own
+        // inotify fd (made by the first cgroup.events watch, shared by all) stays open
+        // until close.
+        let after = Snapshot::take();
+        let monitor_inotify = after.kind(lifewatch_core::FdKind::Inotify).in_use
+            - before.kind(lifewatch_core::FdKind::Inotify).in_use;
+        assert!(monitor_inotify <= 1, "{what}: inotify fds");
+        assert_eq!(
+            open_fds(),
+            fds + monitor_inotify as usize,
+            "{what}: fds released on removal"
+        );
+        for k in [
+            lifewatch_core::FdKind::Eventfd,
+            lifewatch_core::FdKind::Psi,
+            lifewatch_core::FdKind::Control,
+        ] {
+            assert_eq!(
+                after.kind(k).in_use,
+                before.kind(k).in_use,
+                "{what}: {} in use",
+                k.as_str()
+            );
+        }
+        assert!(
+            !h.monitor.unwatch(id).unwrap(),
+            "{what}: nothing left to unwatch"
+        );
+        h.monitor.close();
+        drop(h);
+        leaked += open_fds() as i64 - fds0 as i64;
+        assert_eq!(open_fds(), fds0, "{what}: fds after close");
+        eprintln!("{what}: removed mid-watch -> {removed:?}");
+        tried += 1;
+    }
+    report(
+        "faults",
+        "core: cgroup removed mid-watch (v1, unified)",
+        leaked,
+        0,
+        &format!(",\"scenarios\":{tried}"),
+    );
+}

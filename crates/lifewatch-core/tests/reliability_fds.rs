@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
-use lifewatch_core::{EventKind, FdKind, MonitorOptions};
+use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use lifewatch_core::cgroup::{Cgroup, Layout};
+use lifewatch_core::spawn::{self, spawn_watched, SpawnOptions};
+use lifewatch_core::{CgroupWatchOptions, EventKind, FdKind, MonitorOptions};
 use reliability::{proc_kind_counts, report, rss_kib, Snapshot};
 
 /// Asserts that the core's in-use count of every kind equals the kernel's count of that
@@ -22,13 +25,10 @@ fn exact(label: &str) -> u64 {
     let kernel = proc_kind_counts();
     let mut off = 0;
     for (i, k) in FdKind::ALL.iter().enumerate() {
-        // psi and control fds are regular files, told apart by path only once those
-        // watchers exist; until then both must be zero.
+        // psi and control fds are regular files (and cgroup directories), told apart by
+        // path: see `proc_kind_counts`.
         let counted = snap.0[i].in_use;
-        let seen = match k {
-            FdKind::Psi | FdKind::Control => 0,
-            _ => kernel[i],
-        };
+        let seen = kernel[i];
         off += counted.abs_diff(seen);
         assert_eq!(
             counted,
@@ -134,6 +134,54 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         check("dropped");
         reap(child);
     }),
+    (
+        "cgroup watches: v1 OOM + pressure, v2 events + PSI, unwatch, close",
+        |check| {
+            let Some(l) = Layout::detect()
+                .ok()
+                .filter(|_| rustix::process::geteuid().is_root())
+            else {
+                eprintln!("cgroup scenario skipped: not root or no cgroupfs");
+                return;
+            };
+            let v1 =
+                l.v1.get("memory")
+                    .and_then(|h| TestDir::new(&h.mount, "scen-v1"));
+            let u = l
+                .unified
+                .as_ref()
+                .and_then(|h| TestDir::new(&h.mount, "scen-u"));
+            let h = Harness::new(MonitorOptions::default());
+            let mut ids = Vec::new();
+            if let Some(v1) = &v1 {
+                let o = CgroupWatchOptions {
+                    pressure: Some("medium".into()),
+                    ..only(true, false)
+                };
+                ids.push(h.monitor.watch_cgroup(&v1.rel, &o).unwrap());
+                check("v1 watching");
+            }
+            if let Some(u) = &u {
+                let o = CgroupWatchOptions {
+                    psi: vec![PsiTrigger {
+                        resource: Resource::Memory,
+                        full: false,
+                        stall_us: 100_000,
+                        window_us: 2_000_000,
+                    }],
+                    ..only(false, true)
+                };
+                ids.push(h.monitor.watch_cgroup(&u.rel, &o).unwrap());
+                check("unified watching");
+            }
+            for id in ids {
+                assert!(h.monitor.unwatch(id).unwrap());
+            }
+            check("unwatched");
+            h.monitor.close();
+            check("closed");
+        },
+    ),
     ("several monitors on one process", |check| {
         let child = sleeper();
         let hs: Vec<Harness> = (0..5)
@@ -187,21 +235,65 @@ fn cycles() -> usize {
 struct Ctx {
     child: Child,
     shared: Harness,
+    layout: Option<Layout>,
+    /// A test cgroup in the v1 memory hierarchy only, and one in the unified hierarchy
+    /// only (relative paths, as `watch_cgroup` takes them); `None` where this host has no
+    /// such hierarchy or we may not create cgroups.
+    v1: Option<TestDir>,
+    unified: Option<TestDir>,
 }
 
-type Cycle = fn(&Ctx);
+/// A directory made for the cycles, removed at the end.
+struct TestDir {
+    dir: std::path::PathBuf,
+    rel: String,
+}
 
-/// One line per watcher kind; the cgroup kinds (v1 OOM, v1 pressure, v2 events, PSI) add
-/// theirs here.
+impl TestDir {
+    fn new(mount: &std::path::Path, what: &str) -> Option<TestDir> {
+        let rel = format!("lifewatch-test-{}-cycles-{what}", std::process::id());
+        let dir = mount.join(&rel);
+        let _ = std::fs::remove_dir(&dir);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(TestDir { dir, rel }),
+            Err(e) => {
+                eprintln!("skip {what} cycles: cannot create {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn only(oom: bool, events: bool) -> CgroupWatchOptions {
+    CgroupWatchOptions {
+        oom: Some(oom),
+        events: Some(events),
+        ..Default::default()
+    }
+}
+
+/// A cycle; returns false (before doing anything) where this host lacks what it needs.
+type Cycle = fn(&Ctx) -> bool;
+
+/// One line per watcher kind: the pid kinds, the cgroup watchers (v1 OOM, v1 pressure,
+/// v2 events, PSI) and the cgroup manager (create/delete, spawn+kill+delete).
 const CYCLES: &[(&str, Cycle)] = &[
     ("pid watch (pidfd)", |cx| {
         let id = cx.shared.monitor.watch_pid(cx.child.id() as i64).unwrap();
         assert!(cx.shared.monitor.unwatch(id).unwrap());
+        true
     }),
     ("whole monitor + pid watch, close", |cx| {
         let h = Harness::new(MonitorOptions::default());
         h.monitor.watch_pid(cx.child.id() as i64).unwrap();
         h.monitor.close();
+        true
     }),
     ("whole monitor + fallback watch, close", |cx| {
         let h = Harness::new(MonitorOptions {
@@ -210,13 +302,97 @@ const CYCLES: &[(&str, Cycle)] = &[
         });
         h.monitor.watch_pid(cx.child.id() as i64).unwrap();
         h.monitor.close();
+        true
     }),
     ("whole monitor + pid watch, dropped", |cx| {
         let h = Harness::new(MonitorOptions::default());
         h.monitor.watch_pid(cx.child.id() as i64).unwrap();
         drop(h);
+        true
+    }),
+    ("v1 OOM watch (eventfd), unwatch", |cx| {
+        let Some(v1) = &cx.v1 else { return false };
+        let id = cx
+            .shared
+            .monitor
+            .watch_cgroup(&v1.rel, &only(true, false))
+            .unwrap();
+        assert!(cx.shared.monitor.unwatch(id).unwrap());
+        true
+    }),
+    ("v1 pressure watch (eventfd), unwatch", |cx| {
+        let Some(v1) = &cx.v1 else { return false };
+        let o = CgroupWatchOptions {
+            pressure: Some("low".into()),
+            ..only(false, false)
+        };
+        let id = cx.shared.monitor.watch_cgroup(&v1.rel, &o).unwrap();
+        assert!(cx.shared.monitor.unwatch(id).unwrap());
+        true
+    }),
+    ("whole monitor + v2 events watch (inotify), close", |cx| {
+        let Some(u) = &cx.unified else { return false };
+        let h = Harness::new(MonitorOptions::default());
+        h.monitor.watch_cgroup(&u.rel, &only(false, true)).unwrap();
+        h.monitor.close();
+        true
+    }),
+    ("PSI trigger watch (memory.pressure), unwatch", |cx| {
+        let Some(u) = &cx.unified else { return false };
+        if !u.dir.join("memory.pressure").exists() {
+            return false;
+        }
+        let o = CgroupWatchOptions {
+            psi: vec![PsiTrigger {
+                resource: Resource::Memory,
+                full: false,
+                stall_us: 100_000,
+                window_us: 2_000_000,
+            }],
+            ..only(false, false)
+        };
+        let id = cx.shared.monitor.watch_cgroup(&u.rel, &o).unwrap();
+        assert!(cx.shared.monitor.unwatch(id).unwrap());
+        true
+    }),
+    ("Cgroup create, delete", |cx| {
+        let Some(l) = &cx.layout else { return false };
+        let n = format!("lifewatch-test-{}-cycles-mgr", std::process::id());
+        let cg = Cgroup::create(l, &n, &Default::default()).unwrap();
+        cg.delete(false, Duration::from_secs(5), None).unwrap();
+        true
+    }),
+    ("Cgroup spawn, kill, delete", |cx| {
+        let Some(l) = &cx.layout else { return false };
+        let n = format!("lifewatch-test-{}-cycles-spawn", std::process::id());
+        let cg = Cgroup::create(l, &n, &Default::default()).unwrap();
+        let mut o = SpawnOptions::new("sleep", vec!["30".into()]);
+        o.stdio = [spawn::Stdio::Null; 3];
+        let s = spawn_watched(&cx.shared.monitor, &o, Some(&cg)).unwrap();
+        cg.delete(true, Duration::from_secs(5), None).unwrap();
+        // The exit is reaped and delivered by the shared monitor; wait for it here.
+        let evs = cx.shared.collect(1, Duration::from_secs(10));
+        assert!(
+            evs.iter().any(|e| e.watch == s.watch),
+            "no exit for the spawned child: {evs:?}"
+        );
+        true
     }),
 ];
+
+/// Some kinds cost the kernel milliseconds per cycle: closing an inotify fd or a PSI
+/// trigger waits for an RCU grace period (~10 ms), and a spawn forks and reaps. Those run
+/// a tenth of the count by default (npm test stays fast); `LIFEWATCH_CYCLES` (the long
+/// run) gives the watchers their full count, spawns still a tenth.
+fn cycles_of(name: &str, n: usize) -> usize {
+    let explicit = std::env::var("LIFEWATCH_CYCLES").is_ok();
+    let slow_watcher = name.contains("inotify") || name.contains("PSI");
+    if name.contains("spawn") || (slow_watcher && !explicit) {
+        (n / 10).max(20)
+    } else {
+        n
+    }
+}
 
 /// RSS growth allowed over the measured cycles (after a 10% warm-up): glibc keeps freed
 /// thread stacks and arenas around, so a little movement is normal; a leak of even one
@@ -226,14 +402,32 @@ const RSS_BOUND_KIB: u64 = 2048;
 #[test]
 fn create_watch_close_cycles_return_to_baseline() {
     let _serial = serial();
-    let n = cycles();
+    let all = cycles();
+    let root = rustix::process::geteuid().is_root();
+    let layout = Layout::detect().ok().filter(|_| root);
+    let v1 = layout
+        .as_ref()
+        .and_then(|l| l.v1.get("memory"))
+        .and_then(|h| TestDir::new(&h.mount, "v1"));
+    let unified = layout
+        .as_ref()
+        .and_then(|l| l.unified.as_ref())
+        .and_then(|h| TestDir::new(&h.mount, "unified"));
     let cx = Ctx {
         child: sleeper(),
         shared: Harness::new(MonitorOptions::default()),
+        layout,
+        v1,
+        unified,
     };
     for (name, cycle) in CYCLES {
+        let n = cycles_of(name, all);
         let warm = n / 10;
-        for _ in 0..warm {
+        if !cycle(&cx) {
+            eprintln!("cycles {name}: skipped (not available on this host, or not root)");
+            continue;
+        }
+        for _ in 1..warm {
             cycle(&cx);
         }
         let fds = open_fds();
@@ -251,7 +445,9 @@ fn create_watch_close_cycles_return_to_baseline() {
         assert_eq!(leaked, 0, "{name}: open fds");
         assert_eq!(after.in_use(), before.in_use(), "{name}: counters in use");
         assert!(
-            after.allocated() > before.allocated() || name.contains("fallback"),
+            after.allocated() > before.allocated()
+                || name.contains("fallback")
+                || name.contains("create, delete"),
             "{name}: the cycle opened nothing"
         );
         assert_eq!(
@@ -278,7 +474,7 @@ fn create_watch_close_cycles_return_to_baseline() {
             &format!(",\"cycles\":{n},\"rssGrowthKiB\":{grew},\"rssBoundKiB\":{RSS_BOUND_KIB}"),
         );
     }
-    let Ctx { child, shared } = cx;
+    let Ctx { child, shared, .. } = cx;
     shared.monitor.close();
     reap(child);
 }

@@ -1,5 +1,6 @@
-//! Issue 6, part 8 (stable half): a bounded random test of the /proc/<pid>/stat parser that
-//! runs everywhere, without nightly. `npm run reliability -- --long` adds coverage-guided
+//! Issue 6, part 8 (stable half): bounded random tests of the /proc/<pid>/stat parser and the
+//! cgroup parsers (mountinfo, /proc/<pid>/cgroup, counters, limits) that
+//! run everywhere, without nightly. `npm run reliability -- --long` adds coverage-guided
 //! fuzzing with cargo fuzz (crates/lifewatch-core/fuzz) where a nightly toolchain exists.
 
 use lifewatch_core::procstat::parse;
@@ -87,4 +88,87 @@ fn procstat_parse_random_bounded() {
         // Damaged input: any answer but a panic is fine.
         let _ = parse(&mutate(&mut r, &text));
     }
+}
+
+fn rounds() -> u64 {
+    std::env::var("LIFEWATCH_PARSE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// A hybrid host's mountinfo (v1 memory + pids, cgroup2 at /sys/fs/cgroup/unified).
+const MOUNTINFO: &str = "\
+22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+25 22 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+28 25 0:26 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory
+29 25 0:27 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,pids
+30 25 0:28 /job\\040x /sys/fs/cgroup/cpu,cpuacct rw shared:14 - cgroup cgroup rw,cpu,cpuacct
+";
+
+const PROC_CGROUP: &str = "\
+12:pids:/user.slice/job
+5:memory:/user.slice/job
+3:cpu,cpuacct:/
+1:name=systemd:/user.slice
+0::/user.slice/job
+";
+
+/// Damaged and random inputs to the cgroup parsers (mountinfo, /proc/<pid>/cgroup,
+/// memory.events-style counters, limit strings): any answer but a panic, and well-formed
+/// counters and limits read back exactly.
+#[test]
+fn cgroup_parsers_random_bounded() {
+    use lifewatch_core::cgroup::limits::{bytes, pids, Input, Max};
+    use lifewatch_core::cgroup::stats::parse_counters;
+    use lifewatch_core::cgroup::Layout;
+
+    let layout = Layout::from_mountinfo(MOUNTINFO.as_bytes()).expect("the sample parses");
+    assert!(layout.v1.contains_key("memory") && layout.unified.is_some());
+    assert!(layout.parse_cgroups(PROC_CGROUP.as_bytes()).is_ok());
+    let mut r = Rng(0xD1B5_4A32_D192_ED03);
+    let n = rounds();
+    for round in 0..n {
+        let mi = mutate(&mut r, MOUNTINFO);
+        if let Ok(l) = Layout::from_mountinfo(mi.as_bytes()) {
+            let _ = l.parse_cgroups(mutate(&mut r, PROC_CGROUP).as_bytes());
+        }
+        let _ = layout.parse_cgroups(mutate(&mut r, PROC_CGROUP).as_bytes());
+
+        // memory.events: random keys and values, read back; then damaged.
+        let mut want = std::collections::BTreeMap::new();
+        let mut text = String::new();
+        for i in 0..r.below(8) {
+            let (k, v) = (format!("k{i}_{}", r.below(100)), r.next() >> r.below(64));
+            text.push_str(&format!("{k} {v}\n"));
+            want.insert(k, v);
+        }
+        assert_eq!(parse_counters(&text), want, "round {round}: {text:?}");
+        let _ = parse_counters(&mutate(&mut r, &text));
+
+        // Limits: a decimal byte count reads back; damaged strings never panic.
+        let v = r.next() >> r.below(64) >> 2;
+        let s = v.to_string();
+        match bytes("memory", &Input::Text(s.clone())) {
+            Ok(Max::Value(got)) => assert_eq!(got, v, "round {round}: {s:?}"),
+            Ok(Max::Unlimited) => panic!("round {round}: {s:?} read as unlimited"),
+            // Below the kernel's minimum, or above what it can represent: a typed error.
+            Err(e) => assert_eq!(e.code, lifewatch_core::Code::InvalidArgument),
+        }
+        let units = [
+            "", "k", "M", "G", "T", "Q", "\n1", " ", "max", "e400", ".5", "-",
+        ];
+        let junk = format!(
+            "{}{}",
+            mutate(&mut r, &s),
+            units[r.below(units.len() as u64) as usize]
+        );
+        let _ = bytes("memory", &Input::Text(junk.clone()));
+        let _ = pids(&Input::Text(junk));
+        let f = f64::from_bits(r.next());
+        let _ = bytes("memory", &Input::Number(f));
+        let _ = pids(&Input::Number(f));
+    }
+    eprintln!("cgroup parsers: {n} rounds");
 }

@@ -20,11 +20,15 @@ pub(crate) struct EventsWatch {
 
 impl EventsWatch {
     pub(crate) fn new(dir: &Path) -> Result<EventsWatch> {
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        let fd = crate::failpoint::hit("inotify_init1")
+            .and_then(|()| {
+                inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            })
             .sys("inotify_init1", "watching cgroup.events")?;
         let fd = CountedFd::new(fd, FdKind::Inotify);
         let events = dir.join("cgroup.events");
-        inotify::add_watch(&fd, &events, inotify::WatchFlags::MODIFY)
+        crate::failpoint::hit("inotify_add_watch")
+            .and_then(|()| inotify::add_watch(&fd, &events, inotify::WatchFlags::MODIFY))
             .sys(
                 "inotify_add_watch",
                 format!("watching {}", events.display()),

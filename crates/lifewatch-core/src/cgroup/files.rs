@@ -17,7 +17,8 @@ fn gone(e: Error) -> Error {
 }
 
 pub fn open(path: &Path, flags: OFlags, what: &str) -> Result<CountedFd> {
-    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
+    let fd = crate::failpoint::hit("open")
+        .and_then(|()| rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()))
         .sys("open", format!("{what}: opening {}", path.display()))
         .map_err(|e| gone(e).with_path(path))?;
     Ok(CountedFd::new(fd, FdKind::Control).commit())
@@ -27,7 +28,8 @@ pub fn open(path: &Path, flags: OFlags, what: &str) -> Result<CountedFd> {
 pub fn write(dir: &Path, name: &str, value: &str, what: &str) -> Result<()> {
     let path = dir.join(name);
     let fd = open(&path, OFlags::WRONLY, what)?;
-    let n = rustix::io::write(&fd, value.as_bytes())
+    let n = crate::failpoint::hit("write")
+        .and_then(|()| rustix::io::write(&fd, value.as_bytes()))
         .sys(
             "write",
             format!("{what}: writing {value:?} to {}", path.display()),
@@ -83,9 +85,17 @@ pub fn exists(dir: &Path, name: &str) -> bool {
 
 /// mkdir; `Ok(false)` when it already existed.
 pub fn mkdir(dir: &Path, what: &str) -> Result<bool> {
-    match rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755)) {
+    match crate::failpoint::hit("mkdir")
+        .and_then(|()| rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755)))
+    {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::EXIST) if dir.is_dir() => Ok(false),
+        // A file of that name (`cgroup.procs`, `memory.max`...): not a cgroup path.
+        Err(rustix::io::Errno::EXIST) => Err(Error::invalid(format!(
+            "{what} {}: a file, not a cgroup directory, is in the way",
+            dir.display()
+        ))
+        .with_path(dir)),
         Err(e) => Err(Error::sys(
             "mkdir",
             e.raw_os_error(),

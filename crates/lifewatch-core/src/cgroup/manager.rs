@@ -47,10 +47,17 @@ impl Cgroup {
         if path.is_root() {
             return Err(Error::invalid("cannot create the root cgroup"));
         }
+        // A unified hierarchy without cgroup.controllers (very old kernels) has none; any
+        // other failure to read it (EMFILE, EACCES...) is an error, not "no controllers",
+        // which would silently place the limits elsewhere.
         let v2_available = match &layout.unified {
-            Some(h) => files::read(&h.mount, "cgroup.controllers", "listing v2 controllers")
-                .map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
-                .unwrap_or_default(),
+            Some(h) => {
+                match files::read(&h.mount, "cgroup.controllers", "listing v2 controllers") {
+                    Ok(s) => s.split_whitespace().map(String::from).collect::<Vec<_>>(),
+                    Err(e) if e.errno == Some(libc::ENOENT) => Vec::new(),
+                    Err(e) => return Err(e),
+                }
+            }
             None => Vec::new(),
         };
         let place = |c: &str| {

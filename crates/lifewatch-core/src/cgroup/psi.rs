@@ -156,30 +156,34 @@ pub fn arm(path: &Path, trigger: &PsiTrigger) -> Result<CountedFd> {
         path.display()
     );
     let fd = CountedFd::new(
-        open(
-            path,
-            OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .sys("open", &what)
-        .map_err(|e| {
-            let e = e.with_path(path);
-            match e.errno {
-                Some(libc::ENOENT) if path.starts_with("/proc") => {
-                    e.with_code(Code::UnsupportedKernel)
+        crate::failpoint::hit("open")
+            .and_then(|()| {
+                open(
+                    path,
+                    OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            })
+            .sys("open", &what)
+            .map_err(|e| {
+                let e = e.with_path(path);
+                match e.errno {
+                    Some(libc::ENOENT) if path.starts_with("/proc") => {
+                        e.with_code(Code::UnsupportedKernel)
+                    }
+                    Some(libc::ENOENT) => e.with_code(Code::NoSuchCgroup),
+                    // psi=0 on the kernel command line: the files exist but refuse opens.
+                    Some(libc::EOPNOTSUPP) => e.with_code(Code::UnsupportedKernel),
+                    _ => e,
                 }
-                Some(libc::ENOENT) => e.with_code(Code::NoSuchCgroup),
-                // psi=0 on the kernel command line: the files exist but refuse opens.
-                Some(libc::EOPNOTSUPP) => e.with_code(Code::UnsupportedKernel),
-                _ => e,
-            }
-        })?,
+            })?,
         FdKind::Psi,
     );
     // The kernel parses a NUL-terminated string.
     let mut spec = trigger.spec().into_bytes();
     spec.push(0);
-    rustix::io::write(&fd, &spec)
+    crate::failpoint::hit("write")
+        .and_then(|()| rustix::io::write(&fd, &spec))
         .sys("write", &what)
         .map_err(|e| e.with_path(path))?;
     Ok(fd)

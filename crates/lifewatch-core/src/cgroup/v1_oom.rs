@@ -33,23 +33,29 @@ pub(crate) fn register(dir: &Path, file: &str, args: Option<&str>) -> Result<Cou
         }
     };
     let efd = CountedFd::new(
-        eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).sys("eventfd", &what)?,
+        crate::failpoint::hit("eventfd")
+            .and_then(|()| eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK))
+            .sys("eventfd", &what)?,
         FdKind::Eventfd,
     );
     let target_path = dir.join(file);
     let target = CountedFd::new(
-        open(
-            &target_path,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .sys("open", &what)
-        .map_err(|e| not_found(e, target_path.clone()))?,
+        crate::failpoint::hit("open")
+            .and_then(|()| {
+                open(
+                    &target_path,
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            })
+            .sys("open", &what)
+            .map_err(|e| not_found(e, target_path.clone()))?,
         FdKind::Control,
     );
     let ctl_path = dir.join("cgroup.event_control");
     let ctl = CountedFd::new(
-        open(&ctl_path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        crate::failpoint::hit("open")
+            .and_then(|()| open(&ctl_path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()))
             .sys("open", &what)
             .map_err(|e| not_found(e, ctl_path.clone()))?,
         FdKind::Control,
@@ -58,7 +64,8 @@ pub(crate) fn register(dir: &Path, file: &str, args: Option<&str>) -> Result<Cou
         Some(a) => format!("{} {} {a}", efd.as_raw_fd(), target.as_raw_fd()),
         None => format!("{} {}", efd.as_raw_fd(), target.as_raw_fd()),
     };
-    rustix::io::write(&ctl, line.as_bytes())
+    crate::failpoint::hit("write")
+        .and_then(|()| rustix::io::write(&ctl, line.as_bytes()))
         .sys("write", format!("{what} (cgroup.event_control)"))
         .map_err(|e| e.with_path(&ctl_path))?;
     ctl.commit().close(Release::Normal);

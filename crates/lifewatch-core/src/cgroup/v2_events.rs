@@ -29,7 +29,10 @@ impl InotifySource {
     /// Opens the monitor's inotify fd and records it in the hub (not yet registered).
     pub(crate) fn open(hub: SharedHub) -> Result<InotifySource> {
         let fd = CountedFd::new(
-            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            crate::failpoint::hit("inotify_init1")
+                .and_then(|()| {
+                    inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+                })
                 .sys("inotify_init1", "watching cgroup v2 event files")?,
             FdKind::Inotify,
         );
@@ -98,7 +101,8 @@ impl Hub {
         // SAFETY: the fd stays open while `inotify` is Some (cleared under this lock
         // before the source closes it).
         let fd = unsafe { BorrowedFd::borrow_raw(st.fd) };
-        let wd = inotify::add_watch(fd, path, flags)
+        let wd = crate::failpoint::hit("inotify_add_watch")
+            .and_then(|()| inotify::add_watch(fd, path, flags))
             .sys("inotify_add_watch", format!("watching {}", path.display()))
             .map_err(|e| {
                 let e = e.with_path(path);

@@ -59,7 +59,8 @@ pub fn proc_fds() -> Vec<String> {
 }
 
 /// How many open fds of this process are of each kind lifewatch counts, read from the
-/// kernel: anon inodes for epoll, pidfd and eventfd; inotify likewise.
+/// kernel: anon inodes for epoll, pidfd and eventfd; inotify likewise; PSI files
+/// (`*.pressure`, /proc/pressure/*) and other cgroupfs files and directories (control).
 pub fn proc_kind_counts() -> [u64; 6] {
     let mut n = [0u64; 6];
     for t in proc_fds() {
@@ -68,6 +69,8 @@ pub fn proc_kind_counts() -> [u64; 6] {
             "anon_inode:[pidfd]" => FdKind::Pidfd,
             "anon_inode:[eventfd]" => FdKind::Eventfd,
             "anon_inode:inotify" => FdKind::Inotify,
+            t if t.starts_with("/proc/pressure/") || t.ends_with(".pressure") => FdKind::Psi,
+            t if t.starts_with("/sys/fs/cgroup") => FdKind::Control,
             _ => continue,
         };
         n[FdKind::ALL.iter().position(|&x| x == kind).unwrap()] += 1;
