@@ -1,7 +1,7 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 
-import { Monitor, monotonicTime, type ExitEvent } from '../src/index.js'
+import { fdStats, Monitor, monotonicTime, type ExitEvent } from '../src/index.js'
 import { nonChild, reaped, sh, take } from './helpers.js'
 
 test('a child that exits with a code', async (t) => {
@@ -91,4 +91,21 @@ test('several monitors watch the same process independently', async (t) => {
   t.is(eb.exitCode, 2)
   a.close()
   b.close()
+})
+
+test.serial('watches of one process share its pidfd; each gets the exit, unwatching one keeps the rest', async (t) => {
+  const monitor = new Monitor()
+  const child = spawn('sleep', ['30'])
+  const pidfds0 = fdStats().pidfd.inUse
+  const [a, b, c] = [monitor.watchPid(child.pid!), monitor.watchPid(child.pid!), monitor.watchPid(child.pid!)]
+  t.is(fdStats().pidfd.inUse - pidfds0, 1, 'one pidfd for three watches')
+  t.is(monitor.stats.watches, 3)
+  t.true(monitor.unwatch(a))
+  monitor.signal(c, 'SIGKILL')
+  const [eb, ec] = await Promise.all([b.wait(), c.wait()])
+  t.like(eb, { pid: child.pid, signal: 'SIGKILL', watch: b.id })
+  t.like(ec, { pid: child.pid, signal: 'SIGKILL', watch: c.id })
+  t.is(fdStats().pidfd.inUse, pidfds0, 'closed with the last watch')
+  monitor.close()
+  await reaped(child)
 })

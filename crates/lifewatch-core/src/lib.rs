@@ -14,6 +14,7 @@ pub mod pid_watch;
 pub mod pidfd;
 pub mod procstat;
 pub mod reactor;
+pub mod registry;
 pub mod signal;
 pub mod source;
 pub mod spawn;

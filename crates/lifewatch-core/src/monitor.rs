@@ -98,7 +98,18 @@ impl Monitor {
     fn watch_process(&self, pid: i32, reap: bool) -> Result<WatchId> {
         self.check_open()?;
         if self.use_pidfd {
-            self.shared.register(Box::new(PidWatch::open(pid, reap)?))
+            // Another watch of this process shares its pidfd; our own children are watched
+            // once, at spawn, and reaped by that watch.
+            let share = (!reap).then_some(pid);
+            if let Some(id) = share
+                .map(|pid| self.shared.join(pid))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(id);
+            }
+            self.shared
+                .register_shared(Box::new(PidWatch::open(pid, reap)?), share)
         } else {
             self.shared
                 .register(Box::new(FallbackWatch::open(pid, reap)?))

@@ -62,6 +62,10 @@ impl Source for PidWatch {
         Keep::No
     }
 
+    fn joinable(&self) -> bool {
+        pidfd::alive(self.fd.as_fd())
+    }
+
     fn signal(&self, signo: i32) -> Result<()> {
         pidfd::send_signal(self.fd.as_fd(), signo, self.pid)
     }

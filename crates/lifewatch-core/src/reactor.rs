@@ -2,7 +2,6 @@
 //! without its pitfalls: a failing epoll_wait is reported as an event, not fatal, and
 //! events are queued for the consumer instead of being sent on a channel that can fill.
 
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -17,6 +16,7 @@ use crate::error::{Code, Error, Result, SysResult};
 use crate::event::{monotonic_ns, Event, EventKind, WatchId};
 use crate::failpoint;
 use crate::fd::{CountedFd, FdKind, Release, Released};
+use crate::registry::{Registry, Removed, ShareKey};
 use crate::source::{Keep, Ready, Source};
 
 /// epoll data of the waker eventfd; watch ids start at 1.
@@ -49,26 +49,6 @@ pub struct Shared {
     pub(crate) before_exit: OnceLock<BeforeExit>,
 }
 
-#[derive(Default)]
-pub struct Registry {
-    next: WatchId,
-    sources: HashMap<WatchId, Box<dyn Source>>,
-}
-
-impl Registry {
-    fn next_due(&self) -> Option<Instant> {
-        self.sources.values().filter_map(|s| s.due()).min()
-    }
-
-    pub fn len(&self) -> usize {
-        self.sources.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-    }
-}
-
 impl Shared {
     pub fn new(notify: Notify) -> Result<Shared> {
         let epoll = CountedFd::new(
@@ -90,10 +70,7 @@ impl Shared {
             epoll: epoll.as_raw_fd(),
             waker: waker.as_raw_fd(),
             owned: Mutex::new(Some([epoll.commit(), waker.commit()])),
-            registry: Mutex::new(Registry {
-                next: 1,
-                ..Default::default()
-            }),
+            registry: Mutex::new(Registry::default()),
             queue: Mutex::new(Vec::new()),
             wake_pending: AtomicBool::new(false),
             notify,
@@ -128,12 +105,21 @@ impl Shared {
     /// Registers a source and returns its watch id. On any failure the source's fds are
     /// closed right here (counted as prevented leaks).
     pub fn register(&self, source: Box<dyn Source>) -> Result<WatchId> {
+        self.register_shared(source, None)
+    }
+
+    /// Like `register`; later `join(share)` calls may add watches on this source.
+    pub fn register_shared(
+        &self,
+        source: Box<dyn Source>,
+        share: Option<ShareKey>,
+    ) -> Result<WatchId> {
         let mut reg = self.registry();
         if let Err(e) = self.check_open() {
             source.release(Release::LeakPrevented, &mut Released::default());
             return Err(e);
         }
-        let id = reg.next;
+        let id = reg.next_id();
         if let Some((fd, flags)) = source.interest() {
             let added = failpoint::hit("epoll_ctl").and_then(|()| {
                 epoll::add(self.epoll_fd(), fd, EventData::new_u64(id as u64), flags)
@@ -144,8 +130,7 @@ impl Shared {
             }
         }
         let polled = source.due().is_some();
-        reg.next += 1;
-        reg.sources.insert(id, source);
+        reg.insert(id, source, share);
         drop(reg);
         if polled {
             // The loop may be sleeping without a deadline: make it recompute.
@@ -154,23 +139,28 @@ impl Shared {
         Ok(id)
     }
 
+    /// A new watch on the live source registered under `share`, if there is one.
+    pub fn join(&self, share: ShareKey) -> Result<Option<WatchId>> {
+        let mut reg = self.registry();
+        self.check_open()?;
+        Ok(reg.join(share))
+    }
+
     /// A watch id with no source of its own (a cgroup watch served by several sources).
     pub fn reserve_id(&self) -> WatchId {
-        let mut reg = self.registry();
-        let id = reg.next;
-        reg.next += 1;
-        id
+        self.registry().next_id()
     }
 
     /// Removes a watch; `false` when it is not (or no longer) registered.
     pub fn unregister(&self, id: WatchId, how: Release, released: &mut Released) -> bool {
         let mut reg = self.registry();
-        match reg.sources.remove(&id) {
-            Some(src) => {
+        match reg.remove(id) {
+            Removed::None => false,
+            Removed::Subscriber => true,
+            Removed::Source(src) => {
                 self.retire(src, how, released);
                 true
             }
-            None => false,
         }
     }
 
@@ -184,7 +174,7 @@ impl Shared {
 
     pub fn signal(&self, id: WatchId, signo: i32) -> Result<()> {
         let reg = self.registry();
-        match reg.sources.get(&id) {
+        match reg.source(id) {
             Some(src) => src.signal(signo),
             None => Err(Error::new(
                 Code::NoSuchProcess,
@@ -282,14 +272,7 @@ impl Shared {
                 }
                 self.dispatch(&mut reg, id as WatchId, time, &mut out);
             }
-            let now = Instant::now();
-            let due: Vec<WatchId> = reg
-                .sources
-                .iter()
-                .filter(|(_, s)| s.due().is_some_and(|d| d <= now))
-                .map(|(&id, _)| id)
-                .collect();
-            for id in due {
+            for id in reg.due_keys(Instant::now()) {
                 self.dispatch(&mut reg, id, time, &mut out);
             }
             if let Some(hook) = self.before_exit.get() {
@@ -307,18 +290,18 @@ impl Shared {
         }
     }
 
-    fn dispatch(&self, reg: &mut Registry, id: WatchId, time: u64, out: &mut Vec<Event>) {
+    fn dispatch(&self, reg: &mut Registry, key: WatchId, time: u64, out: &mut Vec<Event>) {
+        let watch = reg.first_watch(key);
         // A source removed by `unwatch` after epoll_wait returned is simply gone.
-        let Some(src) = reg.sources.get_mut(&id) else {
+        let Some(src) = reg.source_mut(key) else {
             return;
         };
-        let mut cx = Ready {
-            watch: id,
-            time,
-            out,
-        };
-        if src.ready(&mut cx) == Keep::No {
-            let src = reg.sources.remove(&id).expect("present above");
+        let from = out.len();
+        let mut cx = Ready { watch, time, out };
+        let keep = src.ready(&mut cx);
+        reg.fan_out(key, out, from);
+        if keep == Keep::No {
+            let src = reg.remove_source(key).expect("present above");
             self.retire(src, Release::Normal, &mut Released::default());
         }
     }
@@ -327,7 +310,7 @@ impl Shared {
     pub fn teardown(&self, how: Release) -> Released {
         let mut released = Released::default();
         let mut reg = self.registry();
-        for (_, src) in reg.sources.drain() {
+        for src in reg.drain() {
             self.retire(src, how, &mut released);
         }
         if let Some(fds) = self.owned.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -34,6 +34,12 @@ pub trait Source: Send {
         None
     }
 
+    /// Whether another watch of the same process may share this source now (its process
+    /// has not exited yet, so the PID still names it).
+    fn joinable(&self) -> bool {
+        false
+    }
+
     /// Sends a signal to the watched process, where the source is a process watch.
     fn signal(&self, _signo: i32) -> Result<()> {
         Err(Error::invalid("this watch is not a process watch"))

@@ -27,7 +27,8 @@ struct Ctx {
     /// A monitor made before the failpoints are armed, for operations on an open monitor.
     pidfd: Harness,
     fallback: Harness,
-    /// A watch of `child` on `pidfd`, registered before arming.
+    /// A watch of this test process on `pidfd`, registered before arming (not of `child`:
+    /// a second watch of one process shares the first one's pidfd, opening nothing).
     watch: WatchId,
     /// Root on a host with cgroupfs: the layout, and test cgroups (relative paths) in the
     /// v1 memory hierarchy only and in the unified hierarchy only.
@@ -205,7 +206,7 @@ fn each_syscall_fails_in_turn_typed_and_leak_free() {
         .spawn()
         .unwrap();
     let pidfd = Harness::new(MonitorOptions::default());
-    let watch = pidfd.monitor.watch_pid(child.id() as i64).unwrap();
+    let watch = pidfd.monitor.watch_pid(std::process::id() as i64).unwrap();
     let layout = Layout::detect()
         .ok()
         .filter(|_| rustix::process::geteuid().is_root());
