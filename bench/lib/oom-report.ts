@@ -20,16 +20,20 @@ function labels(layout: OomLayout): Record<OomPeer, string> {
   }
 }
 
-const where = (layout: OomLayout, place: OomPlace) => `cgroup ${layout}${place === 'vm' ? ' in the VM guest (TCG-emulated)' : ''}`
+/** `accel`: the VM's accelerator as run.sh reported it (`tcg` = software emulation). */
+function where(layout: OomLayout, place: OomPlace, accel?: string): string {
+  if (place === 'host') return `cgroup ${layout}`
+  return `cgroup ${layout} in the VM guest${accel === 'tcg' ? ' (TCG-emulated)' : accel ? ` (${accel})` : ''}`
+}
 /** Goal names: the v1 ones predate v2 and keep their names. */
 const goalPrefix = (layout: OomLayout, place: OomPlace) => (layout === 'v1' ? 'OOM' : `OOM on cgroup v2${place === 'vm' ? ' (VM)' : ''}`)
 
-export function oomReport(s: OomSamples, place: OomPlace): Part {
+export function oomReport(s: OomSamples, place: OomPlace, accel?: string): Part {
   const L = labels(s.layout)
   const S = Object.fromEntries(OOM_PEERS.map((p) => [p, summarize(s.lat[p])])) as Record<OomPeer, Summary>
   const fmt = (x: number) => (Number.isFinite(x) ? x : null)
   const table: Table = {
-    title: `OOM → JS latency, ${where(s.layout, place)} (µs from the hog’s last heartbeat; lower is better). Ratios to the floor and to the lifewatch oom event`,
+    title: `OOM → JS latency, ${where(s.layout, place, accel)} (µs from the hog’s last heartbeat; lower is better). Ratios to the floor and to the lifewatch oom event`,
     columns: ['peer', 'n', 'p50 µs', 'p99 µs', 'max µs', 'p50 ×floor', 'p99 ×floor', 'p50 ×lifewatch', 'p99 ×lifewatch'],
     rows: OOM_PEERS.map((p) => [
       L[p],
@@ -47,7 +51,7 @@ export function oomReport(s: OomSamples, place: OomPlace): Part {
   const re = summarize(s.reactor)
   const fill = summarize(s.fillMs)
   const details: Table = {
-    title: `OOM details, ${where(s.layout, place)} (µs from the last heartbeat unless stated)`,
+    title: `OOM details, ${where(s.layout, place, accel)} (µs from the last heartbeat unless stated)`,
     columns: ['figure', 'p50', 'p99', 'max'],
     rows: [
       ['floor: oom_kill counter seen grown', fc.p50, fc.p99, fc.max],
@@ -57,7 +61,7 @@ export function oomReport(s: OomSamples, place: OomPlace): Part {
   }
   const times = (a: number, b: number) => `${ratio(a, b).toFixed(ratio(a, b) < 10 ? 2 : 0)}×`
   const gp = goalPrefix(s.layout, place)
-  const tcg = place === 'vm' ? ' (TCG guest: compare the ratios, not the µs)' : ''
+  const tcg = accel === 'tcg' ? ' (TCG guest: compare the ratios, not the µs)' : ''
   const floorGoal =
     s.layout === 'v1'
       ? `${S.oom.p50.toFixed(0)} vs ${S.floor.p50.toFixed(0)} µs at the floor's eventfd wake (${ratio(S.oom.p50, S.floor.p50).toFixed(2)}×), ${fc.p50.toFixed(0)} µs when the floor saw oom_kill grown (${ratio(S.oom.p50, fc.p50).toFixed(2)}×)`
@@ -72,14 +76,14 @@ export function oomReport(s: OomSamples, place: OomPlace): Part {
   ]
   const file = counterFile(s.layout)
   const notes = [
-    `${where(s.layout, place)}: ${s.runs} OOM kills after ${s.warmup} warm-up, every peer observing the same kill; ${s.seconds.toFixed(1)} s. Memory dir like ${s.memDir}: limit 32M, swap 0.`,
+    `${where(s.layout, place, accel)}: ${s.runs} OOM kills after ${s.warmup} warm-up, every peer observing the same kill; ${s.seconds.toFixed(1)} s. Memory dir like ${s.memDir}: limit 32M, swap 0.`,
     s.layout === 'v1'
       ? `${L.floor}: lifewatch-floor, eventfd on memory.oom_control via cgroup.event_control, one thread in epoll_wait; its time is the wake (v1 notifies at OOM, before the kill is counted), the "counter seen grown" row is when oom_kill had grown.`
       : `${L.floor}: lifewatch-floor, inotify IN_MODIFY on memory.events, one thread in epoll_wait; its time is the wake after which oom_kill read grown (earlier wakes for max/oom are skipped). The kernel notifies a cgroup file at most once per 10 ms and defers later changes to a timer, which bounds every v2 peer alike.`,
     `Pollers: setInterval reading ${file} in the bench's Node process, first poll at a random phase, until oom_kill grows.`,
   ]
-  if (place === 'vm') {
-    notes.push('The VM guest runs under TCG (software emulation, no KVM here): every guest time is inflated several-fold and noisier than on the host; the ratios between peers measured in the same guest run are the meaningful comparison.')
+  if (accel === 'tcg') {
+    notes.push('The VM guest runs under TCG (software emulation, no working KVM here): every guest time is inflated several-fold and noisier than on the host; the ratios between peers measured in the same guest run are the meaningful comparison.')
   }
   const tag = place === 'vm' ? `${s.layout} VM: ` : s.layout === 'v2' ? 'v2: ' : ''
   return {

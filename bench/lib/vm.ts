@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { floorBin, helperBin, root } from './natives.js'
 import { isResultLine, parseResult } from './vm-result.js'
 
-export type VmOutcome = { ok: true; result: unknown; wallS: number } | { ok: false; skipped: boolean; reason: string; wallS: number }
+export type VmOutcome = { ok: true; result: unknown; accel: string | undefined; wallS: number } | { ok: false; skipped: boolean; reason: string; wallS: number }
 
 /** Every .ts file under `dir` (repo-relative), recursively. */
 function sources(dir: string): string[] {
@@ -74,7 +74,8 @@ export async function runInVm(entry: string, args: string[], opts: { memMb: numb
     if (code !== 0) return { ok: false, skipped: false, reason: `scripts/vm/run.sh exited ${code} (${lastErr})`, wallS: wallS() }
     const result = parseResult(out)
     if (result === undefined) return { ok: false, skipped: false, reason: 'the guest printed no result', wallS: wallS() }
-    return { ok: true, result, wallS: wallS() }
+    // run.sh's last line: `vm: exit 0, wall 51.5s (accel tcg)`.
+    return { ok: true, result, accel: /\(accel (\w+)\)/.exec(err)?.[1], wallS: wallS() }
   } finally {
     rmSync(stage, { recursive: true, force: true })
   }
