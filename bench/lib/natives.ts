@@ -2,13 +2,16 @@
 // helper that plays the dying, parent and sleeping processes. Built by `bench/run.ts`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 export const floorBin = `${root}target/release/lifewatch-floor`
 export const helperBin = `${root}target/release/lifewatch-bench-helper`
+/** Shared-memory files; the VM guest has no /dev/shm, but its /tmp is a tmpfs too. */
+const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
 
 /** Builds both programs (release); returns how long it took in ms. Throws on failure. */
 export function buildNatives(): number {
@@ -19,7 +22,7 @@ export function buildNatives(): number {
 }
 
 /**
- * A shared file of u64 slots in /dev/shm: each dying helper stores its CLOCK_MONOTONIC ns
+ * A shared file of u64 slots in shared memory: each dying helper stores its CLOCK_MONOTONIC ns
  * into its slot right before `_exit`, and the observer reads it after the exit arrived.
  */
 export class StampFile {
@@ -30,7 +33,7 @@ export class StampFile {
 
   constructor(slots: number) {
     this.slots = slots
-    this.path = `/dev/shm/lifewatch-bench-${process.pid}-${Math.random().toString(36).slice(2)}`
+    this.path = `${shm}/lifewatch-bench-${process.pid}-${Math.random().toString(36).slice(2)}`
     this.#fd = openSync(this.path, 'w+')
     ftruncateSync(this.#fd, slots * 8)
   }
@@ -161,7 +164,7 @@ export class Sleepers {
 
   private constructor(n: number) {
     this.n = n
-    this.pidfile = `/dev/shm/lifewatch-bench-pids-${process.pid}-${Math.random().toString(36).slice(2)}`
+    this.pidfile = `${shm}/lifewatch-bench-pids-${process.pid}-${Math.random().toString(36).slice(2)}`
     this.#p = spawn(helperBin, ['sleepers', String(n), this.pidfile], { stdio: ['pipe', 'pipe', 'inherit'] })
     this.#lines = new Lines(this.#p)
   }
@@ -191,7 +194,7 @@ export class Sleepers {
   }
 }
 
-/** A native floor process for one v1 OOM notification at a time (`oom <dir>`). */
+/** A native floor process for one OOM kill at a time (`oom <dir>`: v1 eventfd or v2 inotify). */
 export class OomFloor {
   #p: ChildProcess
   #lines: Lines
@@ -201,7 +204,7 @@ export class OomFloor {
     this.#lines = new Lines(this.#p)
   }
 
-  /** Registers the eventfd; resolves once the floor is blocked in epoll_wait on it. */
+  /** Registers the notification; resolves once the floor is blocked in epoll_wait on it. */
   async watch(memDir: string): Promise<{ oom: Promise<{ wake: bigint; seen: bigint; kills: number }> }> {
     this.#p.stdin!.write(`oom ${memDir}\n`)
     await this.#lines.expect('ready', `floor oom ${memDir}`)

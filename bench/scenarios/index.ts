@@ -15,8 +15,8 @@ export const scenarios: Scenario[] = [
     id: 'oom-latency',
     number: 2,
     title: 'OOM → JavaScript latency',
-    // v1 on the host; v2 (in the VM) is reported pending inside the scenario.
-    timeout: { full: 120, quick: 30 },
+    // v1 on the host, then v2 in the VM guest (full runs: a TCG boot plus slower kills).
+    timeout: { full: 240, quick: 30 },
     run: async (cfg) => (await import('./oom-latency.js')).run(cfg),
   },
   {
