@@ -19,6 +19,9 @@ interface Sample {
   hop?: bigint
 }
 
+/** A process about to die on `trigger`, and the process that reaps it. */
+type Dying = { pid: number; slot: number; trigger: () => void; reaper: ChildProcess }
+
 type Peer = { name: string; observer: string; poll?: number; sample: () => Promise<Sample> }
 
 const now = () => process.hrtime.bigint()
@@ -39,34 +42,43 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
   const monitor = new Monitor()
   const floor = new Floor()
 
-  const lifewatchChild: Peer = {
-    name: 'lifewatch (child)',
-    observer: 'Monitor.watchPid → Watch.wait() on a child of Node',
+  // The two kinds of dying process, each with the process that reaps it.
+  const child = async (): Promise<Dying> => {
+    const d = await spawnDier(stamps)
+    return { ...d, reaper: d.child }
+  }
+  const grandchild = async (): Promise<Dying> => {
+    const d = await spawnNonChild(stamps)
+    return { ...d, reaper: d.parent }
+  }
+  const lifewatchPeer = (name: string, observer: string, start: () => Promise<Dying>): Peer => ({
+    name,
+    observer,
     async sample() {
-      const d = await spawnDier(stamps)
+      const d = await start()
       const w = monitor.watchPid(d.pid)
       const arrived = w.wait().then((ev) => ({ at: now(), ev }))
       d.trigger()
       const { at, ev } = await arrived
-      await exited(d.child)
+      await exited(d.reaper)
       const stamp = stampOf(stamps, d.slot)
       return { latency: at - stamp, kernel: ev.time - stamp, hop: at - ev.time }
     },
-  }
-  const lifewatchNonChild: Peer = {
-    name: 'lifewatch (non-child)',
-    observer: 'Monitor.watchPid on a grandchild whose own parent reaps it',
+  })
+  const floorPeerOf = (name: string, observer: string, start: () => Promise<Dying>): Peer => ({
+    name,
+    observer,
     async sample() {
-      const d = await spawnNonChild(stamps)
-      const w = monitor.watchPid(d.pid)
-      const arrived = w.wait().then((ev) => ({ at: now(), ev }))
+      const d = await start()
+      const seen = await floor.watch(d.pid)
       d.trigger()
-      const { at, ev } = await arrived
-      await exited(d.parent)
-      const stamp = stampOf(stamps, d.slot)
-      return { latency: at - stamp, kernel: ev.time - stamp, hop: at - ev.time }
+      const at = await seen.exit
+      await exited(d.reaper)
+      return { latency: at - stampOf(stamps, d.slot) }
     },
-  }
+  })
+  const lifewatchChild = lifewatchPeer('lifewatch (child)', 'Monitor.watchPid → Watch.wait() on a child of Node', child)
+  const lifewatchNonChild = lifewatchPeer('lifewatch (non-child)', 'Monitor.watchPid on a grandchild whose own parent reaps it', grandchild)
   const nodeExit: Peer = {
     name: "node child_process 'exit'",
     observer: "ChildProcess 'exit' event (libuv SIGCHLD + waitpid)",
@@ -78,30 +90,12 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
       return { latency: at - stampOf(stamps, d.slot) }
     },
   }
-  const floorPeer: Peer = {
-    name: 'native floor (child)',
-    observer: 'lifewatch-floor: epoll_wait on a pidfd, one thread, no runtime; the process is a child of Node',
-    async sample() {
-      const d = await spawnDier(stamps)
-      const seen = await floor.watch(d.pid)
-      d.trigger()
-      const at = await seen.exit
-      await exited(d.child)
-      return { latency: at - stampOf(stamps, d.slot) }
-    },
-  }
-  const floorNonChild: Peer = {
-    name: 'native floor (non-child)',
-    observer: 'lifewatch-floor on the same grandchild set-up as lifewatch (non-child)',
-    async sample() {
-      const d = await spawnNonChild(stamps)
-      const seen = await floor.watch(d.pid)
-      d.trigger()
-      const at = await seen.exit
-      await exited(d.parent)
-      return { latency: at - stampOf(stamps, d.slot) }
-    },
-  }
+  const floorPeer = floorPeerOf(
+    'native floor (child)',
+    'lifewatch-floor: epoll_wait on a pidfd, one thread, no runtime; the process is a child of Node',
+    child,
+  )
+  const floorNonChild = floorPeerOf('native floor (non-child)', 'lifewatch-floor on the same grandchild set-up as lifewatch (non-child)', grandchild)
   const poller = (ms: number, style: string): Peer => ({
     name: `poll kill(pid,0) ${ms} ms`,
     observer: `${style}: setInterval ${ms} ms, process.kill(pid, 0) until ESRCH (Node reaps the child)`,

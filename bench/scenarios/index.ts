@@ -3,48 +3,21 @@
 // landed stay `pending` with the reason: the runner lists them and measures nothing.
 import type { Scenario } from '../lib/types.js'
 
+/** Scenario `id` lives in `./<id>.ts`; timeouts in seconds. */
+const scenario = (number: number, id: string, title: string, full: number, quick: number): Scenario => ({
+  id,
+  number,
+  title,
+  timeout: { full, quick },
+  run: async (cfg) => ((await import(`./${id}.js`)) as { run: NonNullable<Scenario['run']> }).run(cfg),
+})
+
 export const scenarios: Scenario[] = [
-  {
-    id: 'exit-latency',
-    number: 1,
-    title: 'Exit → JavaScript latency',
-    timeout: { full: 240, quick: 40 },
-    run: async (cfg) => (await import('./exit-latency.js')).run(cfg),
-  },
-  {
-    id: 'oom-latency',
-    number: 2,
-    title: 'OOM → JavaScript latency',
-    // v1 on the host, then v2 in the VM guest (full runs: a TCG boot plus slower kills).
-    timeout: { full: 240, quick: 30 },
-    run: async (cfg) => (await import('./oom-latency.js')).run(cfg),
-  },
-  {
-    id: 'scale',
-    number: 3,
-    title: 'Scale: many sleeping processes, many watches',
-    timeout: { full: 180, quick: 30 },
-    run: async (cfg) => (await import('./scale.js')).run(cfg),
-  },
-  {
-    id: 'burst',
-    number: 4,
-    title: 'Burst: every process killed at once',
-    timeout: { full: 150, quick: 30 },
-    run: async (cfg) => (await import('./burst.js')).run(cfg),
-  },
-  {
-    id: 'shutdown',
-    number: 5,
-    title: 'Shutdown beyond the task’s own exit',
-    timeout: { full: 120, quick: 30 },
-    run: async (cfg) => (await import('./shutdown.js')).run(cfg),
-  },
-  {
-    id: 'footprint',
-    number: 6,
-    title: 'Footprint: addon load time and size',
-    timeout: { full: 90, quick: 30 },
-    run: async (cfg) => (await import('./footprint.js')).run(cfg),
-  },
+  scenario(1, 'exit-latency', 'Exit → JavaScript latency', 240, 40),
+  // v1 on the host, then v2 in the VM guest (full runs: a TCG boot plus slower kills).
+  scenario(2, 'oom-latency', 'OOM → JavaScript latency', 240, 30),
+  scenario(3, 'scale', 'Scale: many sleeping processes, many watches', 180, 30),
+  scenario(4, 'burst', 'Burst: every process killed at once', 150, 30),
+  scenario(5, 'shutdown', 'Shutdown beyond the task’s own exit', 120, 30),
+  scenario(6, 'footprint', 'Footprint: addon load time and size', 90, 30),
 ]
