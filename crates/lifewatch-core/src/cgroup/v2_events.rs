@@ -74,6 +74,8 @@ impl Source for InotifySource {
     }
 
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
+        // Lets a test hold the reactor here while it overflows the kernel's queue.
+        crate::failpoint::hook("inotify.ready");
         let events = self.read_all();
         lock(&self.hub).on_inotify(&events, cx.time, cx.out);
         Keep::Yes
@@ -154,6 +156,7 @@ impl Hub {
             .any(|(_, m, _)| m.contains(ReadFlags::QUEUE_OVERFLOW))
         {
             // Events were lost: every file may have changed, re-read them all.
+            self.overflows += 1;
             self.recheck_all(time, out);
         }
         for (wd, mask, name) in events {
@@ -354,6 +357,7 @@ mod tests {
         let _ = src.read_all();
         let mut out = Vec::new();
         lock(&hub).on_inotify(&[(-1, ReadFlags::QUEUE_OVERFLOW, None)], 1, &mut out);
+        assert_eq!(lock(&hub).overflows, 1);
         assert!(
             matches!(
                 &out[..],

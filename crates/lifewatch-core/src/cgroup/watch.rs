@@ -95,6 +95,8 @@ pub struct Hub {
     pub(crate) layout: Option<Layout>,
     pub(crate) watches: HashMap<WatchId, CgWatch>,
     pub(crate) inotify: Option<InotifyState>,
+    /// IN_Q_OVERFLOW seen on the inotify fd: each one cost a re-read of every watch.
+    pub(crate) overflows: u64,
 }
 
 pub type SharedHub = Arc<Mutex<Hub>>;
