@@ -246,6 +246,29 @@ mod tests {
     use crate::event::EventKind;
     use std::sync::{Arc, Mutex};
 
+    /// A watch of the fake tree's `job` as `watch_cgroup` would make it: cgroup.events
+    /// baselined at populated 1, frozen 0; with `oom`, memory.events at its current counters.
+    fn job_watch(path: CgroupPath, root: &Path, oom: bool) -> CgWatch {
+        let memory_events = root.join("job/memory.events");
+        CgWatch {
+            path,
+            parts_left: 1,
+            sources: vec![],
+            wds: vec![],
+            dir_name: Some("job".into()),
+            oom: oom.then(|| OomState {
+                last: crate::cgroup::stats::read_counters(&memory_events).unwrap(),
+                file: memory_events,
+                kind: OomFile::V2,
+            }),
+            events: Some(EventsState {
+                file: root.join("job/cgroup.events"),
+                populated: Some(true),
+                frozen: Some(false),
+            }),
+        }
+    }
+
     /// A fake v2 tree and a hub with one watch on it; plain files stand in for cgroupfs
     /// (inotify works the same on them), so overflow and deltas are tested for real.
     fn setup(name: &str) -> (std::path::PathBuf, SharedHub, InotifySource) {
@@ -264,27 +287,7 @@ mod tests {
         let src = InotifySource::open(Arc::clone(&hub)).unwrap();
         {
             let mut h = lock(&hub);
-            h.watches.insert(
-                7,
-                CgWatch {
-                    path,
-                    parts_left: 1,
-                    sources: vec![],
-                    wds: vec![],
-                    dir_name: Some("job".into()),
-                    oom: Some(OomState {
-                        file: root.join("job/memory.events"),
-                        kind: OomFile::V2,
-                        last: crate::cgroup::stats::read_counters(&root.join("job/memory.events"))
-                            .unwrap(),
-                    }),
-                    events: Some(EventsState {
-                        file: root.join("job/cgroup.events"),
-                        populated: Some(true),
-                        frozen: Some(false),
-                    }),
-                },
-            );
+            h.watches.insert(7, job_watch(path, &root, true));
             h.add_wd(7, &root, WdKind::Parent).unwrap();
             h.add_wd(7, &root.join("job/memory.events"), WdKind::MemoryEvents)
                 .unwrap();
@@ -385,22 +388,7 @@ mod tests {
         {
             let mut h = lock(&hub);
             let path = h.watches[&7].path.clone();
-            h.watches.insert(
-                8,
-                CgWatch {
-                    path,
-                    parts_left: 1,
-                    sources: vec![],
-                    wds: vec![],
-                    dir_name: Some("job".into()),
-                    oom: None,
-                    events: Some(EventsState {
-                        file: root.join("job/cgroup.events"),
-                        populated: Some(true),
-                        frozen: Some(false),
-                    }),
-                },
-            );
+            h.watches.insert(8, job_watch(path, &root, false));
             let a = h.watches[&7].wds[2];
             let b = h
                 .add_wd(8, &root.join("job/cgroup.events"), WdKind::CgroupEvents)

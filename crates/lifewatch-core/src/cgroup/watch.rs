@@ -105,6 +105,11 @@ pub(crate) fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
     hub.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The statistics an `oom` or `removed` event carries; empty before the layout is known.
+fn snapshot(layout: Option<&Layout>, path: &CgroupPath) -> stats::Stats {
+    layout.map(|l| stats::snapshot(l, path)).unwrap_or_default()
+}
+
 impl Hub {
     pub(crate) fn push(out: &mut Vec<Event>, watch: WatchId, time: u64, kind: EventKind) {
         out.push(Event { watch, time, kind });
@@ -146,11 +151,7 @@ impl Hub {
             return 0;
         }
         let cgroup = w.name();
-        let stats = self
-            .layout
-            .as_ref()
-            .map(|l| stats::snapshot(l, &w.path))
-            .unwrap_or_default();
+        let stats = snapshot(self.layout.as_ref(), &w.path);
         Self::push(
             out,
             watch,
@@ -246,11 +247,7 @@ impl Hub {
             }
             (None, None) => Counters::new(),
         };
-        let stats = self
-            .layout
-            .as_ref()
-            .map(|l| stats::snapshot(l, &w.path))
-            .unwrap_or_default();
+        let stats = snapshot(self.layout.as_ref(), &w.path);
         Self::push(
             out,
             watch,
