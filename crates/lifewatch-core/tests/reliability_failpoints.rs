@@ -14,13 +14,12 @@ use std::time::Duration;
 
 use common::{fallback, open_fds, serial, Harness};
 use lifewatch_core::cgroup::limits::{Input, RawLimits};
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::{
     failpoint, CgroupWatchOptions, Code, Error, EventKind, FdKind, Monitor, MonitorOptions, Result,
     WatchId,
 };
-use reliability::{only, report, test_cgroups, Snapshot, TestDir};
+use reliability::{only, psi_trigger, report, test_cgroups, Snapshot, TestDir};
 
 struct Ctx {
     child: Child,
@@ -113,12 +112,7 @@ const OPERATIONS: &[(&str, Operation)] = &[
             return Ok(None);
         }
         let o = CgroupWatchOptions {
-            psi: vec![PsiTrigger {
-                resource: Resource::Memory,
-                full: false,
-                stall_us: 100_000,
-                window_us: 2_000_000,
-            }],
+            psi: vec![psi_trigger()],
             ..only(false, false)
         };
         let id = cx.pidfd.monitor.watch_cgroup(&u.rel, &o)?;

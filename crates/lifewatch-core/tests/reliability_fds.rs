@@ -12,11 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fallback, open_fds, serial, Harness};
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::spawn::{self, spawn_watched, SpawnOptions};
 use lifewatch_core::{CgroupWatchOptions, EventKind, FdKind, MonitorOptions};
-use reliability::{only, proc_kind_counts, report, rss_kib, test_cgroups, Snapshot, TestDir};
+use reliability::{
+    only, proc_kind_counts, psi_trigger, report, rss_kib, test_cgroups, Snapshot, TestDir,
+};
 
 /// Asserts that the core's in-use count of every kind equals the kernel's count of that
 /// kind of fd in this process; returns the number of fds the two disagree on.
@@ -160,12 +161,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
             }
             if let Some(u) = &u {
                 let o = CgroupWatchOptions {
-                    psi: vec![PsiTrigger {
-                        resource: Resource::Memory,
-                        full: false,
-                        stall_us: 100_000,
-                        window_us: 2_000_000,
-                    }],
+                    psi: vec![psi_trigger()],
                     ..only(false, true)
                 };
                 ids.push(h.monitor.watch_cgroup(&u.rel, &o).unwrap());
@@ -302,12 +298,7 @@ const CYCLES: &[(&str, Cycle)] = &[
             return false;
         }
         let o = CgroupWatchOptions {
-            psi: vec![PsiTrigger {
-                resource: Resource::Memory,
-                full: false,
-                stall_us: 100_000,
-                window_us: 2_000_000,
-            }],
+            psi: vec![psi_trigger()],
             ..only(false, false)
         };
         let id = cx.shared.monitor.watch_cgroup(&u.rel, &o).unwrap();

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::Layout;
 use lifewatch_core::{fd, CgroupWatchOptions, FdKind, FdStats};
 
@@ -157,5 +158,15 @@ pub fn only(oom: bool, events: bool) -> CgroupWatchOptions {
         oom: Some(oom),
         events: Some(events),
         ..Default::default()
+    }
+}
+
+/// A memory PSI trigger any user may arm: 100 ms of "some" stall in a 2 s window.
+pub fn psi_trigger() -> PsiTrigger {
+    PsiTrigger {
+        resource: Resource::Memory,
+        full: false,
+        stall_us: 100_000,
+        window_us: 2_000_000,
     }
 }
