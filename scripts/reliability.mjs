@@ -53,6 +53,9 @@ function detail(lines) {
     const cg = cyc.filter((l) => /cgroup|v1 |v2 |PSI/i.test(l.case)).length
     bits.push(`${cyc.length} kinds (${cg} cgroup) x ${lo === hi ? hi : `${lo}-${hi}`} cycles, RSS +${Math.max(...cyc.map((l) => l.rssGrowthKiB))} KiB max (bound ${Math.min(...cyc.map((l) => l.rssBoundKiB))}+)`)
   }
+  for (const l of lines.filter((l) => l.overflows !== undefined)) {
+    bits.push(`max_queued_events ${l.queue}: ${l.produced} inotify events in ${l.floodMs} ms, ${l.overflows} overflow(s)`)
+  }
   const stress = lines.find((l) => l.tasks)
   if (stress) bits.push(`${stress.tasks} tasks, RSS +${stress.rssGrowthKiB} KiB (bound ${stress.rssBoundKiB})`)
   return bits.join('; ')
@@ -64,11 +67,8 @@ function row(part, suite, tried, passed, lines, extra = '') {
   rows.push({ part, suite, tried, passed, checked: [detail(lines), extra].filter(Boolean).join('; '), fdsLeaked, eventsLost })
 }
 
-let unit = 0
-async function cargoUnit(part, suite, tests, env = {}) {
-  const file = join(reports, `${unit++}.jsonl`)
-  const args = ['test', '-p', 'lifewatch-core', '--color', 'never', ...tests.flatMap((t) => ['--test', t])]
-  const { code, out } = await stream('cargo', args, { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
+/** Tests tried and passed from libtest's `test result:` lines (a crash counts as one failure). */
+function libtestCounts(code, out) {
   let tried = 0
   let passed = 0
   for (const m of out.matchAll(/^test result: \w+\. (\d+) passed; (\d+) failed/gm)) {
@@ -76,6 +76,29 @@ async function cargoUnit(part, suite, tests, env = {}) {
     tried += +m[1] + +m[2]
   }
   if (code !== 0 && tried === passed) tried++
+  return { tried, passed }
+}
+
+let unit = 0
+async function cargoUnit(part, suite, tests, env = {}) {
+  const file = join(reports, `${unit++}.jsonl`)
+  const args = ['test', '-p', 'lifewatch-core', '--color', 'never', ...tests.flatMap((t) => ['--test', t])]
+  const { code, out } = await stream('cargo', args, { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
+  const { tried, passed } = libtestCounts(code, out)
+  row(part, suite, tried, passed, reportLines(file))
+}
+
+/** Core tests that only run in the cgroup-v2 VM (scripts/vm/core-tests.sh); its exit 3 is a skip. */
+async function vmUnit(part, suite, tests) {
+  const file = join(reports, `${unit++}.jsonl`)
+  const { code, out } = await stream(join(root, 'scripts/vm/core-tests.sh'), tests.flatMap((t) => ['--test', t]),
+    { env: { LIFEWATCH_RELIABILITY_REPORT: file } })
+  if (code === 3) {
+    const why = out.trim().split('\n').pop()
+    rows.push({ part, suite, tried: 0, passed: 0, checked: `skipped: ${why}`, fdsLeaked: 0, eventsLost: 0 })
+    return
+  }
+  const { tried, passed } = libtestCounts(code, out)
   row(part, suite, tried, passed, reportLines(file))
 }
 
@@ -185,6 +208,7 @@ await avaUnit('1, 2', 'node: fd exactness, leak cycles', ['__test__/reliability/
 await cargoUnit('3', 'core: failpoints, each syscall in turn', ['reliability_failpoints'])
 await avaUnit('4', 'node + cli: bad-input table', ['__test__/reliability/badinput.spec.ts'])
 await cargoUnit('5', 'core: exits around registration, cgroup removed mid-watch, EMFILE', ['reliability_faults', 'reliability_emfile'])
+await vmUnit('5', 'core in the cgroup-v2 VM: inotify queue overflow (IN_Q_OVERFLOW)', ['reliability_overflow'])
 await avaUnit('5', 'node: PID reuse, worker, GC, close, EMFILE, blocked loop', ['__test__/reliability/faults.spec.ts'])
 await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/reliability/kernels.spec.ts'])
 await avaUnit('7', 'stress: concurrent spawn/kill', ['__test__/reliability/stress.spec.ts'])

@@ -5,6 +5,8 @@
 #   scripts/vm/core-tests.sh [--test NAME]... [-- TEST-ARGS...]
 #
 # Default: --test cgroup_manager. TEST-ARGS go to every test binary (a filter, --nocapture).
+# With LIFEWATCH_RELIABILITY_REPORT set, the report lines the tests write in the guest are
+# appended to that host file (`npm run reliability` sums them into its table).
 # Exit: non-zero if any binary failed; 3 when the VM kit cannot run here (reason on stderr).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,10 +46,19 @@ trap 'rm -rf "$work"' EXIT
     for a in "${targs[@]}"; do printf ' %q' "$a"; done
     echo ' || rc=1'
   done
+  # Back to the host through the console, one marked line each.
+  echo '[ -f /tmp/report.jsonl ] && sed "s/^/LIFEWATCH_REPORT /" /tmp/report.jsonl'
   echo 'exit $rc'
 } > "$work/run-tests.sh"
 
 opts=()
 for b in "${bins[@]}"; do opts+=(--bin "$b"); done
-exec "$here/run.sh" --timeout "${LIFEWATCH_VM_TIMEOUT:-600}" "${opts[@]}" \
-  --file "$work/run-tests.sh:/tmp/run-tests.sh" -- sh /tmp/run-tests.sh
+[[ -z ${LIFEWATCH_RELIABILITY_REPORT:-} ]] || opts+=(--env LIFEWATCH_RELIABILITY_REPORT=/tmp/report.jsonl)
+# Not exec: the EXIT trap must still remove $work.
+rc=0
+"$here/run.sh" --timeout "${LIFEWATCH_VM_TIMEOUT:-600}" --log "$work/console.log" "${opts[@]}" \
+  --file "$work/run-tests.sh:/tmp/run-tests.sh" -- sh /tmp/run-tests.sh || rc=$?
+if [[ -n ${LIFEWATCH_RELIABILITY_REPORT:-} && -f $work/console.log ]]; then
+  sed -n 's/^LIFEWATCH_REPORT //p' "$work/console.log" >> "$LIFEWATCH_RELIABILITY_REPORT"
+fi
+exit "$rc"

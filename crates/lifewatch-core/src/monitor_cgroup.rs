@@ -425,6 +425,12 @@ impl Monitor {
         lock(&self.cgroups.hub).watches.len()
     }
 
+    /// How many times the kernel's inotify queue overflowed (`max_queued_events`) and
+    /// every cgroup watch was re-read instead.
+    pub fn inotify_overflows(&self) -> u64 {
+        lock(&self.cgroups.hub).overflows
+    }
+
     fn ensure_inotify(&self) -> Result<()> {
         let _init = self.cgroups.init.lock().unwrap_or_else(|p| p.into_inner());
         if lock(&self.cgroups.hub).inotify.is_some() {

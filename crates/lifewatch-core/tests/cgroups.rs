@@ -577,8 +577,10 @@ fn v2_oom_kill_delta_one_before_the_exit() {
     };
     assert_eq!(kills, 1, "{got:?}");
     assert_eq!(counters["oom_kill"], 1);
-    assert_eq!(
-        deltas["oom"], 1,
+    // The OOM and its kill in one event. `oom` may count 2: a charge that fails again while
+    // the victim is still exiting is another OOM, with no second kill (seen once in the VM).
+    assert!(
+        deltas["oom"] >= 1,
         "the OOM and its kill in one event: {deltas:?}"
     );
     assert!(deltas["max"] >= 1, "{deltas:?}");

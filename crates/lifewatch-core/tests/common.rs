@@ -48,6 +48,14 @@ impl Harness {
     }
 }
 
+/// Options of a monitor that watches processes by polling, as on a kernel without pidfd.
+pub fn fallback() -> MonitorOptions {
+    MonitorOptions {
+        force_fallback: true,
+        ..Default::default()
+    }
+}
+
 /// Tests that count fds hold this: threads of one test binary share the fd table.
 pub static FD_COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

@@ -12,15 +12,14 @@ mod reliability;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{open_fds, serial, Harness};
+use common::{fallback, open_fds, serial, Harness};
 use lifewatch_core::cgroup::limits::{Input, RawLimits};
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::{
     failpoint, CgroupWatchOptions, Code, Error, EventKind, FdKind, Monitor, MonitorOptions, Result,
     WatchId,
 };
-use reliability::{report, Snapshot};
+use reliability::{only, psi_trigger, report, test_cgroups, Snapshot, TestDir};
 
 struct Ctx {
     child: Child,
@@ -35,35 +34,6 @@ struct Ctx {
     layout: Option<Layout>,
     v1: Option<TestDir>,
     unified: Option<TestDir>,
-}
-
-struct TestDir {
-    dir: std::path::PathBuf,
-    rel: String,
-}
-
-impl TestDir {
-    fn new(mount: &std::path::Path, what: &str) -> Option<TestDir> {
-        let rel = format!("lifewatch-test-{}-fp-{what}", std::process::id());
-        let dir = mount.join(&rel);
-        let _ = std::fs::remove_dir(&dir);
-        std::fs::create_dir(&dir).ok()?;
-        Some(TestDir { dir, rel })
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-fn only(oom: bool, events: bool) -> CgroupWatchOptions {
-    CgroupWatchOptions {
-        oom: Some(oom),
-        events: Some(events),
-        ..Default::default()
-    }
 }
 
 fn manager_name() -> String {
@@ -87,14 +57,7 @@ const OPERATIONS: &[(&str, Operation)] = &[
         Monitor::new(MonitorOptions::default(), Box::new(|| {})).map(Some)
     }),
     ("Monitor::new (fallback)", |_| {
-        Monitor::new(
-            MonitorOptions {
-                force_fallback: true,
-                ..Default::default()
-            },
-            Box::new(|| {}),
-        )
-        .map(Some)
+        Monitor::new(fallback(), Box::new(|| {})).map(Some)
     }),
     ("watch_pid (pidfd) + unwatch", |cx| {
         let id = cx.pidfd.monitor.watch_pid(cx.child.id() as i64)?;
@@ -150,12 +113,7 @@ const OPERATIONS: &[(&str, Operation)] = &[
             return Ok(None);
         }
         let o = CgroupWatchOptions {
-            psi: vec![PsiTrigger {
-                resource: Resource::Memory,
-                full: false,
-                stall_us: 100_000,
-                window_us: 2_000_000,
-            }],
+            psi: vec![psi_trigger()],
             ..only(false, false)
         };
         let id = cx.pidfd.monitor.watch_cgroup(&u.rel, &o)?;
@@ -207,24 +165,11 @@ fn each_syscall_fails_in_turn_typed_and_leak_free() {
         .unwrap();
     let pidfd = Harness::new(MonitorOptions::default());
     let watch = pidfd.monitor.watch_pid(std::process::id() as i64).unwrap();
-    let layout = Layout::detect()
-        .ok()
-        .filter(|_| rustix::process::geteuid().is_root());
-    let v1 = layout
-        .as_ref()
-        .and_then(|l| l.v1.get("memory"))
-        .and_then(|h| TestDir::new(&h.mount, "v1"));
-    let unified = layout
-        .as_ref()
-        .and_then(|l| l.unified.as_ref())
-        .and_then(|h| TestDir::new(&h.mount, "unified"));
+    let (layout, v1, unified) = test_cgroups("fp");
     let cx = Ctx {
         child,
         pidfd,
-        fallback: Harness::new(MonitorOptions {
-            force_fallback: true,
-            ..Default::default()
-        }),
+        fallback: Harness::new(fallback()),
         watch,
         layout,
         v1,

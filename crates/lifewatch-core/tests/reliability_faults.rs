@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{open_fds, serial, Harness};
 use lifewatch_core::{failpoint, Code, EventKind, ExitSource, ExitStatus, MonitorOptions};
-use reliability::{report, Snapshot};
+use reliability::{psi_trigger, report, Snapshot};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -157,7 +157,6 @@ fn exits_during_registration_are_reported_once() {
 /// one `removed` event and every fd it held is released without unwatch or close.
 #[test]
 fn cgroup_removed_mid_watch_ends_the_watch_and_releases_its_fds() {
-    use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
     use lifewatch_core::cgroup::Layout;
     use lifewatch_core::CgroupWatchOptions;
 
@@ -167,12 +166,7 @@ fn cgroup_removed_mid_watch_ends_the_watch_and_releases_its_fds() {
         return;
     }
     let l = Layout::detect().unwrap();
-    let psi = PsiTrigger {
-        resource: Resource::Memory,
-        full: false,
-        stall_us: 100_000,
-        window_us: 2_000_000,
-    };
+    let psi = psi_trigger();
     let kinds: Vec<(&str, std::path::PathBuf, CgroupWatchOptions)> = [
         l.v1.get("memory").map(|h| {
             (

@@ -11,12 +11,13 @@ mod reliability;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{open_fds, serial, Harness};
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use common::{fallback, open_fds, serial, Harness};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::spawn::{self, spawn_watched, SpawnOptions};
 use lifewatch_core::{CgroupWatchOptions, EventKind, FdKind, MonitorOptions};
-use reliability::{proc_kind_counts, report, rss_kib, Snapshot};
+use reliability::{
+    only, proc_kind_counts, psi_trigger, report, rss_kib, test_cgroups, Snapshot, TestDir,
+};
 
 /// Asserts that the core's in-use count of every kind equals the kernel's count of that
 /// kind of fd in this process; returns the number of fds the two disagree on.
@@ -77,10 +78,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     }),
     ("fallback watch (no fd of its own)", |check| {
         let child = sleeper();
-        let h = Harness::new(MonitorOptions {
-            force_fallback: true,
-            ..Default::default()
-        });
+        let h = Harness::new(fallback());
         h.monitor.watch_pid(child.id() as i64).unwrap();
         check("watching");
         h.monitor.close();
@@ -146,11 +144,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
             };
             let v1 =
                 l.v1.get("memory")
-                    .and_then(|h| TestDir::new(&h.mount, "scen-v1"));
+                    .and_then(|h| TestDir::new(&h.mount, "cycles-scen-v1"));
             let u = l
                 .unified
                 .as_ref()
-                .and_then(|h| TestDir::new(&h.mount, "scen-u"));
+                .and_then(|h| TestDir::new(&h.mount, "cycles-scen-u"));
             let h = Harness::new(MonitorOptions::default());
             let mut ids = Vec::new();
             if let Some(v1) = &v1 {
@@ -163,12 +161,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
             }
             if let Some(u) = &u {
                 let o = CgroupWatchOptions {
-                    psi: vec![PsiTrigger {
-                        resource: Resource::Memory,
-                        full: false,
-                        stall_us: 100_000,
-                        window_us: 2_000_000,
-                    }],
+                    psi: vec![psi_trigger()],
                     ..only(false, true)
                 };
                 ids.push(h.monitor.watch_cgroup(&u.rel, &o).unwrap());
@@ -243,41 +236,6 @@ struct Ctx {
     unified: Option<TestDir>,
 }
 
-/// A directory made for the cycles, removed at the end.
-struct TestDir {
-    dir: std::path::PathBuf,
-    rel: String,
-}
-
-impl TestDir {
-    fn new(mount: &std::path::Path, what: &str) -> Option<TestDir> {
-        let rel = format!("lifewatch-test-{}-cycles-{what}", std::process::id());
-        let dir = mount.join(&rel);
-        let _ = std::fs::remove_dir(&dir);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Some(TestDir { dir, rel }),
-            Err(e) => {
-                eprintln!("skip {what} cycles: cannot create {}: {e}", dir.display());
-                None
-            }
-        }
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-fn only(oom: bool, events: bool) -> CgroupWatchOptions {
-    CgroupWatchOptions {
-        oom: Some(oom),
-        events: Some(events),
-        ..Default::default()
-    }
-}
-
 /// A cycle; returns false (before doing anything) where this host lacks what it needs.
 type Cycle = fn(&Ctx) -> bool;
 
@@ -296,10 +254,7 @@ const CYCLES: &[(&str, Cycle)] = &[
         true
     }),
     ("whole monitor + fallback watch, close", |cx| {
-        let h = Harness::new(MonitorOptions {
-            force_fallback: true,
-            ..Default::default()
-        });
+        let h = Harness::new(fallback());
         h.monitor.watch_pid(cx.child.id() as i64).unwrap();
         h.monitor.close();
         true
@@ -343,12 +298,7 @@ const CYCLES: &[(&str, Cycle)] = &[
             return false;
         }
         let o = CgroupWatchOptions {
-            psi: vec![PsiTrigger {
-                resource: Resource::Memory,
-                full: false,
-                stall_us: 100_000,
-                window_us: 2_000_000,
-            }],
+            psi: vec![psi_trigger()],
             ..only(false, false)
         };
         let id = cx.shared.monitor.watch_cgroup(&u.rel, &o).unwrap();
@@ -403,16 +353,7 @@ const RSS_BOUND_KIB: u64 = 2048;
 fn create_watch_close_cycles_return_to_baseline() {
     let _serial = serial();
     let all = cycles();
-    let root = rustix::process::geteuid().is_root();
-    let layout = Layout::detect().ok().filter(|_| root);
-    let v1 = layout
-        .as_ref()
-        .and_then(|l| l.v1.get("memory"))
-        .and_then(|h| TestDir::new(&h.mount, "v1"));
-    let unified = layout
-        .as_ref()
-        .and_then(|l| l.unified.as_ref())
-        .and_then(|h| TestDir::new(&h.mount, "unified"));
+    let (layout, v1, unified) = test_cgroups("cycles");
     let cx = Ctx {
         child: sleeper(),
         shared: Harness::new(MonitorOptions::default()),

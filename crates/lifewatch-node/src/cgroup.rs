@@ -129,6 +129,22 @@ where
     Ok(promise)
 }
 
+impl NativeCgroup {
+    /// What a wait on its own thread takes along: the cgroup, the caller's cancel handle,
+    /// and the timeout from `timeoutMs` (none when absent or not a finite non-negative number).
+    fn wait_args(
+        &self,
+        timeout_ms: Option<f64>,
+        cancel: Option<&NativeCancel>,
+    ) -> (Arc<Cgroup>, Option<Arc<Cancel>>, Option<Duration>) {
+        (
+            Arc::clone(&self.inner),
+            cancel.map(|c| Arc::clone(&c.inner)),
+            timeout(timeout_ms),
+        )
+    }
+}
+
 #[napi]
 impl NativeCgroup {
     /// Creates the cgroup with its limits (validated before anything is written).
@@ -229,9 +245,8 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let cg = Arc::clone(&self.inner);
-        let cancel = cancel.map(|c| Arc::clone(&c.inner));
-        let deadline = timeout(timeout_ms).map(|t| Instant::now() + t);
+        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
+        let deadline = t.map(|t| Instant::now() + t);
         background(env, move || {
             let r = cg.kill(deadline, cancel.as_deref())?;
             Ok(NativeKillReport {
@@ -250,9 +265,8 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let cg = Arc::clone(&self.inner);
-        let cancel = cancel.map(|c| Arc::clone(&c.inner));
-        let t = timeout(timeout_ms).unwrap_or(Duration::from_secs(30));
+        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
+        let t = t.unwrap_or(Duration::from_secs(30));
         background(env, move || {
             if frozen {
                 cg.freeze(t, cancel.as_deref())
@@ -270,9 +284,8 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let cg = Arc::clone(&self.inner);
-        let cancel = cancel.map(|c| Arc::clone(&c.inner));
-        let deadline = timeout(timeout_ms).map(|t| Instant::now() + t);
+        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
+        let deadline = t.map(|t| Instant::now() + t);
         background(env, move || cg.wait_empty(deadline, cancel.as_deref()))
     }
 
@@ -284,9 +297,8 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let cg = Arc::clone(&self.inner);
-        let cancel = cancel.map(|c| Arc::clone(&c.inner));
-        let t = timeout(timeout_ms).unwrap_or(Duration::from_secs(10));
+        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
+        let t = t.unwrap_or(Duration::from_secs(10));
         background(env, move || cg.delete(kill, t, cancel.as_deref()))
     }
 

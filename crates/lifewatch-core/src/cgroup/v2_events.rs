@@ -74,6 +74,8 @@ impl Source for InotifySource {
     }
 
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
+        // Lets a test hold the reactor here while it overflows the kernel's queue.
+        crate::failpoint::hook("inotify.ready");
         let events = self.read_all();
         lock(&self.hub).on_inotify(&events, cx.time, cx.out);
         Keep::Yes
@@ -154,6 +156,7 @@ impl Hub {
             .any(|(_, m, _)| m.contains(ReadFlags::QUEUE_OVERFLOW))
         {
             // Events were lost: every file may have changed, re-read them all.
+            self.overflows += 1;
             self.recheck_all(time, out);
         }
         for (wd, mask, name) in events {
@@ -243,6 +246,29 @@ mod tests {
     use crate::event::EventKind;
     use std::sync::{Arc, Mutex};
 
+    /// A watch of the fake tree's `job` as `watch_cgroup` would make it: cgroup.events
+    /// baselined at populated 1, frozen 0; with `oom`, memory.events at its current counters.
+    fn job_watch(path: CgroupPath, root: &Path, oom: bool) -> CgWatch {
+        let memory_events = root.join("job/memory.events");
+        CgWatch {
+            path,
+            parts_left: 1,
+            sources: vec![],
+            wds: vec![],
+            dir_name: Some("job".into()),
+            oom: oom.then(|| OomState {
+                last: crate::cgroup::stats::read_counters(&memory_events).unwrap(),
+                file: memory_events,
+                kind: OomFile::V2,
+            }),
+            events: Some(EventsState {
+                file: root.join("job/cgroup.events"),
+                populated: Some(true),
+                frozen: Some(false),
+            }),
+        }
+    }
+
     /// A fake v2 tree and a hub with one watch on it; plain files stand in for cgroupfs
     /// (inotify works the same on them), so overflow and deltas are tested for real.
     fn setup(name: &str) -> (std::path::PathBuf, SharedHub, InotifySource) {
@@ -261,27 +287,7 @@ mod tests {
         let src = InotifySource::open(Arc::clone(&hub)).unwrap();
         {
             let mut h = lock(&hub);
-            h.watches.insert(
-                7,
-                CgWatch {
-                    path,
-                    parts_left: 1,
-                    sources: vec![],
-                    wds: vec![],
-                    dir_name: Some("job".into()),
-                    oom: Some(OomState {
-                        file: root.join("job/memory.events"),
-                        kind: OomFile::V2,
-                        last: crate::cgroup::stats::read_counters(&root.join("job/memory.events"))
-                            .unwrap(),
-                    }),
-                    events: Some(EventsState {
-                        file: root.join("job/cgroup.events"),
-                        populated: Some(true),
-                        frozen: Some(false),
-                    }),
-                },
-            );
+            h.watches.insert(7, job_watch(path, &root, true));
             h.add_wd(7, &root, WdKind::Parent).unwrap();
             h.add_wd(7, &root.join("job/memory.events"), WdKind::MemoryEvents)
                 .unwrap();
@@ -354,6 +360,7 @@ mod tests {
         let _ = src.read_all();
         let mut out = Vec::new();
         lock(&hub).on_inotify(&[(-1, ReadFlags::QUEUE_OVERFLOW, None)], 1, &mut out);
+        assert_eq!(lock(&hub).overflows, 1);
         assert!(
             matches!(
                 &out[..],
@@ -381,22 +388,7 @@ mod tests {
         {
             let mut h = lock(&hub);
             let path = h.watches[&7].path.clone();
-            h.watches.insert(
-                8,
-                CgWatch {
-                    path,
-                    parts_left: 1,
-                    sources: vec![],
-                    wds: vec![],
-                    dir_name: Some("job".into()),
-                    oom: None,
-                    events: Some(EventsState {
-                        file: root.join("job/cgroup.events"),
-                        populated: Some(true),
-                        frozen: Some(false),
-                    }),
-                },
-            );
+            h.watches.insert(8, job_watch(path, &root, false));
             let a = h.watches[&7].wds[2];
             let b = h
                 .add_wd(8, &root.join("job/cgroup.events"), WdKind::CgroupEvents)

@@ -95,12 +95,19 @@ pub struct Hub {
     pub(crate) layout: Option<Layout>,
     pub(crate) watches: HashMap<WatchId, CgWatch>,
     pub(crate) inotify: Option<InotifyState>,
+    /// IN_Q_OVERFLOW seen on the inotify fd: each one cost a re-read of every watch.
+    pub(crate) overflows: u64,
 }
 
 pub type SharedHub = Arc<Mutex<Hub>>;
 
 pub(crate) fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
     hub.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The statistics an `oom` or `removed` event carries; empty before the layout is known.
+fn snapshot(layout: Option<&Layout>, path: &CgroupPath) -> stats::Stats {
+    layout.map(|l| stats::snapshot(l, path)).unwrap_or_default()
 }
 
 impl Hub {
@@ -144,11 +151,7 @@ impl Hub {
             return 0;
         }
         let cgroup = w.name();
-        let stats = self
-            .layout
-            .as_ref()
-            .map(|l| stats::snapshot(l, &w.path))
-            .unwrap_or_default();
+        let stats = snapshot(self.layout.as_ref(), &w.path);
         Self::push(
             out,
             watch,
@@ -244,11 +247,7 @@ impl Hub {
             }
             (None, None) => Counters::new(),
         };
-        let stats = self
-            .layout
-            .as_ref()
-            .map(|l| stats::snapshot(l, &w.path))
-            .unwrap_or_default();
+        let stats = snapshot(self.layout.as_ref(), &w.path);
         Self::push(
             out,
             watch,

@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use lifewatch_core::{fd, FdKind, FdStats};
+use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use lifewatch_core::cgroup::Layout;
+use lifewatch_core::{fd, CgroupWatchOptions, FdKind, FdStats};
 
 /// Every kind's counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,4 +105,68 @@ pub fn report(section: &str, case: &str, fds_leaked: i64, events_lost: i64, extr
         .open(path)
         .unwrap();
     f.write_all(line.as_bytes()).unwrap();
+}
+
+/// A test cgroup (`rel` as `watch_cgroup` takes it), removed on drop.
+pub struct TestDir {
+    pub dir: PathBuf,
+    pub rel: String,
+}
+
+impl TestDir {
+    /// `lifewatch-test-<pid>-<what>` under `mount`; `None`, saying why, if it cannot be made.
+    pub fn new(mount: &Path, what: &str) -> Option<TestDir> {
+        let rel = format!("lifewatch-test-{}-{what}", std::process::id());
+        let dir = mount.join(&rel);
+        let _ = std::fs::remove_dir(&dir);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(TestDir { dir, rel }),
+            Err(e) => {
+                eprintln!("skip {what}: cannot create {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// As root on a host with cgroupfs: the layout, and test cgroups `<tag>-v1` in the v1
+/// memory hierarchy and `<tag>-unified` in the unified one (each `None` where missing).
+pub fn test_cgroups(tag: &str) -> (Option<Layout>, Option<TestDir>, Option<TestDir>) {
+    let layout = Layout::detect()
+        .ok()
+        .filter(|_| rustix::process::geteuid().is_root());
+    let v1 = layout
+        .as_ref()
+        .and_then(|l| l.v1.get("memory"))
+        .and_then(|h| TestDir::new(&h.mount, &format!("{tag}-v1")));
+    let unified = layout
+        .as_ref()
+        .and_then(|l| l.unified.as_ref())
+        .and_then(|h| TestDir::new(&h.mount, &format!("{tag}-unified")));
+    (layout, v1, unified)
+}
+
+/// Cgroup watch options with OOM and `cgroup.events` each on or off, nothing else.
+pub fn only(oom: bool, events: bool) -> CgroupWatchOptions {
+    CgroupWatchOptions {
+        oom: Some(oom),
+        events: Some(events),
+        ..Default::default()
+    }
+}
+
+/// A memory PSI trigger any user may arm: 100 ms of "some" stall in a 2 s window.
+pub fn psi_trigger() -> PsiTrigger {
+    PsiTrigger {
+        resource: Resource::Memory,
+        full: false,
+        stall_us: 100_000,
+        window_us: 2_000_000,
+    }
 }
