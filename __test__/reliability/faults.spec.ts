@@ -14,12 +14,14 @@ import { cgroupLayout, fdStats, LifewatchError, Monitor, type ExitEvent, type Li
 import { nonChild, reaped, sh } from '../helpers.js'
 import { baseline, fixture, have, isRoot, lastJson, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
 
-test.serial('forced PID reuse in a new PID namespace: a kill through lifewatch never reaches the new process', async (t) => {
-  if (!isRoot || !have('unshare')) {
-    t.log('SKIPPED: needs root and unshare(1) to make a PID namespace and write ns_last_pid')
-    t.pass()
-    return
-  }
+/** `test.serial`, or a declared skip whose reason is printed when `why` is set. */
+function serialUnless(why: string | false) {
+  if (why) console.log(`faults.spec: SKIPPED: ${why}`)
+  return why ? test.serial.skip : test.serial
+}
+
+serialUnless((!isRoot || !have('unshare')) && 'needs root and unshare(1) to make a PID namespace and write ns_last_pid')(
+  'forced PID reuse in a new PID namespace: a kill through lifewatch never reaches the new process', async (t) => {
   const r = await run(['unshare', '--pid', '--fork', '--mount-proc', ...nodeArgv(fixture('pid-reuse.ts'))], { timeoutMs: 60_000 })
   t.is(r.code, 0, r.stderr)
   const results = lastJson<Array<Record<string, unknown>>>(r.stdout)
@@ -102,12 +104,7 @@ test.serial('close while 1,000 next() calls are pending and exits are arriving: 
   report({ section: 'faults', case: 'node: close with 1,000 pending next()', fdsLeaked: openFds() - b.fds, eventsLost: 0, delivered: values.length })
 })
 
-test.serial('EMFILE (RLIMIT_NOFILE lowered with prlimit): ERR_TOO_MANY_FILES at each step, nothing half-open', async (t) => {
-  if (!have('prlimit')) {
-    t.log('SKIPPED: prlimit(1) not found')
-    t.pass()
-    return
-  }
+serialUnless(!have('prlimit') && 'prlimit(1) not found')('EMFILE (RLIMIT_NOFILE lowered with prlimit): ERR_TOO_MANY_FILES at each step, nothing half-open', async (t) => {
   const r = await run(['prlimit', '--nofile=200:200', ...nodeArgv(fixture('emfile.ts'))])
   t.is(r.code, 0, r.stderr)
   const out = lastJson<{ results: Array<Record<string, unknown> & { free: number }>; fdsAtStart: number; fdsAtEnd: number }>(r.stdout)
@@ -221,12 +218,8 @@ test.serial('processes that exit before or during registration: one exit or ERR_
   report({ section: 'faults', case: 'node: exit before/during registration (160 runs)', fdsLeaked: openFds() - b.fds, eventsLost: 0 })
 })
 
-test.serial('unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgroup on a root-owned cgroup', async (t) => {
-  if (!isRoot || !have('setpriv')) {
-    t.log('SKIPPED: needs root and setpriv(1) to drop to an unprivileged user')
-    t.pass()
-    return
-  }
+serialUnless((!isRoot || !have('setpriv')) && 'needs root and setpriv(1) to drop to an unprivileged user')(
+  'unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgroup on a root-owned cgroup', async (t) => {
   const layout = cgroupLayout()
   const rel = `lifewatch-test-${process.pid}-unpriv`
   const dirs = [layout.v1.memory?.mount, layout.unified?.mount].filter((m): m is string => !!m).map((m) => join(m, rel))
