@@ -1,6 +1,6 @@
 // Cgroup watching on a Monitor: `monitor.watchCgroup(path, options)` and system-wide PSI
 // through `monitor.watchPressure(trigger)`; `cgroupOf(pid)` and `cgroupLayout()`.
-import { LifewatchError, invalid, native } from './errors.js'
+import { LifewatchError, fromNative, invalid, native } from './errors.js'
 import type { CgroupEvent, CgroupStats, LifewatchEvent, RemovedEvent } from './events.js'
 import { internals, Monitor } from './monitor.js'
 import { binding } from './native.js'
@@ -36,6 +36,17 @@ export interface CgroupWatchOptions {
   local?: boolean
 }
 
+/** A kind of notification serving a cgroup watch (the options of the same names). */
+export type CgroupWatchPart = 'oom' | 'events' | 'pressure' | 'psi'
+
+/** A part left to its default that this caller may not use (an unprivileged user cannot
+ *  write a v1 `cgroup.event_control`): the watch runs without it. */
+export interface LeftOutPart {
+  part: CgroupWatchPart
+  /** Why: `ERR_PERMISSION`, with the syscall and path that were refused. */
+  error: LifewatchError
+}
+
 /**
  * One watched cgroup. Its events arrive through the monitor's iterator; `onEvent` and
  * `waitFor` see them too. Ends with a `removed` event once its directories are gone.
@@ -44,14 +55,20 @@ export class CgroupWatch {
   readonly id: number
   /** The path as given to `watchCgroup`. */
   readonly path: string
+  /** The parts serving this watch: which kinds of event it can deliver. */
+  readonly parts: readonly CgroupWatchPart[]
+  /** Parts left to their default that were left out for lack of permission (else empty). */
+  readonly leftOut: readonly LeftOutPart[]
   #removed: RemovedEvent | undefined
   #failed: LifewatchError | undefined
   #listeners = new Set<(ev: CgroupEvent) => void>()
 
   /** @internal */
-  constructor(id: number, path: string) {
+  constructor(id: number, path: string, parts: readonly CgroupWatchPart[], leftOut: readonly LeftOutPart[] = []) {
     this.id = id
     this.path = path
+    this.parts = Object.freeze([...parts])
+    this.leftOut = Object.freeze([...leftOut])
   }
 
   get active(): boolean {
@@ -158,6 +175,9 @@ declare module './monitor.js' {
      * Errors: `ERR_NO_SUCH_CGROUP`, `ERR_INVALID_ARGUMENT` (`..`, outside the cgroup mounts, a
      * file, not cgroupfs), `ERR_UNSUPPORTED_KERNEL` (a required mechanism is missing),
      * `ERR_PERMISSION`. Watching one cgroup twice is allowed: each watch gets every event.
+     * An option left to its default that needs a permission the caller lacks (v1 OOM as an
+     * unprivileged user) is left out rather than failing the watch: see `parts` and
+     * `leftOut`. Options given explicitly are all honoured or the call fails.
      */
     watchCgroup(path: string, options?: CgroupWatchOptions): CgroupWatch
     /** A system-wide PSI trigger (/proc/pressure/<resource>): `pressure` events without `cgroup`. */
@@ -178,8 +198,10 @@ Monitor.prototype.watchCgroup = function watchCgroup(this: Monitor, path: string
     psi: o.psi?.map((t, i) => checkPsi(t, `options.psi[${i}]`)),
   }
   const handle = internals.native(this)
-  const id = native(() => handle.watchCgroup(path, opts))
-  const w = new CgroupWatch(id, path)
+  const made = native(() => handle.watchCgroup(path, opts))
+  const leftOut = made.leftOut.map((l) => ({ part: l.part as CgroupWatchPart, error: fromNative(l.error) }))
+  const w = new CgroupWatch(made.id, path, made.parts as CgroupWatchPart[], leftOut)
+  const id = made.id
   internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
   return w
 }
@@ -188,7 +210,7 @@ Monitor.prototype.watchPressure = function watchPressure(this: Monitor, trigger:
   const t = checkPsi(trigger, 'trigger')
   const handle = internals.native(this)
   const id = native(() => handle.watchPressure(t))
-  const w = new CgroupWatch(id, `/proc/pressure/${t.resource}`)
+  const w = new CgroupWatch(id, `/proc/pressure/${t.resource}`, ['psi'])
   internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
   return w
 }

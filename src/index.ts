@@ -33,6 +33,8 @@ export {
   cgroupStats,
   type CgroupLayout,
   type CgroupWatchOptions,
+  type CgroupWatchPart,
+  type LeftOutPart,
   type Hierarchy,
   type PressureLevel,
   type ProcessCgroups,

@@ -14,12 +14,14 @@ import { cgroupLayout, fdStats, LifewatchError, Monitor, type ExitEvent, type Li
 import { nonChild, reaped, sh } from '../helpers.js'
 import { baseline, fixture, have, isRoot, lastJson, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
 
-test.serial('forced PID reuse in a new PID namespace: a kill through lifewatch never reaches the new process', async (t) => {
-  if (!isRoot || !have('unshare')) {
-    t.log('SKIPPED: needs root and unshare(1) to make a PID namespace and write ns_last_pid')
-    t.pass()
-    return
-  }
+/** `test.serial`, or a declared skip whose reason is printed when `why` is set. */
+function serialUnless(why: string | false) {
+  if (why) console.log(`faults.spec: SKIPPED: ${why}`)
+  return why ? test.serial.skip : test.serial
+}
+
+serialUnless((!isRoot || !have('unshare')) && 'needs root and unshare(1) to make a PID namespace and write ns_last_pid')(
+  'forced PID reuse in a new PID namespace: a kill through lifewatch never reaches the new process', async (t) => {
   const r = await run(['unshare', '--pid', '--fork', '--mount-proc', ...nodeArgv(fixture('pid-reuse.ts'))], { timeoutMs: 60_000 })
   t.is(r.code, 0, r.stderr)
   const results = lastJson<Array<Record<string, unknown>>>(r.stdout)
@@ -102,12 +104,7 @@ test.serial('close while 1,000 next() calls are pending and exits are arriving: 
   report({ section: 'faults', case: 'node: close with 1,000 pending next()', fdsLeaked: openFds() - b.fds, eventsLost: 0, delivered: values.length })
 })
 
-test.serial('EMFILE (RLIMIT_NOFILE lowered with prlimit): ERR_TOO_MANY_FILES at each step, nothing half-open', async (t) => {
-  if (!have('prlimit')) {
-    t.log('SKIPPED: prlimit(1) not found')
-    t.pass()
-    return
-  }
+serialUnless(!have('prlimit') && 'prlimit(1) not found')('EMFILE (RLIMIT_NOFILE lowered with prlimit): ERR_TOO_MANY_FILES at each step, nothing half-open', async (t) => {
   const r = await run(['prlimit', '--nofile=200:200', ...nodeArgv(fixture('emfile.ts'))])
   t.is(r.code, 0, r.stderr)
   const out = lastJson<{ results: Array<Record<string, unknown> & { free: number }>; fdsAtStart: number; fdsAtEnd: number }>(r.stdout)
@@ -221,30 +218,48 @@ test.serial('processes that exit before or during registration: one exit or ERR_
   report({ section: 'faults', case: 'node: exit before/during registration (160 runs)', fdsLeaked: openFds() - b.fds, eventsLost: 0 })
 })
 
-test.serial('unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgroup on a root-owned cgroup', async (t) => {
-  if (!isRoot || !have('setpriv')) {
-    t.log('SKIPPED: needs root and setpriv(1) to drop to an unprivileged user')
-    t.pass()
-    return
-  }
+serialUnless((!isRoot || !have('setpriv')) && 'needs root and setpriv(1) to drop to an unprivileged user')(
+  'unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgroup on a root-owned cgroup', async (t) => {
   const layout = cgroupLayout()
   const rel = `lifewatch-test-${process.pid}-unpriv`
   const dirs = [layout.v1.memory?.mount, layout.unified?.mount].filter((m): m is string => !!m).map((m) => join(m, rel))
   for (const d of dirs) mkdirSync(d)
   try {
-    const r = await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...nodeArgv(fixture('cgroup-unprivileged.ts'), rel)], { timeoutMs: 30_000 })
-    t.is(r.code, 0, r.stderr)
-    const got = lastJson<Record<string, string | number>>(r.stdout)
+    const argv = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...nodeArgv(fixture('cgroup-unprivileged.ts'), rel)]
+    const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = once(p, 'exit')
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000)
+    let stdout = ''
+    let stderr = ''
+    p.stderr.on('data', (d) => (stderr += d))
+    for await (const line of createInterface({ input: p.stdout })) {
+      stdout += line + '\n'
+      // Its default watch is made: remove the unified directory it watches (the kept part).
+      if (line === 'ready' && layout.unified) rmdirSync(dirs.pop()!)
+    }
+    const [code] = (await exited) as [number | null]
+    clearTimeout(timer)
+    t.is(code, 0, stderr)
+    const got = lastJson<Record<string, string | number | boolean>>(stdout)
     t.log(got)
     // Documented behaviour: cgroup writes need ownership of the cgroup. The v1 eventfd
     // registration writes cgroup.event_control and a PSI trigger writes *.pressure: both
-    // ERR_PERMISSION; cgroup.events is only read (inotify): works. The defaults include OOM
-    // where v1 memory exists, so they fail there as a whole rather than degrade.
+    // ERR_PERMISSION when asked for; cgroup.events is only read (inotify): works. With the
+    // defaults, v1 OOM is left out (and listed as such) while cgroup.events still serves.
     t.is(got.create, 'ERR_PERMISSION')
+    const leftOut = got.defaultLeftOut as unknown as Array<{ part: string; code: string; syscall?: string }>
+    const parts = got.defaultParts as unknown as string[]
     if (layout.v1.memory) {
       t.is(got.v1Oom, 'ERR_PERMISSION')
       t.is(got.v1Pressure, 'ERR_PERMISSION')
-      t.is(got.defaults, 'ERR_PERMISSION')
+      t.deepEqual(leftOut, [{ part: 'oom', code: 'ERR_PERMISSION', syscall: 'open' }], 'v1 OOM left out, typed')
+    }
+    if (layout.unified) {
+      t.is(got.defaults, 'ok', 'the defaults keep what works')
+      t.deepEqual(parts, ['events'])
+      t.true(got.defaultRemoved, 'the kept part reports the removal')
+    } else if (layout.v1.memory) {
+      t.is(got.defaults, 'ERR_PERMISSION', 'nothing left to serve the watch')
     }
     if (layout.unified) {
       t.is(got.v2Events, 'ok')
@@ -254,7 +269,7 @@ test.serial('unprivileged (uid 65534): Cgroup.create is ERR_PERMISSION; watchCgr
     for (const m of [layout.v1.memory?.mount, layout.unified?.mount]) {
       if (m) t.false(existsSync(join(m, `${rel}-child`)), 'nothing created')
     }
-    report({ section: 'faults', case: 'node: unprivileged cgroup operations', fdsLeaked: Number(got.fdsLeft), eventsLost: 0, scenarios: 6 })
+    report({ section: 'faults', case: 'node: unprivileged cgroup operations', fdsLeaked: Number(got.fdsLeft), eventsLost: got.defaultRemoved === false && layout.unified ? 1 : 0, scenarios: 7 })
   } finally {
     for (const d of dirs) rmdirSync(d)
   }

@@ -25,5 +25,5 @@ pub use error::{Code, Error, Result};
 pub use event::{monotonic_ns, Event, EventKind, ExitSource, WatchId};
 pub use fd::{FdKind, FdStats, Released};
 pub use monitor::{check_pid, signal_pid, Monitor, MonitorOptions};
-pub use monitor_cgroup::CgroupWatchOptions;
+pub use monitor_cgroup::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use status::ExitStatus;

@@ -42,6 +42,39 @@ pub struct CgroupWatchOptions {
     pub local: bool,
 }
 
+/// One kind of notification serving a cgroup watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchPart {
+    /// OOM kills (v1 eventfd or v2 `memory.events`).
+    Oom,
+    /// `populated` / `frozen` from `cgroup.events`.
+    Events,
+    /// v1 `memory.pressure_level`.
+    Pressure,
+    /// PSI triggers.
+    Psi,
+}
+
+impl WatchPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchPart::Oom => "oom",
+            WatchPart::Events => "events",
+            WatchPart::Pressure => "pressure",
+            WatchPart::Psi => "psi",
+        }
+    }
+}
+
+/// A cgroup watch as made: its id, the parts serving it, and the defaulted parts left out
+/// with the permission error that kept each out.
+#[derive(Debug)]
+pub struct CgroupWatched {
+    pub id: WatchId,
+    pub parts: Vec<WatchPart>,
+    pub left_out: Vec<(WatchPart, Error)>,
+}
+
 /// The Monitor's cgroup state: the hub its sources share, and how to find the layout.
 pub struct Cgroups {
     root: Option<PathBuf>,
@@ -255,39 +288,84 @@ impl Monitor {
     /// directory under a cgroup mount). Events: `oom`, `pressure`, `populated`, `frozen`,
     /// and finally `removed` once every watched directory is gone.
     pub fn watch_cgroup(&self, path: &str, opts: &CgroupWatchOptions) -> Result<WatchId> {
+        self.watch_cgroup_parts(path, opts).map(|w| w.id)
+    }
+
+    /// `watch_cgroup`, saying which parts serve the watch. A part left to its default
+    /// (`None`) that needs a permission the caller lacks (an unprivileged user cannot
+    /// write a v1 `cgroup.event_control`) is left out and listed with its error, so the
+    /// parts that work still do; an explicitly requested part fails the whole call, with
+    /// nothing registered. If every part is left out, the first such error is returned.
+    pub fn watch_cgroup_parts(
+        &self,
+        path: &str,
+        opts: &CgroupWatchOptions,
+    ) -> Result<CgroupWatched> {
         self.check_open()?;
         let layout = self.cgroup_layout()?;
-        let plan = Plan::make(path, opts, &layout)?;
-        if plan.inotify_dir.is_some() {
-            self.ensure_inotify()?;
-        }
+        let mut plan = Plan::make(path, opts, &layout)?;
+        let mut left_out: Vec<(WatchPart, Error)> = Vec::new();
+        // A defaulted part refused for lack of permission is left out; anything else fails.
+        let mut tolerate = |part: WatchPart, requested: Option<bool>, e: Error| -> Result<()> {
+            if requested.is_none() && e.code == Code::Permission {
+                left_out.push((part, e));
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
         // Baselines first: anything after them is reported (see the final check below).
-        let oom = match &plan.oom {
-            Some((kind, file)) => Some(OomState {
-                file: file.clone(),
-                kind: *kind,
-                last: read_baseline(file)?,
-            }),
+        let mut oom = match &plan.oom {
+            Some((kind, file)) => match read_baseline(file) {
+                Ok(last) => Some(OomState {
+                    file: file.clone(),
+                    kind: *kind,
+                    last,
+                }),
+                Err(e) => {
+                    tolerate(WatchPart::Oom, opts.oom, e)?;
+                    None
+                }
+            },
             None => None,
         };
         let events = match &plan.events {
-            Some(file) => {
-                let c = read_baseline(file)?;
-                Some(EventsState {
+            Some(file) => match read_baseline(file) {
+                Ok(c) => Some(EventsState {
                     file: file.clone(),
                     populated: c.get("populated").map(|&v| v != 0),
                     frozen: c.get("frozen").map(|&v| v != 0),
-                })
-            }
+                }),
+                Err(e) => {
+                    tolerate(WatchPart::Events, opts.events, e)?;
+                    None
+                }
+            },
             None => None,
         };
+        if oom.is_none() {
+            plan.oom = None;
+        }
+        if events.is_none() {
+            plan.events = None;
+        }
+        if plan.oom.as_ref().map(|o| o.0) != Some(OomFile::V2) && plan.events.is_none() {
+            plan.inotify_dir = None;
+        }
+        if plan.inotify_dir.is_some() {
+            self.ensure_inotify()?;
+        }
         // Open every fd; an error drops (closes) what was opened so far.
         let mut v1: Vec<(CountedFd, V1What)> = Vec::new();
         if let (Some((OomFile::V1, _)), Some(dir)) = (&plan.oom, &plan.v1_dir) {
-            v1.push((
-                v1_oom::register(dir, "memory.oom_control", None)?,
-                V1What::Oom,
-            ));
+            match v1_oom::register(dir, "memory.oom_control", None) {
+                Ok(fd) => v1.push((fd, V1What::Oom)),
+                Err(e) => tolerate(WatchPart::Oom, opts.oom, e)?,
+            }
+        }
+        if v1.is_empty() && matches!(plan.oom, Some((OomFile::V1, _))) {
+            plan.oom = None;
+            oom = None;
         }
         if let (Some(level), Some(dir)) = (&plan.pressure, &plan.v1_dir) {
             let arg = level.arg();
@@ -300,6 +378,22 @@ impl Monitor {
         for (file, t) in &plan.psi {
             let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
             psis.push((psi::arm(file, t)?, *t, dir));
+        }
+        let parts: Vec<WatchPart> = [
+            (WatchPart::Oom, plan.oom.is_some()),
+            (WatchPart::Events, plan.events.is_some()),
+            (WatchPart::Pressure, plan.pressure.is_some()),
+            (WatchPart::Psi, !plan.psi.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(p, on)| on.then_some(p))
+        .collect();
+        if parts.is_empty() {
+            let (_, first) = left_out
+                .into_iter()
+                .next()
+                .expect("Plan::make refuses a plan without parts: an empty one had parts left out");
+            return Err(first);
         }
 
         let id = self.shared.reserve_id();
@@ -387,7 +481,11 @@ impl Monitor {
             if let Some(e) = failed {
                 return Err(e);
             }
-            return Ok(id);
+            return Ok(CgroupWatched {
+                id,
+                parts,
+                left_out,
+            });
         }
         // Whatever changed between the baselines and the registrations.
         let mut out = Vec::new();
@@ -398,7 +496,11 @@ impl Monitor {
             hub.check_events(id, now, &mut out);
         }
         self.shared.publish(out);
-        Ok(id)
+        Ok(CgroupWatched {
+            id,
+            parts,
+            left_out,
+        })
     }
 
     /// A system-wide PSI trigger on `/proc/pressure/<resource>`: `pressure` events with

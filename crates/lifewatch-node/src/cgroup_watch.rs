@@ -9,7 +9,7 @@ use lifewatch_core::CgroupWatchOptions;
 use napi::Result;
 use napi_derive::napi;
 
-use crate::error::IntoNapi;
+use crate::error::{to_napi, IntoNapi};
 use crate::event::NativeCgroupStats;
 use crate::monitor::NativeMonitor;
 
@@ -40,6 +40,20 @@ pub struct NativeCgroupWatchOptions {
     pub pressure: Option<String>,
     pub psi: Option<Vec<NativePsiTrigger>>,
     pub local: Option<bool>,
+}
+
+/// A defaulted part left out: its name and the error (as `to_napi` words it) that kept it out.
+#[napi(object)]
+pub struct NativeLeftOut {
+    pub part: String,
+    pub error: String,
+}
+
+#[napi(object)]
+pub struct NativeCgroupWatched {
+    pub id: u32,
+    pub parts: Vec<String>,
+    pub left_out: Vec<NativeLeftOut>,
 }
 
 #[napi(object)]
@@ -98,7 +112,7 @@ impl NativeMonitor {
         &self,
         path: String,
         options: Option<NativeCgroupWatchOptions>,
-    ) -> Result<u32> {
+    ) -> Result<NativeCgroupWatched> {
         let o = options.unwrap_or(NativeCgroupWatchOptions {
             oom: None,
             events: None,
@@ -120,7 +134,19 @@ impl NativeMonitor {
             psi,
             local: o.local.unwrap_or(false),
         };
-        self.inner.core.watch_cgroup(&path, &opts).napi()
+        let w = self.inner.core.watch_cgroup_parts(&path, &opts).napi()?;
+        Ok(NativeCgroupWatched {
+            id: w.id,
+            parts: w.parts.iter().map(|p| p.as_str().into()).collect(),
+            left_out: w
+                .left_out
+                .into_iter()
+                .map(|(p, e)| NativeLeftOut {
+                    part: p.as_str().into(),
+                    error: to_napi(e).reason,
+                })
+                .collect(),
+        })
     }
 
     /// A system-wide PSI trigger (/proc/pressure/<resource>).

@@ -28,8 +28,15 @@ pub fn open(path: &Path, flags: OFlags, what: &str) -> Result<CountedFd> {
 pub fn write(dir: &Path, name: &str, value: &str, what: &str) -> Result<()> {
     let path = dir.join(name);
     let fd = open(&path, OFlags::WRONLY, what)?;
+    // A v1 memory limit write reclaims down to the new limit and returns EINTR when a
+    // signal arrives meanwhile (seen under the stress test): the write is simply retried.
     let n = crate::failpoint::hit("write")
-        .and_then(|()| rustix::io::write(&fd, value.as_bytes()))
+        .and_then(|()| loop {
+            match rustix::io::write(&fd, value.as_bytes()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r,
+            }
+        })
         .sys(
             "write",
             format!("{what}: writing {value:?} to {}", path.display()),

@@ -236,7 +236,21 @@ impl Hub {
         }
         self.check_oom(watch, time, false, out);
         self.check_events(watch, time, out);
-        let w = self.watches.remove(&watch).expect("present above");
+        let mut w = self.watches.remove(&watch).expect("present above");
+        // The kernel refuses to remove a populated cgroup, so a removed one was emptied; its
+        // last `populated 0` is lost when cgroup.events was gone before we could read it.
+        if let Some(ev) = w.events.as_mut().filter(|e| e.populated == Some(true)) {
+            ev.populated = Some(false);
+            Self::push(
+                out,
+                watch,
+                time,
+                EventKind::Populated {
+                    cgroup: w.name(),
+                    value: false,
+                },
+            );
+        }
         let counters = match (&w.oom, &w.events) {
             (Some(o), _) => o.last.clone(),
             (None, Some(e)) => {
