@@ -87,6 +87,10 @@ impl Source for FallbackWatch {
         Some(self.due)
     }
 
+    fn timed(&self) -> bool {
+        true
+    }
+
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
         match self.check() {
             Some(status) => {

@@ -35,8 +35,7 @@ pub struct Registry {
     joined: HashMap<WatchId, WatchId>,
     /// The source a new watch of this process may join.
     shareable: HashMap<ShareKey, WatchId>,
-    /// Polled sources (the no-pidfd fallback): the only ones the loop asks when due, so a
-    /// wakeup costs nothing per pidfd watch.
+    /// Timed sources (fallback polling, v1 OOM re-reads): the only ones asked when due.
     polled: HashSet<WatchId>,
 }
 
@@ -64,7 +63,7 @@ impl Registry {
         if let Some(key) = share {
             self.shareable.insert(key, id);
         }
-        if source.due().is_some() {
+        if source.timed() {
             self.polled.insert(id);
         }
         self.sources.insert(id, Entry { source, share });
@@ -227,6 +226,39 @@ mod tests {
             self.0
         }
         fn release(self: Box<Self>, _: Release, _: &mut Released) {}
+    }
+
+    /// A timed source (like v1 OOM re-reads) whose due time is set after registration.
+    struct Timed(std::sync::Arc<std::sync::Mutex<Option<Instant>>>);
+
+    impl Source for Timed {
+        fn interest(&self) -> Option<(BorrowedFd<'_>, EventFlags)> {
+            None
+        }
+        fn ready(&mut self, _: &mut Ready<'_>) -> Keep {
+            Keep::Yes
+        }
+        fn due(&self) -> Option<Instant> {
+            *self.0.lock().unwrap()
+        }
+        fn timed(&self) -> bool {
+            true
+        }
+        fn release(self: Box<Self>, _: Release, _: &mut Released) {}
+    }
+
+    #[test]
+    fn a_due_time_set_after_registration_is_seen() {
+        let mut reg = Registry::default();
+        let due = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let id = reg.next_id();
+        reg.insert(id, Box::new(Timed(due.clone())), None);
+        add(&mut reg, true, 7);
+        let now = Instant::now();
+        assert_eq!(reg.next_due(), None);
+        *due.lock().unwrap() = Some(now);
+        assert_eq!(reg.next_due(), Some(now));
+        assert_eq!(reg.due_keys(now), vec![id]);
     }
 
     fn add(reg: &mut Registry, alive: bool, pid: ShareKey) -> WatchId {

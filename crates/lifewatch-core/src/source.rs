@@ -34,6 +34,12 @@ pub trait Source: Send {
         None
     }
 
+    /// Whether `due` can ever return a time: only such sources are asked on each turn of
+    /// the loop, so a wakeup costs nothing per pidfd watch.
+    fn timed(&self) -> bool {
+        false
+    }
+
     /// Whether another watch of the same process may share this source now (its process
     /// has not exited yet, so the PID still names it).
     fn joinable(&self) -> bool {

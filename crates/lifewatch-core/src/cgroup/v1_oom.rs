@@ -174,6 +174,10 @@ impl Source for V1Part {
         self.recheck.map(|(at, _)| at)
     }
 
+    fn timed(&self) -> bool {
+        true
+    }
+
     fn release(self: Box<Self>, how: Release, released: &mut Released) {
         released.add(self.fd.kind());
         self.fd.close(how);
