@@ -321,6 +321,7 @@ impl Monitor {
                     file: file.clone(),
                     kind: *kind,
                     last,
+                    pending: None,
                 }),
                 Err(e) => {
                     tolerate(WatchPart::Oom, opts.oom, e)?;

@@ -9,6 +9,7 @@ pub mod kill;
 pub mod layout;
 pub mod limits;
 pub mod manager;
+pub(crate) mod oom_check;
 pub mod path;
 pub mod psi;
 pub mod stats;

@@ -148,7 +148,7 @@ impl Source for V1Part {
                 let kills = hub.check_oom(self.watch, cx.time, notified, cx.out);
                 match (kills, notified, self.recheck) {
                     (0, true, _) => self.schedule(0),
-                    (0, false, Some((_, n))) => self.schedule(n + 1),
+                    (0, false, Some((_, n))) if hub.oom_pending(self.watch) => self.schedule(n + 1),
                     _ => self.recheck = None,
                 }
             }

@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Instant;
 
 use rustix::event::epoll::EventFlags;
 use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
@@ -77,8 +78,20 @@ impl Source for InotifySource {
         // Lets a test hold the reactor here while it overflows the kernel's queue.
         crate::failpoint::hook("inotify.ready");
         let events = self.read_all();
-        lock(&self.hub).on_inotify(&events, cx.time, cx.out);
+        let mut hub = lock(&self.hub);
+        hub.on_inotify(&events, cx.time, cx.out);
+        hub.expire_v2(cx.time, Instant::now(), cx.out);
         Keep::Yes
+    }
+
+    /// An OOM waiting for its kill is reported when the wait runs out, even if no further
+    /// inotify event comes.
+    fn due(&self) -> Option<Instant> {
+        lock(&self.hub).next_v2_deadline()
+    }
+
+    fn timed(&self) -> bool {
+        true
     }
 
     fn release(self: Box<Self>, how: Release, released: &mut Released) {
@@ -260,6 +273,7 @@ mod tests {
                 last: crate::cgroup::stats::read_counters(&memory_events).unwrap(),
                 file: memory_events,
                 kind: OomFile::V2,
+                pending: None,
             }),
             events: Some(EventsState {
                 file: root.join("job/cgroup.events"),
@@ -349,6 +363,64 @@ mod tests {
         );
         assert!(lock(&hub).watches.is_empty());
         assert!(lock(&hub).inotify.as_ref().unwrap().wds.is_empty());
+        Box::new(src).release(Release::Normal, &mut Released::default());
+    }
+
+    fn oom_kills(out: &[Event]) -> Vec<(u64, u64)> {
+        out.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Oom { kills, deltas, .. } => {
+                    Some((*kills, deltas.get("oom").copied().unwrap_or(0)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_oom_waits_for_its_kill_and_comes_as_one_event() {
+        let (root, hub, src) = setup("oomkill");
+        let _ = pump(&src, &hub);
+        std::fs::write(root.join("job/memory.events"), "oom 2\noom_kill 1\n").unwrap();
+        assert!(pump(&src, &hub).is_empty(), "held for its kill");
+        assert!(lock(&hub).next_v2_deadline().is_some());
+        std::fs::write(root.join("job/memory.events"), "oom 2\noom_kill 2\n").unwrap();
+        assert_eq!(oom_kills(&pump(&src, &hub)), [(1, 1)]);
+        assert_eq!(lock(&hub).next_v2_deadline(), None);
+        std::fs::remove_dir_all(&root).unwrap();
+        Box::new(src).release(Release::Normal, &mut Released::default());
+    }
+
+    #[test]
+    fn an_oom_without_a_kill_is_reported_when_the_wait_runs_out() {
+        let (root, hub, src) = setup("oomalone");
+        let _ = pump(&src, &hub);
+        std::fs::write(root.join("job/memory.events"), "oom 2\noom_kill 1\n").unwrap();
+        assert!(pump(&src, &hub).is_empty());
+        let deadline = lock(&hub).next_v2_deadline().expect("waiting");
+        let mut out = Vec::new();
+        lock(&hub).expire_v2(1, deadline - std::time::Duration::from_millis(1), &mut out);
+        assert!(out.is_empty(), "not before the deadline");
+        lock(&hub).expire_v2(1, deadline, &mut out);
+        assert_eq!(oom_kills(&out), [(0, 1)]);
+        assert_eq!(lock(&hub).next_v2_deadline(), None, "reported once");
+        std::fs::remove_dir_all(&root).unwrap();
+        Box::new(src).release(Release::Normal, &mut Released::default());
+    }
+
+    #[test]
+    fn an_oom_waiting_for_its_kill_is_reported_at_removal() {
+        let (root, hub, src) = setup("oomgone");
+        let _ = pump(&src, &hub);
+        std::fs::write(root.join("job/memory.events"), "oom 2\noom_kill 1\n").unwrap();
+        assert!(pump(&src, &hub).is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+        let out = pump(&src, &hub);
+        assert_eq!(oom_kills(&out), [(0, 0)], "{out:?}");
+        assert!(matches!(
+            out.last().map(|e| &e.kind),
+            Some(EventKind::Removed { .. })
+        ));
         Box::new(src).release(Release::Normal, &mut Released::default());
     }
 

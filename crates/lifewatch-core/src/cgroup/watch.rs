@@ -32,6 +32,9 @@ pub(crate) struct OomState {
     pub kind: OomFile,
     /// The baseline: counters as of the last event (or of registration).
     pub last: Counters,
+    /// An OOM seen without its kill (v2 `oom` counted, or a v1 notification): until this
+    /// deadline it waits for the kill, then it is reported alone.
+    pub pending: Option<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -106,65 +109,13 @@ pub(crate) fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
 }
 
 /// The statistics an `oom` or `removed` event carries; empty before the layout is known.
-fn snapshot(layout: Option<&Layout>, path: &CgroupPath) -> stats::Stats {
+pub(crate) fn snapshot(layout: Option<&Layout>, path: &CgroupPath) -> stats::Stats {
     layout.map(|l| stats::snapshot(l, path)).unwrap_or_default()
 }
 
 impl Hub {
     pub(crate) fn push(out: &mut Vec<Event>, watch: WatchId, time: u64, kind: EventKind) {
         out.push(Event { watch, time, kind });
-    }
-
-    /// Re-reads a watch's OOM counters and reports any increase of `oom_kill`, `oom` or
-    /// `oom_group_kill` (with the max/high deltas alongside). `notified`: the kernel said
-    /// an OOM happened (v1 eventfd), so an OOM without a kill (`under_oom`, oom killer
-    /// disabled) is reported too.
-    /// Returns the kills reported.
-    pub(crate) fn check_oom(
-        &mut self,
-        watch: WatchId,
-        time: u64,
-        notified: bool,
-        out: &mut Vec<Event>,
-    ) -> u64 {
-        let Some(w) = self.watches.get_mut(&watch) else {
-            return 0;
-        };
-        let Some(oom) = w.oom.as_mut() else {
-            return 0;
-        };
-        let Ok(now) = stats::read_counters(&oom.file) else {
-            return 0;
-        };
-        let deltas = stats::deltas(&oom.last, &now);
-        let d = |k: &str| deltas.get(k).copied().unwrap_or(0);
-        let kills = d("oom_kill");
-        // v2 counts `oom` when the OOM starts and `oom_kill` moments later (and notifies
-        // again): an OOM still without its kill is held back, baseline unchanged, so one
-        // OOM is one event carrying both deltas.
-        if oom.kind == OomFile::V2 && kills == 0 && d("oom_group_kill") == 0 && d("oom") > 0 {
-            return 0;
-        }
-        oom.last = now.clone();
-        let under = notified && oom.kind == OomFile::V1 && now.get("under_oom") == Some(&1);
-        if kills == 0 && d("oom") == 0 && d("oom_group_kill") == 0 && !under {
-            return 0;
-        }
-        let cgroup = w.name();
-        let stats = snapshot(self.layout.as_ref(), &w.path);
-        Self::push(
-            out,
-            watch,
-            time,
-            EventKind::Oom {
-                cgroup,
-                kills,
-                deltas,
-                counters: now,
-                stats,
-            },
-        );
-        kills
     }
 
     /// Reports `populated` / `frozen` changes of `cgroup.events` against the baseline.
@@ -207,22 +158,6 @@ impl Hub {
         }
     }
 
-    /// Before an exit is reported: a process killed by a cgroup's OOM killer exits after
-    /// the kernel raised `oom_kill` (it counts before it signals), but the notification
-    /// (inotify work item, eventfd) may reach us after the pidfd. Re-reading every OOM
-    /// watch's counters here puts the OOM event first.
-    pub fn flush_oom(&mut self, time: u64, out: &mut Vec<Event>) {
-        let ids: Vec<WatchId> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| w.oom.is_some())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            self.check_oom(id, time, false, out);
-        }
-    }
-
     /// One part of a watch saw its directory disappear. When it was the last, the watch
     /// ends: a last look at the counters (an OOM just before removal is still reported),
     /// then `removed` with the final counters, and its inotify wds are dropped.
@@ -235,6 +170,7 @@ impl Hub {
             return Keep::No;
         }
         self.check_oom(watch, time, false, out);
+        self.report_pending(watch, time, out);
         self.check_events(watch, time, out);
         let mut w = self.watches.remove(&watch).expect("present above");
         // The kernel refuses to remove a populated cgroup, so a removed one was emptied; its
