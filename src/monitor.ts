@@ -120,9 +120,14 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     return this.#closed
   }
 
-  /** Active watches and how many batch deliveries (N-API calls) the monitor has made. */
-  get stats(): { watches: number; deliveries: number } {
-    return { watches: this.#native.watchCount, deliveries: this.#native.notifications }
+  /**
+   * Active watches, how many batch deliveries (N-API calls) the monitor has made, and how
+   * many times the kernel's inotify queue overflowed (each one re-read every cgroup v2
+   * watch, so no state was lost; a steady count means a monitor too busy to keep up).
+   */
+  get stats(): { watches: number; deliveries: number; inotifyOverflows: number } {
+    const n = this.#native
+    return { watches: n.watchCount, deliveries: n.notifications, inotifyOverflows: n.inotifyOverflows }
   }
 
   /**

@@ -156,6 +156,12 @@ impl NativeMonitor {
         self.inner.core.watch_count() as u32
     }
 
+    /// IN_Q_OVERFLOW seen on the monitor's inotify fd (each one re-read every v2 watch).
+    #[napi(getter)]
+    pub fn inotify_overflows(&self) -> f64 {
+        self.inner.core.inotify_overflows() as f64
+    }
+
     /// Batch notifications raised so far: the N-API calls made to deliver events.
     #[napi(getter)]
     pub fn notifications(&self) -> f64 {
