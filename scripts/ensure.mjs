@@ -1,6 +1,7 @@
 // Brings a fresh clone (or a stale build) up to date: npm packages, the native addon,
 // the TypeScript output. Each step runs only when its inputs are newer than its outputs.
-import { chmodSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { addonName, mtime, newest, root, run } from './lib.mjs'
 
@@ -17,15 +18,20 @@ if (mtime('node_modules/.package-lock.json') < Math.max(mtime('package.json'), m
 
 const addon = addonName()
 const nativeInputs = newest('crates', 'Cargo.toml', 'Cargo.lock')
-if (mtime(addon) < nativeInputs || !mtime('binding.cjs')) {
+// LIFEWATCH_DEBUG_BUILD=1: an unoptimised addon, for quick edit-test loops during development.
+// The profile built last is recorded, so a later plain run (a bench) gets a release build again.
+const profile = process.env.LIFEWATCH_DEBUG_BUILD === '1' ? 'debug' : 'release'
+const profileStamp = join(root, 'target', 'lifewatch-addon-profile')
+const builtProfile = existsSync(profileStamp) ? readFileSync(profileStamp, 'utf8').trim() : 'release'
+if (mtime(addon) < nativeInputs || !mtime('binding.cjs') || builtProfile !== profile) {
   if (spawnSync('cargo', ['--version'], { cwd: root }).status !== 0) {
     console.error('the native addon is missing or stale and cargo is not on PATH: install Rust (https://rustup.rs)')
     process.exit(1)
   }
-  // LIFEWATCH_DEBUG_BUILD=1: an unoptimised addon, for quick edit-test loops during development.
-  const profile = process.env.LIFEWATCH_DEBUG_BUILD === '1' ? [] : ['--release']
-  run('npx', ['napi', 'build', '--platform', ...profile, '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
-    '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
+  run('npx', ['napi', 'build', '--platform', ...(profile === 'release' ? ['--release'] : []),
+    '--manifest-path', 'crates/lifewatch-node/Cargo.toml', '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
+  mkdirSync(dirname(profileStamp), { recursive: true })
+  writeFileSync(profileStamp, profile)
 }
 
 if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'))) {
