@@ -14,16 +14,18 @@ use crate::status::ExitStatus;
 const ATTEMPTS: u32 = 8;
 
 /// `start_time` is the process's /proc start time recorded at watch time, so the zombie
-/// read from /proc is known to be the same process and not a reused PID.
+/// read from /proc is known to be the same process and not a reused PID. `child`: it was
+/// our child when watched, so waitid may answer (for anyone else's it is ECHILD).
 pub fn resolve(
     pidfd: BorrowedFd<'_>,
     pid: i32,
     start_time: Option<u64>,
     reap: bool,
+    child: bool,
 ) -> (Option<ExitStatus>, ExitSource) {
     let mut info_supported = true;
     for attempt in 0..ATTEMPTS {
-        if let Some(st) = pidfd::wait_child(pidfd, reap) {
+        if let Some(st) = child.then(|| pidfd::wait_child(pidfd, reap)).flatten() {
             return (Some(st), ExitSource::Waitid);
         }
         if info_supported {

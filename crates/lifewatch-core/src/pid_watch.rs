@@ -18,6 +18,9 @@ pub struct PidWatch {
     start_time: Option<u64>,
     /// Our own child (spawned by lifewatch): reap it. Anyone else's zombie is left alone.
     reap: bool,
+    /// A child of this process when watched (waitid can answer): for anyone else's process
+    /// waitid is always ECHILD, a syscall saved per exit.
+    child: bool,
 }
 
 impl PidWatch {
@@ -31,14 +34,15 @@ impl PidWatch {
     pub fn from_pidfd(pid: i32, fd: CountedFd, reap: bool) -> Self {
         // The start time is only trusted if the pidfd's process is still there after
         // reading it: until it is reaped its PID cannot be reused.
-        let start_time = procstat::read(pid)
-            .map(|s| s.start_time)
-            .filter(|_| pidfd::alive(fd.as_fd()));
+        let stat = procstat::read(pid).filter(|_| pidfd::alive(fd.as_fd()));
+        // Unknown parent (unreadable /proc): ask waitid, as for a child.
+        let child = reap || stat.is_none_or(|s| s.ppid as u32 == std::process::id());
         PidWatch {
             pid,
             fd: fd.commit(),
-            start_time,
+            start_time: stat.map(|s| s.start_time),
             reap,
+            child,
         }
     }
 }
@@ -49,7 +53,13 @@ impl Source for PidWatch {
     }
 
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
-        let (status, source) = exit::resolve(self.fd.as_fd(), self.pid, self.start_time, self.reap);
+        let (status, source) = exit::resolve(
+            self.fd.as_fd(),
+            self.pid,
+            self.start_time,
+            self.reap,
+            self.child,
+        );
         cx.out.push(Event {
             watch: cx.watch,
             time: cx.time,

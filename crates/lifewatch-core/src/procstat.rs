@@ -1,10 +1,13 @@
-//! `/proc/<pid>/stat`: state, start time (identity against PID reuse) and a zombie's exit code.
+//! `/proc/<pid>/stat`: state, parent, start time (identity against PID reuse) and a zombie's
+//! exit code.
 
-use std::fs;
+use rustix::fs::{Mode, OFlags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    /// Field 4: the parent's PID.
+    pub ppid: i32,
     /// Field 22, in clock ticks since boot: with the PID, identifies one process for good.
     pub start_time: u64,
     /// Field 52 (Linux 3.5+): the wait status, meaningful once the process is a zombie.
@@ -24,20 +27,32 @@ pub fn parse(text: &str) -> Option<ProcStat> {
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // fields[0] is field 3 (state); field n is fields[n - 3].
     let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(4 - 3)?.parse().ok()?;
     let start_time = fields.get(22 - 3)?.parse().ok()?;
     let exit_code = fields.get(52 - 3).and_then(|s| s.parse().ok());
     Some(ProcStat {
         state,
+        ppid,
         start_time,
         exit_code,
     })
 }
 
-/// `None` when the process is gone (or /proc is unreadable for it).
+/// The longest line the kernel writes: 52 fields of at most 20 digits plus a 16-byte name.
+const LINE_MAX: usize = 2048;
+
+/// `None` when the process is gone (or /proc is unreadable for it). One open, one read, one
+/// close: this runs on the reactor thread for every exit of a non-child.
 pub fn read(pid: i32) -> Option<ProcStat> {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| parse(&t))
+    let fd = rustix::fs::open(
+        format!("/proc/{pid}/stat"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = [0u8; LINE_MAX];
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    parse(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 #[cfg(test)]
@@ -47,6 +62,7 @@ mod tests {
     fn line(comm: &str, state: char, start: u64, exit: i32) -> String {
         let mut f: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
         f[0] = state.to_string();
+        f[4 - 3] = "77".into();
         f[22 - 3] = start.to_string();
         f[52 - 3] = exit.to_string();
         format!("1234 ({comm}) {}", f.join(" "))
@@ -58,6 +74,7 @@ mod tests {
         assert_eq!(s.state, 'Z');
         assert!(s.is_zombie());
         assert_eq!(s.start_time, 987654);
+        assert_eq!(s.ppid, 77);
         assert_eq!(s.exit_code, Some(1792));
     }
 
@@ -78,6 +95,7 @@ mod tests {
     fn reads_own_process() {
         let s = read(std::process::id() as i32).unwrap();
         assert!(s.start_time > 0);
+        assert_eq!(s.ppid as u32, std::os::unix::process::parent_id());
         assert!(!s.is_zombie());
     }
 }
