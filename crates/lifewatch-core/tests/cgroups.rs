@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
 use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use lifewatch_core::cgroup::stats::{Counters, Stats};
 use lifewatch_core::cgroup::Layout;
-use lifewatch_core::{CgroupWatchOptions, Code, Event, EventKind, MonitorOptions};
+use lifewatch_core::{CgroupWatchOptions, Code, Event, EventKind, MonitorOptions, WatchId};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -95,16 +96,14 @@ fn layout() -> Layout {
     Layout::detect().unwrap()
 }
 
-/// The v1 memory hierarchy, if this host has one and we may create cgroups in it.
-fn v1_memory() -> Option<PathBuf> {
+/// A child of the v1 memory hierarchy, if this host has one and we may create cgroups in it.
+fn v1_memory_cgroup() -> Option<TestCgroup> {
     let l = layout();
-    match l.v1.get("memory") {
-        Some(h) => Some(h.mount.clone()),
-        None => {
-            eprintln!("skip: no v1 memory hierarchy");
-            None
-        }
-    }
+    let Some(h) = l.v1.get("memory") else {
+        eprintln!("skip: no v1 memory hierarchy");
+        return None;
+    };
+    TestCgroup::new(&h.mount)
 }
 
 /// The unified hierarchy and whether it has the memory controller for children.
@@ -128,8 +127,42 @@ fn wait_for(h: &Harness, pred: impl Fn(&Event) -> bool, within: Duration) -> Vec
     got
 }
 
+/// Fails, listing every event, unless one matches `pred`.
+#[track_caller]
+fn assert_any(got: &[Event], pred: impl Fn(&Event) -> bool) {
+    assert!(got.iter().any(pred), "{got:?}");
+}
+
+/// Waits for an event of watch `id` that matches `pred`, failing if none came in time.
+#[track_caller]
+fn expect(h: &Harness, id: WatchId, pred: impl Fn(&Event) -> bool, within: Duration) -> Vec<Event> {
+    let ours = |e: &Event| e.watch == id && pred(e);
+    let got = wait_for(h, ours, within);
+    assert_any(&got, ours);
+    got
+}
+
 fn is_removed(e: &Event) -> bool {
     matches!(e.kind, EventKind::Removed { .. })
+}
+
+fn is_oom(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Oom { .. })
+}
+
+fn is_pressure(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Pressure { .. })
+}
+
+fn watch(h: &Harness, cg: &TestCgroup, opts: CgroupWatchOptions) -> WatchId {
+    h.monitor.watch_cgroup(&cg.rel, &opts).unwrap()
+}
+
+/// Removes `cg`, then waits for watch `id` to end with a `removed` event.
+#[track_caller]
+fn expect_removed_on_rmdir(h: &Harness, cg: &TestCgroup, id: WatchId) -> Vec<Event> {
+    assert!(cg.rmdir());
+    expect(h, id, is_removed, Duration::from_secs(5))
 }
 
 #[test]
@@ -152,28 +185,22 @@ fn populated_goes_to_zero_then_removed() {
         oom: Some(false),
         ..Default::default()
     };
-    let id = h.monitor.watch_cgroup(&cg.rel, &opts).unwrap();
+    let id = watch(&h, &cg, opts);
     let got = wait_for(
         &h,
         |e| matches!(e.kind, EventKind::Populated { value: false, .. }),
         Duration::from_secs(5),
     );
     child.wait().unwrap();
-    assert!(
-        got.iter().any(|e| e.watch == id
+    assert_any(&got, |e| {
+        e.watch == id
             && e.kind
                 == EventKind::Populated {
                     cgroup: format!("/{}", cg.rel),
-                    value: false
-                }),
-        "{got:?}"
-    );
-    assert!(cg.rmdir());
-    let got = wait_for(&h, is_removed, Duration::from_secs(5));
-    assert!(
-        got.iter().any(|e| e.watch == id && is_removed(e)),
-        "{got:?}"
-    );
+                    value: false,
+                }
+    });
+    expect_removed_on_rmdir(&h, &cg, id);
     assert_eq!(h.monitor.cgroup_watch_count(), 0);
     assert!(!h.monitor.unwatch(id).unwrap(), "the watch ended by itself");
 }
@@ -190,32 +217,16 @@ fn frozen_changes_are_reported() {
         return;
     }
     let h = Harness::new(MonitorOptions::default());
-    let id = h
-        .monitor
-        .watch_cgroup(&cg.rel, &CgroupWatchOptions::default())
-        .unwrap();
-    cg.write("cgroup.freeze", "1");
-    let got = wait_for(
-        &h,
-        |e| matches!(e.kind, EventKind::Frozen { value: true, .. }),
-        Duration::from_secs(5),
-    );
-    assert!(
-        got.iter()
-            .any(|e| e.watch == id && matches!(e.kind, EventKind::Frozen { value: true, .. })),
-        "{got:?}"
-    );
-    cg.write("cgroup.freeze", "0");
-    let got = wait_for(
-        &h,
-        |e| matches!(e.kind, EventKind::Frozen { value: false, .. }),
-        Duration::from_secs(5),
-    );
-    assert!(
-        got.iter()
-            .any(|e| matches!(e.kind, EventKind::Frozen { value: false, .. })),
-        "{got:?}"
-    );
+    let id = watch(&h, &cg, CgroupWatchOptions::default());
+    for (write, value) in [("1", true), ("0", false)] {
+        cg.write("cgroup.freeze", write);
+        expect(
+            &h,
+            id,
+            |e| matches!(e.kind, EventKind::Frozen { value: v, .. } if v == value),
+            Duration::from_secs(5),
+        );
+    }
 }
 
 #[test]
@@ -244,27 +255,13 @@ fn bad_input_is_typed_and_leaks_nothing() {
         ..Default::default()
     };
     assert_eq!(code("", &bad_psi), Code::InvalidArgument);
-    assert_eq!(
-        code(
-            "",
-            &CgroupWatchOptions {
-                pressure: Some("extreme".into()),
-                ..Default::default()
-            }
-        ),
-        Code::InvalidArgument
-    );
+    let pressure = |level: &str| CgroupWatchOptions {
+        pressure: Some(level.into()),
+        ..Default::default()
+    };
+    assert_eq!(code("", &pressure("extreme")), Code::InvalidArgument);
     if !l.v1.contains_key("memory") {
-        assert_eq!(
-            code(
-                "",
-                &CgroupWatchOptions {
-                    pressure: Some("low".into()),
-                    ..Default::default()
-                }
-            ),
-            Code::UnsupportedKernel
-        );
+        assert_eq!(code("", &pressure("low")), Code::UnsupportedKernel);
     }
     // A cgroup root in a plain directory: refused by the statfs check.
     let fake = Harness::new(MonitorOptions {
@@ -279,34 +276,21 @@ fn bad_input_is_typed_and_leaks_nothing() {
 #[test]
 fn v1_rmdir_mid_watch_is_removed_not_oom() {
     let _s = serial();
-    let Some(mem) = v1_memory() else { return };
-    let Some(cg) = TestCgroup::new(&mem) else {
-        return;
-    };
+    let Some(cg) = v1_memory_cgroup() else { return };
     let h = Harness::new(MonitorOptions::default());
-    let id = h
-        .monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(true),
-                pressure: Some("low".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert!(cg.rmdir());
-    let got = wait_for(&h, is_removed, Duration::from_secs(5));
-    assert!(
-        got.iter().any(|e| e.watch == id && is_removed(e)),
-        "{got:?}"
-    );
-    assert!(
-        !got.iter().any(|e| matches!(e.kind, EventKind::Oom { .. })),
-        "{got:?}"
-    );
+    let opts = CgroupWatchOptions {
+        oom: Some(true),
+        pressure: Some("low".into()),
+        ..Default::default()
+    };
+    let id = watch(&h, &cg, opts);
+    let got = expect_removed_on_rmdir(&h, &cg, id);
+    assert!(!got.iter().any(is_oom), "{got:?}");
     assert_eq!(h.monitor.cgroup_watch_count(), 0);
 }
+
+/// The limit the memory hog runs into: 32 MiB.
+const HOG_LIMIT: &str = "33554432";
 
 /// Builds the memory hog: allocates and touches 1 MiB chunks until killed.
 fn hog_cmd() -> String {
@@ -314,94 +298,126 @@ fn hog_cmd() -> String {
     "sh -c 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while :; do x=$x$x; done'".into()
 }
 
+/// A hog run to its OOM kill: the events up to its exit and where the OOM and exit stand.
+struct OomRun {
+    got: Vec<Event>,
+    oom: usize,
+    exit: usize,
+    start: u64,
+}
+
+impl OomRun {
+    /// Runs the hog in `cg` until its exit event (or `within`); fails unless cgroup watch
+    /// `cw` reported an OOM with a kill before that exit, and the exit was a SIGKILL.
+    #[track_caller]
+    fn new(h: &Harness, cg: &TestCgroup, cw: WatchId, within: Duration) -> OomRun {
+        let start = lifewatch_core::monotonic_ns();
+        let mut hog = cg.spawn(&hog_cmd());
+        let pw = h.monitor.watch_own_child(hog.id() as i32, None).unwrap();
+        let mut got = wait_for(h, |e| e.watch == pw, within);
+        let _ = hog.wait();
+        // The inotify notification may trail the exit: collect a little longer.
+        got.extend(h.collect(1, Duration::from_millis(300)));
+        let oom = got.iter().position(|e| e.watch == cw && is_oom(e));
+        let exit = got.iter().position(|e| e.watch == pw);
+        let (Some(oom), Some(exit)) = (oom, exit) else {
+            panic!("{got:?}")
+        };
+        assert!(oom < exit, "OOM before exit: {got:?}");
+        let run = OomRun {
+            got,
+            oom,
+            exit,
+            start,
+        };
+        assert!(run.oom_event().0 >= 1, "{:?}", run.got);
+        assert!(
+            matches!(
+                &run.got[exit].kind,
+                EventKind::Exit {
+                    status: Some(lifewatch_core::ExitStatus::Signal { signo: 9, .. }),
+                    ..
+                }
+            ),
+            "{:?}",
+            run.got
+        );
+        run
+    }
+
+    /// The OOM event's kills, deltas, counters and stats.
+    fn oom_event(&self) -> (u64, &Counters, &Counters, &Stats) {
+        let EventKind::Oom {
+            kills,
+            ref deltas,
+            ref counters,
+            ref stats,
+            ..
+        } = self.got[self.oom].kind
+        else {
+            unreachable!()
+        };
+        (kills, deltas, counters, stats)
+    }
+
+    /// Kills summed over every OOM event.
+    fn kills_total(&self) -> u64 {
+        self.got
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Oom { kills, .. } => Some(kills),
+                _ => None,
+            })
+            .sum()
+    }
+
+    fn report(&self, what: &str) {
+        let event = self.got[self.oom].time;
+        eprintln!(
+            "{what} OOM: event {:.1} ms after the hog started, at {:.6} s CLOCK_MONOTONIC (compare the kernel's \"Killed process\" line); kills {}; exit {:.1} ms",
+            (event - self.start) as f64 / 1e6,
+            event as f64 / 1e9,
+            self.oom_event().0,
+            (self.got[self.exit].time - self.start) as f64 / 1e6
+        );
+    }
+}
+
+fn oom_only() -> CgroupWatchOptions {
+    CgroupWatchOptions {
+        oom: Some(true),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn v1_oom_kill_comes_before_the_exit() {
     let _s = serial();
-    let Some(mem) = v1_memory() else { return };
-    let Some(cg) = TestCgroup::new(&mem) else {
-        return;
-    };
-    cg.write("memory.limit_in_bytes", "33554432");
+    let Some(cg) = v1_memory_cgroup() else { return };
+    cg.write("memory.limit_in_bytes", HOG_LIMIT);
     if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
-        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), "33554432");
+        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
     }
     let h = Harness::new(MonitorOptions::default());
-    let cw = h
-        .monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let start = lifewatch_core::monotonic_ns();
-    let mut hog = cg.spawn(&hog_cmd());
-    let pw = h.monitor.watch_own_child(hog.id() as i32, None).unwrap();
-    let got = wait_for(&h, |e| e.watch == pw, Duration::from_secs(30));
-    let _ = hog.wait();
-    let oom = got
-        .iter()
-        .position(|e| matches!(e.kind, EventKind::Oom { .. }) && e.watch == cw);
-    let exit = got.iter().position(|e| e.watch == pw);
-    let (Some(oom), Some(exit)) = (oom, exit) else {
-        panic!("{got:?}")
-    };
-    assert!(oom < exit, "OOM before exit: {got:?}");
-    let EventKind::Oom {
-        kills,
-        ref counters,
-        ref stats,
-        ..
-    } = got[oom].kind
-    else {
-        unreachable!()
-    };
-    assert!(kills >= 1, "{got:?}");
+    let cw = watch(&h, &cg, oom_only());
+    let run = OomRun::new(&h, &cg, cw, Duration::from_secs(30));
+    let (_, _, counters, stats) = run.oom_event();
     assert!(counters["oom_kill"] >= 1);
     assert!(stats.memory_max.is_some());
-    assert!(
-        matches!(
-            &got[exit].kind,
-            EventKind::Exit {
-                status: Some(lifewatch_core::ExitStatus::Signal { signo: 9, .. }),
-                ..
-            }
-        ),
-        "{got:?}"
-    );
-    let ooms = got
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::Oom { .. }))
-        .count();
-    let kills_total: u64 = got
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Oom { kills, .. } => Some(kills),
-            _ => None,
-        })
-        .sum();
+    let ooms = run.got.iter().filter(|e| is_oom(e)).count();
     assert_eq!(
-        kills_total, counters["oom_kill"],
+        run.kills_total(),
+        counters["oom_kill"],
         "every kill reported once ({ooms} events)"
     );
-    eprintln!(
-        "v1 OOM: event {:.1} ms after the hog started, at {:.6} s CLOCK_MONOTONIC (compare the kernel's \"Killed process\" line); kills {kills}; exit {:.1} ms",
-        (got[oom].time - start) as f64 / 1e6,
-        got[oom].time as f64 / 1e9,
-        (got[exit].time - start) as f64 / 1e6
-    );
+    run.report("v1");
 }
 
 #[test]
 fn stale_oom_kills_are_not_reported() {
     let _s = serial();
-    let Some(mem) = v1_memory() else { return };
-    let Some(cg) = TestCgroup::new(&mem) else {
-        return;
-    };
-    cg.write("memory.limit_in_bytes", "33554432");
+    let Some(cg) = v1_memory_cgroup() else { return };
+    cg.write("memory.limit_in_bytes", HOG_LIMIT);
     let mut hog = cg.spawn(&hog_cmd());
     let _ = hog.wait();
     let kills: u64 = std::fs::read_to_string(cg.dir.join("memory.oom_control"))
@@ -411,52 +427,38 @@ fn stale_oom_kills_are_not_reported() {
         .unwrap();
     assert!(kills >= 1);
     let h = Harness::new(MonitorOptions::default());
-    h.monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    watch(&h, &cg, oom_only());
     let got = h.collect(1, Duration::from_millis(300));
     assert!(got.is_empty(), "{got:?}");
+}
+
+/// Runs `cmd` in `cg` until some watch reports pressure (20 s at most), then kills it.
+fn pressure_events(h: &Harness, cg: &TestCgroup, cmd: &str) -> Vec<Event> {
+    let mut hog = cg.spawn(cmd);
+    let got = wait_for(h, is_pressure, Duration::from_secs(20));
+    let _ = hog.kill();
+    let _ = hog.wait();
+    got
 }
 
 #[test]
 fn v1_pressure_level_under_reclaim() {
     let _s = serial();
-    let Some(mem) = v1_memory() else { return };
-    let Some(cg) = TestCgroup::new(&mem) else {
-        return;
-    };
-    cg.write("memory.limit_in_bytes", "33554432");
+    let Some(cg) = v1_memory_cgroup() else { return };
+    cg.write("memory.limit_in_bytes", HOG_LIMIT);
     let h = Harness::new(MonitorOptions::default());
-    let id = h
-        .monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(false),
-                events: Some(false),
-                pressure: Some("low".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut hog = cg.spawn(&hog_cmd());
-    let got = wait_for(
-        &h,
-        |e| matches!(e.kind, EventKind::Pressure { .. }),
-        Duration::from_secs(20),
-    );
-    let _ = hog.kill();
-    let _ = hog.wait();
-    assert!(
-        got.iter().any(|e| e.watch == id && matches!(&e.kind, EventKind::Pressure { level: Some(l), resource, .. } if l == "low" && resource == "memory")),
-        "{got:?}"
-    );
+    let opts = CgroupWatchOptions {
+        oom: Some(false),
+        events: Some(false),
+        pressure: Some("low".into()),
+        ..Default::default()
+    };
+    let id = watch(&h, &cg, opts);
+    let got = pressure_events(&h, &cg, &hog_cmd());
+    assert_any(&got, |e| {
+        e.watch == id
+            && matches!(&e.kind, EventKind::Pressure { level: Some(l), resource, .. } if l == "low" && resource == "memory")
+    });
 }
 
 #[test]
@@ -520,13 +522,17 @@ fn create_watch_delete_cycles_return_to_baseline() {
     assert!(open_fds() <= before);
 }
 
-/// A child of the unified hierarchy with the memory controller (a v2 host or the VM).
+/// A child of the unified hierarchy with the memory controller (a v2 host or the VM), with
+/// no swap for its members where the kernel has swap accounting.
 fn v2_memory_cgroup() -> Option<TestCgroup> {
     let Some((mount, true)) = unified() else {
         eprintln!("skip: no cgroup v2 memory controller (hybrid host: run `npm run test:vm`)");
         return None;
     };
     let cg = TestCgroup::new(&mount)?;
+    if cg.dir.join("memory.swap.max").exists() {
+        cg.write("memory.swap.max", "0");
+    }
     Some(cg)
 }
 
@@ -534,48 +540,16 @@ fn v2_memory_cgroup() -> Option<TestCgroup> {
 fn v2_oom_kill_delta_one_before_the_exit() {
     let _s = serial();
     let Some(cg) = v2_memory_cgroup() else { return };
-    cg.write("memory.max", "33554432");
-    if cg.dir.join("memory.swap.max").exists() {
-        cg.write("memory.swap.max", "0");
-    }
+    cg.write("memory.max", HOG_LIMIT);
     let h = Harness::new(MonitorOptions::default());
-    let cw = h
-        .monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(true),
-                events: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let start = lifewatch_core::monotonic_ns();
-    let mut hog = cg.spawn(&hog_cmd());
-    let pw = h.monitor.watch_own_child(hog.id() as i32, None).unwrap();
-    let got = wait_for(&h, |e| e.watch == pw, Duration::from_secs(60));
-    let _ = hog.wait();
-    // The inotify notification may trail the exit: collect a little longer.
-    let mut got = got;
-    got.extend(h.collect(1, Duration::from_millis(300)));
-    let oom = got
-        .iter()
-        .position(|e| e.watch == cw && matches!(e.kind, EventKind::Oom { .. }));
-    let exit = got.iter().position(|e| e.watch == pw);
-    let (Some(oom), Some(exit)) = (oom, exit) else {
-        panic!("{got:?}")
+    let opts = CgroupWatchOptions {
+        events: Some(true),
+        ..oom_only()
     };
-    assert!(oom < exit, "OOM before exit: {got:?}");
-    let EventKind::Oom {
-        kills,
-        ref deltas,
-        ref counters,
-        ..
-    } = got[oom].kind
-    else {
-        unreachable!()
-    };
-    assert_eq!(kills, 1, "{got:?}");
+    let cw = watch(&h, &cg, opts);
+    let run = OomRun::new(&h, &cg, cw, Duration::from_secs(60));
+    let (kills, deltas, counters, _) = run.oom_event();
+    assert_eq!(kills, 1, "{:?}", run.got);
     assert_eq!(counters["oom_kill"], 1);
     // The OOM and its kill in one event. `oom` may count 2: a charge that fails again while
     // the victim is still exiting is another OOM, with no second kill (seen once in the VM).
@@ -584,26 +558,14 @@ fn v2_oom_kill_delta_one_before_the_exit() {
         "the OOM and its kill in one event: {deltas:?}"
     );
     assert!(deltas["max"] >= 1, "{deltas:?}");
-    let total: u64 = got
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Oom { kills, .. } => Some(kills),
-            _ => None,
-        })
-        .sum();
-    assert_eq!(total, 1, "reported once: {got:?}");
-    eprintln!(
-        "v2 OOM: event {:.1} ms after the hog started, at {:.6} s CLOCK_MONOTONIC (compare the kernel's \"Killed process\" line); kills {kills}; exit {:.1} ms",
-        (got[oom].time - start) as f64 / 1e6,
-        got[oom].time as f64 / 1e9,
-        (got[exit].time - start) as f64 / 1e6
-    );
+    assert_eq!(run.kills_total(), 1, "reported once: {:?}", run.got);
+    run.report("v2");
     assert!(cg.rmdir());
-    let got = wait_for(&h, is_removed, Duration::from_secs(5));
-    assert!(
-        got.iter().any(|e| e.watch == cw
-            && matches!(&e.kind, EventKind::Removed { counters, .. } if counters["oom_kill"] == 1)),
-        "{got:?}"
+    expect(
+        &h,
+        cw,
+        |e| matches!(&e.kind, EventKind::Removed { counters, .. } if counters["oom_kill"] == 1),
+        Duration::from_secs(5),
     );
 }
 
@@ -617,9 +579,6 @@ fn v2_psi_fires_under_sustained_pressure() {
     }
     // Sustained reclaim: memory.high well below what the hog wants, no OOM limit.
     cg.write("memory.high", "16777216");
-    if cg.dir.join("memory.swap.max").exists() {
-        cg.write("memory.swap.max", "0");
-    }
     let h = Harness::new(MonitorOptions::default());
     let window_us = if lifewatch_core::cgroup::psi::privileged() {
         500_000
@@ -632,38 +591,22 @@ fn v2_psi_fires_under_sustained_pressure() {
         stall_us: 50_000,
         window_us,
     };
-    let id = h
-        .monitor
-        .watch_cgroup(
-            &cg.rel,
-            &CgroupWatchOptions {
-                oom: Some(false),
-                events: Some(false),
-                psi: vec![trig],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut hog = cg.spawn(
+    let opts = CgroupWatchOptions {
+        oom: Some(false),
+        events: Some(false),
+        psi: vec![trig],
+        ..Default::default()
+    };
+    let id = watch(&h, &cg, opts);
+    let got = pressure_events(
+        &h,
+        &cg,
         "sh -c 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; sleep 30'",
     );
-    let got = wait_for(
-        &h,
-        |e| matches!(e.kind, EventKind::Pressure { .. }),
-        Duration::from_secs(20),
-    );
-    let _ = hog.kill();
-    let _ = hog.wait();
-    assert!(
-        got.iter().any(|e| e.watch == id
-            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource, cgroup: Some(_), .. } if *t == trig.spec() && resource == "memory")),
-        "{got:?}"
-    );
+    assert_any(&got, |e| {
+        e.watch == id
+            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource, cgroup: Some(_), .. } if *t == trig.spec() && resource == "memory")
+    });
     // rmdir wakes the trigger (POLLFREE): the watch ends with `removed`.
-    assert!(cg.rmdir());
-    let got = wait_for(&h, is_removed, Duration::from_secs(5));
-    assert!(
-        got.iter().any(|e| e.watch == id && is_removed(e)),
-        "{got:?}"
-    );
+    expect_removed_on_rmdir(&h, &cg, id);
 }
