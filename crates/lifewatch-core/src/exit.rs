@@ -3,15 +3,35 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use crate::event::ExitSource;
+use crate::event::{Event, EventKind, ExitSource};
 use crate::pidfd::{self, InfoExit};
 use crate::procstat;
+use crate::source::{Keep, Ready};
 use crate::status::ExitStatus;
 
 /// Right at readiness the real parent may be reaping: the zombie has just left /proc but
 /// PIDFD_INFO_EXIT is not set yet. A short bounded retry (50 µs doubling, under 13 ms in
 /// all) closes that window; it only runs while an answer can still come.
 const ATTEMPTS: u32 = 8;
+
+/// Reports the exit of the watched process `pid`; a process exits once, so its watch ends.
+pub fn report(
+    cx: &mut Ready<'_>,
+    pid: i32,
+    status: Option<ExitStatus>,
+    source: ExitSource,
+) -> Keep {
+    cx.out.push(Event {
+        watch: cx.watch,
+        time: cx.time,
+        kind: EventKind::Exit {
+            pid,
+            status,
+            source,
+        },
+    });
+    Keep::No
+}
 
 /// `start_time` is the process's /proc start time recorded at watch time, so the zombie
 /// read from /proc is known to be the same process and not a reused PID. `child`: it was

@@ -9,8 +9,8 @@ use rustix::event::epoll::EventFlags;
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use crate::error::{Error, Result, SysResult};
-use crate::event::{Event, EventKind, ExitSource};
-use crate::exit::{zombie, Zombie};
+use crate::event::ExitSource;
+use crate::exit::{self, zombie, Zombie};
 use crate::fd::{Release, Released};
 use crate::procstat;
 use crate::source::{Keep, Ready, Source};
@@ -93,18 +93,7 @@ impl Source for FallbackWatch {
 
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
         match self.check() {
-            Some(status) => {
-                cx.out.push(Event {
-                    watch: cx.watch,
-                    time: cx.time,
-                    kind: EventKind::Exit {
-                        pid: self.pid,
-                        status,
-                        source: ExitSource::Fallback,
-                    },
-                });
-                Keep::No
-            }
+            Some(status) => exit::report(cx, self.pid, status, ExitSource::Fallback),
             None => {
                 self.interval = (self.interval * 2).min(CAP);
                 self.due = Instant::now() + self.interval;

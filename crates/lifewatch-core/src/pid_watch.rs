@@ -5,7 +5,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::epoll::EventFlags;
 
 use crate::error::Result;
-use crate::event::{Event, EventKind};
 use crate::exit;
 use crate::fd::{CountedFd, Release, Released};
 use crate::pidfd;
@@ -60,16 +59,7 @@ impl Source for PidWatch {
             self.reap,
             self.child,
         );
-        cx.out.push(Event {
-            watch: cx.watch,
-            time: cx.time,
-            kind: EventKind::Exit {
-                pid: self.pid,
-                status,
-                source,
-            },
-        });
-        Keep::No
+        exit::report(cx, self.pid, status, source)
     }
 
     fn joinable(&self) -> bool {
