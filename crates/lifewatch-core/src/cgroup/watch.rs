@@ -113,6 +113,15 @@ pub(crate) fn snapshot(layout: Option<&Layout>, path: &CgroupPath) -> stats::Sta
     layout.map(|l| stats::snapshot(l, path)).unwrap_or_default()
 }
 
+/// The new value of `cgroup.events` flag `key` when it differs from `seen` (then updated).
+fn changed(now: &stats::Counters, key: &str, seen: &mut Option<bool>) -> Option<bool> {
+    let value = now.get(key).map(|&v| v != 0)?;
+    (*seen != Some(value)).then(|| {
+        *seen = Some(value);
+        value
+    })
+}
+
 impl Hub {
     pub(crate) fn push(out: &mut Vec<Event>, watch: WatchId, time: u64, kind: EventKind) {
         out.push(Event { watch, time, kind });
@@ -130,31 +139,15 @@ impl Hub {
         let Ok(now) = stats::read_counters(&ev.file) else {
             return;
         };
-        let populated = now.get("populated").map(|&v| v != 0);
-        let frozen = now.get("frozen").map(|&v| v != 0);
-        if populated.is_some() && populated != ev.populated {
-            ev.populated = populated;
-            Self::push(
-                out,
-                watch,
-                time,
-                EventKind::Populated {
-                    cgroup: cgroup.clone(),
-                    value: populated.unwrap_or(false),
-                },
-            );
+        if let Some(value) = changed(&now, "populated", &mut ev.populated) {
+            let kind = EventKind::Populated {
+                cgroup: cgroup.clone(),
+                value,
+            };
+            Self::push(out, watch, time, kind);
         }
-        if frozen.is_some() && frozen != ev.frozen {
-            ev.frozen = frozen;
-            Self::push(
-                out,
-                watch,
-                time,
-                EventKind::Frozen {
-                    cgroup,
-                    value: frozen.unwrap_or(false),
-                },
-            );
+        if let Some(value) = changed(&now, "frozen", &mut ev.frozen) {
+            Self::push(out, watch, time, EventKind::Frozen { cgroup, value });
         }
     }
 
