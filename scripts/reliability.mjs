@@ -173,13 +173,7 @@ async function asanUnit() {
     env: { ...settings, LIFEWATCH_CYCLES: '1000', CARGO_TARGET_DIR: join(root, 'target/asan'), RUSTFLAGS: '-Zsanitizer=address',
       RUSTDOCFLAGS: '-Zsanitizer=address', LIFEWATCH_RSS_BOUND: 'off', LIFEWATCH_RELIABILITY_REPORT: file },
   })
-  let tried = 0
-  let passed = 0
-  for (const m of out.matchAll(/^test result: \w+\. (\d+) passed; (\d+) failed/gm)) {
-    passed += +m[1]
-    tried += +m[1] + +m[2]
-  }
-  if (code !== 0 && tried === passed) tried++
+  const { tried, passed } = libtestCounts(code, out)
   const leaks = (out.match(/ERROR: (AddressSanitizer|LeakSanitizer)/g) ?? []).length
   rows.push({ part: '8', suite: 'core tests under AddressSanitizer + LeakSanitizer', tried, passed, fdsLeaked: 0, eventsLost: 0,
     checked: `all core tests incl. pidfd paths; ${leaks} sanitizer reports` })
