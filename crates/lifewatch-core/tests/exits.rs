@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,6 +22,25 @@ fn exit_of(h: &Harness) -> (i32, Option<ExitStatus>, ExitSource) {
         } => (*pid, *status, *source),
         other => panic!("not an exit: {other:?}"),
     }
+}
+
+/// Runs `parent`, which prints on its first stdout line the PID of a process it started
+/// (so not a child of ours), watches that process, and checks it exits with `code`, seen
+/// through its pidfd.
+fn assert_non_child_exit(parent: &mut Command, code: i32) {
+    let h = Harness::new(MonitorOptions::default());
+    let mut parent = parent.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i64 = line.trim().parse().unwrap();
+    h.monitor.watch_pid(pid).unwrap();
+    let (got, status, source) = exit_of(&h);
+    assert_eq!(got as i64, pid);
+    assert_eq!(status, Some(ExitStatus::Code(code)));
+    assert_eq!(source, ExitSource::Pidfd);
+    parent.wait().unwrap();
 }
 
 #[test]
@@ -59,46 +79,16 @@ fn child_killed_by_signal() {
 /// A grandchild whose parent (a shell that waits) reaps it: a true non-child of ours.
 #[test]
 fn non_child_exit_code() {
-    let h = Harness::new(MonitorOptions::default());
-    let mut sh = Command::new("sh")
-        .args(["-c", "sh -c 'sleep 0.3; exit 5' & echo $!; wait"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(sh.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i64 = line.trim().parse().unwrap();
-    h.monitor.watch_pid(pid).unwrap();
-    let (got, status, source) = exit_of(&h);
-    assert_eq!(got as i64, pid);
-    assert_eq!(status, Some(ExitStatus::Code(5)));
-    assert_eq!(source, ExitSource::Pidfd);
-    sh.wait().unwrap();
+    assert_non_child_exit(
+        Command::new("sh").args(["-c", "sh -c 'sleep 0.3; exit 5' & echo $!; wait"]),
+        5,
+    );
 }
 
 /// A zombie whose parent never reaps while we look: the status comes from /proc.
 #[test]
 fn unreaped_zombie_non_child() {
-    let h = Harness::new(MonitorOptions::default());
-    let mut parent = Command::new("perl")
-        .args(["-e", "$|=1; my $p = fork // die; if (!$p) { select(undef,undef,undef,0.2); exit 3 } print \"$p\\n\"; sleep 2; waitpid($p, 0)"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i64 = line.trim().parse().unwrap();
-    h.monitor.watch_pid(pid).unwrap();
-    let (_, status, source) = exit_of(&h);
-    assert_eq!(status, Some(ExitStatus::Code(3)));
-    assert_eq!(source, ExitSource::Pidfd);
-    parent.wait().unwrap();
+    assert_non_child_exit(Command::new("perl").args(["-e", "$|=1; my $p = fork // die; if (!$p) { select(undef,undef,undef,0.2); exit 3 } print \"$p\\n\"; sleep 2; waitpid($p, 0)"]), 3);
 }
 
 #[test]
