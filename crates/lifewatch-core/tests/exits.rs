@@ -3,10 +3,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Harness;
+use common::{fallback, Harness};
 use lifewatch_core::{Code, EventKind, ExitSource, ExitStatus, MonitorOptions};
 
 const WITHIN: Duration = Duration::from_secs(10);
@@ -43,6 +43,17 @@ fn assert_non_child_exit(parent: &mut Command, code: i32) {
     parent.wait().unwrap();
 }
 
+/// Watches a sleeping child, sends it `signo` through the monitor and checks the exit
+/// reports that signal: the child (still to reap) and where the status came from.
+fn signal_sleeper(h: &Harness, signo: i32) -> (Child, ExitSource) {
+    let child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    h.monitor.signal(id, signo).unwrap();
+    let (_, status, source) = exit_of(h);
+    assert_eq!(status, Some(ExitStatus::Signal { signo, core: false }));
+    (child, source)
+}
+
 #[test]
 fn child_exit_code() {
     let h = Harness::new(MonitorOptions::default());
@@ -61,17 +72,7 @@ fn child_exit_code() {
 #[test]
 fn child_killed_by_signal() {
     let h = Harness::new(MonitorOptions::default());
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
-    h.monitor.signal(id, libc::SIGKILL).unwrap();
-    let (_, status, source) = exit_of(&h);
-    assert_eq!(
-        status,
-        Some(ExitStatus::Signal {
-            signo: 9,
-            core: false
-        })
-    );
+    let (mut child, source) = signal_sleeper(&h, libc::SIGKILL);
     assert_ne!(source, ExitSource::Fallback);
     child.wait().unwrap();
 }
@@ -127,10 +128,7 @@ fn bad_pids_and_signals_are_invalid() {
 
 #[test]
 fn fallback_reports_code_and_labels_itself() {
-    let h = Harness::new(MonitorOptions {
-        force_fallback: true,
-        ..Default::default()
-    });
+    let h = Harness::new(fallback());
     assert!(!h.monitor.uses_pidfd());
     let mut child = Command::new("sh")
         .args(["-c", "sleep 0.2; exit 9"])
@@ -149,21 +147,8 @@ fn fallback_reports_code_and_labels_itself() {
 
 #[test]
 fn fallback_signal_and_gone_pid() {
-    let h = Harness::new(MonitorOptions {
-        force_fallback: true,
-        ..Default::default()
-    });
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
-    h.monitor.signal(id, libc::SIGTERM).unwrap();
-    let (_, status, _) = exit_of(&h);
-    assert_eq!(
-        status,
-        Some(ExitStatus::Signal {
-            signo: 15,
-            core: false
-        })
-    );
+    let h = Harness::new(fallback());
+    let (mut child, _) = signal_sleeper(&h, libc::SIGTERM);
     child.wait().unwrap();
     let err = h.monitor.watch_pid(child.id() as i64).unwrap_err();
     assert_eq!(err.code, Code::NoSuchProcess);
