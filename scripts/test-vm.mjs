@@ -41,7 +41,7 @@ writeFileSync(
   script,
   [
     'failed=0',
-    ...bins.map((b) => `echo "== ${basename(b)}"; ${b} --test-threads=1 --nocapture ${skips} || failed=$((failed+1))`),
+    ...bins.map((b) => `echo "== ${basename(b)}"; ${b} --test-threads=1 --nocapture --include-ignored ${skips} || failed=$((failed+1))`),
     'exit $failed',
     '',
   ].join('\n'),
