@@ -101,12 +101,10 @@ impl Monitor {
             // Another watch of this process shares its pidfd; our own children are watched
             // once, at spawn, and reaped by that watch.
             let share = (!reap).then_some(pid);
-            if let Some(id) = share
-                .map(|pid| self.shared.join(pid))
-                .transpose()?
-                .flatten()
-            {
-                return Ok(id);
+            if let Some(pid) = share {
+                if let Some(id) = self.shared.join(pid)? {
+                    return Ok(id);
+                }
             }
             self.shared
                 .register_shared(Box::new(PidWatch::open(pid, reap)?), share)

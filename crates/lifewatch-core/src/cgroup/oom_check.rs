@@ -106,27 +106,26 @@ impl Hub {
             .is_some_and(|w| w.oom.as_ref().is_some_and(|o| o.pending.is_some()))
     }
 
-    /// When the earliest wait of a v2 OOM runs out (v1 parts keep their own re-read timer).
+    /// The v2 OOMs waiting for their kill, with their deadlines (v1 parts keep their own
+    /// re-read timer).
+    fn v2_waits(&self) -> impl Iterator<Item = (WatchId, Instant)> + '_ {
+        self.watches.iter().filter_map(|(&id, w)| {
+            let o = w.oom.as_ref().filter(|o| o.kind == OomFile::V2)?;
+            Some((id, o.pending?))
+        })
+    }
+
+    /// When the earliest wait of a v2 OOM runs out.
     pub(crate) fn next_v2_deadline(&self) -> Option<Instant> {
-        self.watches
-            .values()
-            .filter_map(|w| w.oom.as_ref())
-            .filter(|o| o.kind == OomFile::V2)
-            .filter_map(|o| o.pending)
-            .min()
+        self.v2_waits().map(|(_, deadline)| deadline).min()
     }
 
     /// Reports the v2 OOMs whose wait for a kill has run out (a last read first).
     pub(crate) fn expire_v2(&mut self, time: u64, now: Instant, out: &mut Vec<Event>) {
         let due: Vec<WatchId> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| {
-                w.oom
-                    .as_ref()
-                    .is_some_and(|o| o.kind == OomFile::V2 && o.pending.is_some_and(|d| d <= now))
-            })
-            .map(|(&id, _)| id)
+            .v2_waits()
+            .filter(|&(_, deadline)| deadline <= now)
+            .map(|(id, _)| id)
             .collect();
         for id in due {
             self.check_oom_at(id, time, false, now, out);
