@@ -17,19 +17,23 @@ const settings = quick
 const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
 
-/** Runs a command, echoing its output; resolves with exit code and full output. */
-function stream(cmd, args, { env = {}, cwd = root } = {}) {
+/** Runs a command, echoing its output (when `quiet`, only its last lines: more of them on failure); resolves with exit
+ * code and full output. */
+function stream(cmd, args, { env = {}, cwd = root, quiet = false } = {}) {
   console.log(`\n$ ${[cmd, ...args].join(' ')}`)
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     for (const s of [p.stdout, p.stderr]) {
       s.on('data', (d) => {
-        process.stdout.write(d)
+        if (!quiet) process.stdout.write(d)
         out += d
       })
     }
-    p.on('close', (code) => resolve({ code, out }))
+    p.on('close', (code) => {
+      if (quiet) console.log(out.trimEnd().split('\n').slice(code === 0 ? -5 : -80).join('\n'))
+      resolve({ code, out })
+    })
   })
 }
 
@@ -195,7 +199,7 @@ async function fuzzUnit() {
   }
   for (const [target, what] of [['procstat', 'procstat::parse'], ['cgroup_parsers', 'mountinfo, /proc/<pid>/cgroup, counters, limits']]) {
     const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', target, '--', `-max_total_time=${settings.fuzzSeconds}`],
-      { cwd: join(root, 'crates/lifewatch-core') })
+      { cwd: join(root, 'crates/lifewatch-core'), quiet: true }) // libFuzzer prints a line per new input
     const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
     rows.push({ part: '8', suite: `cargo fuzz: ${what}`, tried: 1, passed: code === 0 ? 1 : 0, fdsLeaked: 0, eventsLost: 0,
       checked: `${runs} inputs in ${settings.fuzzSeconds} s, ${code === 0 ? 'no crash' : 'CRASH (see crates/lifewatch-core/fuzz/artifacts)'}` })
