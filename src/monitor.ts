@@ -16,6 +16,11 @@ export interface MonitorOptions {
    *  /sys/fs/cgroup (`cgroup.controllers` at the top for v2, else one directory per v1
    *  hierarchy plus `unified`). */
   cgroupRoot?: string
+  /** Node's event loop watches the monitor's readiness itself, so an exit wakes the JS
+   *  thread directly (one scheduler wakeup instead of two: reactor thread, then JS thread).
+   *  The reactor thread keeps running either way: events are timestamped and queued while
+   *  JS is busy. Default true; false delivers through the reactor thread alone. */
+  directWake?: boolean
 }
 
 export interface KillOptions {
@@ -102,8 +107,12 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unref must be a boolean')
     }
     this.#wantRef = !opts.unref
+    if (opts.directWake !== undefined && typeof opts.directWake !== 'boolean') {
+      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'directWake must be a boolean')
+    }
+    const directWake = opts.directWake ?? true
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
-    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot }))
+    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot, directWake }))
     if (signal) {
       const onAbort = () => this.#onAbort(signal)
       signal.addEventListener('abort', onAbort, { once: true })
@@ -114,6 +123,12 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   /** Whether process watches use pidfd (false: the polling fallback). */
   get usesPidfd(): boolean {
     return this.#native.usesPidfd
+  }
+
+  /** Whether Node's loop watches the monitor's readiness itself (`directWake`); false after
+   *  close, or where the runtime offers no libuv loop. */
+  get directWake(): boolean {
+    return this.#native.directWake
   }
 
   get closed(): boolean {

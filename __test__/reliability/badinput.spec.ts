@@ -134,6 +134,7 @@ const cases: Array<[string, (f: Fx) => unknown, Expect]> = [
   ['new Monitor([])', () => new Monitor(any([])), invalid],
   ["new Monitor({ forceFallback: 'yes' })", () => new Monitor({ forceFallback: any('yes') }), invalid],
   ['new Monitor({ unref: 1 })', () => new Monitor({ unref: any(1) }), invalid],
+  ["new Monitor({ directWake: 'yes' })", () => new Monitor({ directWake: any('yes') }), invalid],
   ["new Monitor({ signal: 'x' })", () => new Monitor({ signal: any('x') }), invalid],
   // Lifecycle
   ['abort before start', () => new Monitor({ signal: AbortSignal.abort() }), { code: 'ABORT_ERR', abort: true }],

@@ -131,6 +131,33 @@ impl Monitor {
         self.shared.signal(id, signal::check(signo)?)
     }
 
+    /// An fd that is readable whenever a watch has something to report. A consumer with an
+    /// event loop of its own may watch it, call `set_direct(true)`, and call `turn_now` when
+    /// it is readable: events then reach it with one thread wakeup instead of two, and the
+    /// reactor handles only what the consumer leaves for longer than a short grace period.
+    /// It is closed by `close`: `set_direct(false)` and stop watching it first.
+    pub fn ready_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.shared.epoll_fd())
+    }
+
+    /// Direct mode on (a consumer now watches `ready_fd`) or off (before it stops): see
+    /// `ready_fd`.
+    pub fn set_direct(&self, on: bool) {
+        self.shared.set_direct(on)
+    }
+
+    /// Handles what is ready now, on the calling thread, and returns every queued event
+    /// (as `drain`) for the caller to deliver at once; see `ready_fd`.
+    pub fn turn_now(&self) -> Vec<Event> {
+        self.shared.turn_now()
+    }
+
+    /// Puts events that were taken (`turn_now`, `drain`) but could not be delivered back at
+    /// the head of the queue, with a notification as for a new batch.
+    pub fn requeue(&self, events: Vec<Event>) {
+        self.shared.requeue(events)
+    }
+
     /// Every event queued since the last drain, in the order the kernel reported them.
     pub fn drain(&self) -> Vec<Event> {
         self.shared.drain()

@@ -1,11 +1,20 @@
 //! One epoll instance and one wait loop per Monitor (containerd 0.2.3's Monitor, seed 002),
 //! without its pitfalls: a failing epoll_wait is reported as an event, not fatal, and
 //! events are queued for the consumer instead of being sent on a channel that can fill.
+//!
+//! Two epoll fds: `epoll` holds the sources only, `outer` holds `epoll` and the waker, and
+//! the reactor thread sleeps on `outer`. A consumer with an event loop of its own (Node's)
+//! may watch `epoll` and call `turn_now` when it is readable: an exit then wakes the
+//! consumer's thread directly instead of waking the reactor, which then wakes the consumer
+//! (two scheduler wakeups in a row). In that direct mode the reactor leaves ready sources
+//! to the consumer for `GRACE` and handles only what is still there after it (a consumer
+//! busy elsewhere), timestamped when the reactor first saw it. The waker stays out of
+//! `epoll`, so only the reactor ever consumes it.
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -19,8 +28,13 @@ use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::registry::{Registry, Removed, ShareKey};
 use crate::source::{Keep, Ready, Source};
 
-/// epoll data of the waker eventfd; watch ids start at 1.
+/// epoll data in `outer`: the waker eventfd and the sources' epoll fd. (In `epoll` the data
+/// is the watch id.)
 const WAKER: u64 = 0;
+const SOURCES: u64 = 1;
+/// How long, in direct mode, ready sources are left to the consumer's turn: a consumer that
+/// is awake takes them well within it; a busy one gets them from the reactor's queue.
+const GRACE: Duration = Duration::from_millis(5);
 const BATCH: usize = 256;
 
 pub const OPEN: u8 = 0;
@@ -38,8 +52,11 @@ pub struct Shared {
     /// Raw copies for the wait loop; the owners sit in `owned` and are closed only after
     /// the loop thread has been joined.
     epoll: RawFd,
+    outer: RawFd,
     waker: RawFd,
-    owned: Mutex<Option<[CountedFd; 2]>>,
+    owned: Mutex<Option<[CountedFd; 3]>>,
+    /// A consumer watches `epoll` and turns on its own thread (`set_direct`).
+    direct: AtomicBool,
     registry: Mutex<Registry>,
     queue: Mutex<Vec<Event>>,
     wake_pending: AtomicBool,
@@ -51,25 +68,31 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(notify: Notify) -> Result<Shared> {
-        let epoll = CountedFd::new(
+        let new_epoll = || {
             failpoint::hit("epoll_create1")
                 .and_then(|()| epoll::create(epoll::CreateFlags::CLOEXEC))
-                .sys("epoll_create1", "creating a monitor")?,
-            FdKind::Epoll,
-        );
+                .sys("epoll_create1", "creating a monitor")
+                .map(|fd| CountedFd::new(fd, FdKind::Epoll))
+        };
+        let epoll = new_epoll()?;
+        let outer = new_epoll()?;
         let waker = CountedFd::new(
             failpoint::hit("eventfd")
                 .and_then(|()| eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK))
                 .sys("eventfd", "creating a monitor")?,
             FdKind::Eventfd,
         );
-        failpoint::hit("epoll_ctl")
-            .and_then(|()| epoll::add(&epoll, &waker, EventData::new_u64(WAKER), EventFlags::IN))
-            .sys("epoll_ctl", "creating a monitor")?;
+        for (fd, data) in [(epoll.as_fd(), SOURCES), (waker.as_fd(), WAKER)] {
+            failpoint::hit("epoll_ctl")
+                .and_then(|()| epoll::add(&outer, fd, EventData::new_u64(data), EventFlags::IN))
+                .sys("epoll_ctl", "creating a monitor")?;
+        }
         Ok(Shared {
             epoll: epoll.as_raw_fd(),
+            outer: outer.as_raw_fd(),
             waker: waker.as_raw_fd(),
-            owned: Mutex::new(Some([epoll.commit(), waker.commit()])),
+            owned: Mutex::new(Some([epoll.commit(), outer.commit(), waker.commit()])),
+            direct: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             queue: Mutex::new(Vec::new()),
             wake_pending: AtomicBool::new(false),
@@ -92,10 +115,41 @@ impl Shared {
         }
     }
 
-    fn epoll_fd(&self) -> BorrowedFd<'_> {
+    /// The sources' epoll fd: readable whenever a watch has something to report.
+    pub fn epoll_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: `owned` keeps the fd open until `close`, which joins the loop first and
         // takes the registry lock that every other user holds.
         unsafe { BorrowedFd::borrow_raw(self.epoll) }
+    }
+
+    fn outer_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: as for `epoll_fd`.
+        unsafe { BorrowedFd::borrow_raw(self.outer) }
+    }
+
+    /// Direct mode on or off (see the module doc). Off again before the consumer stops
+    /// watching, so that the reactor handles everything at once from then on.
+    pub fn set_direct(&self, on: bool) {
+        self.direct.store(on, Ordering::SeqCst);
+        self.arm_sources();
+        self.wake();
+    }
+
+    /// (Re-)arms the sources' entry in `outer`: one-shot in direct mode (the reactor hears
+    /// of readiness once, then leaves it to the consumer until its grace ends).
+    fn arm_sources(&self) {
+        let flags = if self.direct.load(Ordering::SeqCst) {
+            EventFlags::IN | EventFlags::ONESHOT
+        } else {
+            EventFlags::IN
+        };
+        // Cannot fail for a live entry of our own; if it did, the waker still runs turns.
+        let _ = epoll::modify(
+            self.outer_fd(),
+            self.epoll_fd(),
+            EventData::new_u64(SOURCES),
+            flags,
+        );
     }
 
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -129,13 +183,8 @@ impl Shared {
                 return Err(e).sys("epoll_ctl", format!("registering watch {id}"));
             }
         }
-        let polled = source.due().is_some();
         reg.insert(id, source, share);
-        drop(reg);
-        if polled {
-            // The loop may be sleeping without a deadline: make it recompute.
-            self.wake();
-        }
+        self.rearm(&reg);
         Ok(id)
     }
 
@@ -183,6 +232,14 @@ impl Shared {
         }
     }
 
+    /// Wakes the reactor when something is now due before the deadline it sleeps to (a new
+    /// timed source, or one that a `turn_now` on another thread rescheduled).
+    fn rearm(&self, reg: &Registry) {
+        if reg.due_sooner() {
+            self.wake();
+        }
+    }
+
     pub fn wake(&self) {
         let _ = rustix::io::write(
             unsafe { BorrowedFd::borrow_raw(self.waker) },
@@ -205,6 +262,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .append(&mut events);
+        self.ring();
+    }
+
+    /// Puts events a consumer drained but could not deliver back at the head of the queue.
+    pub fn requeue(&self, mut events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            events.append(&mut queue);
+            *queue = events;
+        }
+        self.ring();
+    }
+
+    fn ring(&self) {
         // One notification per batch, however many events and however slow the consumer.
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
             self.notifications.fetch_add(1, Ordering::Relaxed);
@@ -214,80 +288,125 @@ impl Shared {
 
     /// The wait loop. Idle means blocked in epoll_wait with no timeout: no wakeups at all.
     pub fn run(&self) {
-        let mut ready: Vec<epoll::Event> = Vec::with_capacity(BATCH);
+        let mut woke: Vec<epoll::Event> = Vec::with_capacity(2);
+        // Direct mode: ready sources left to the consumer, since when (and that time as
+        // the events' timestamp, should the reactor handle them after all).
+        let mut left: Option<(Instant, u64)> = None;
         loop {
-            let timeout = self.registry().next_due().map(|due| {
-                let d = due.saturating_duration_since(Instant::now());
+            let due = self.registry().sleep_until();
+            let grace_end = left.map(|(at, _)| at + GRACE);
+            let timeout = [due, grace_end].into_iter().flatten().min().map(|at| {
+                let d = at.saturating_duration_since(Instant::now());
                 Timespec {
                     tv_sec: d.as_secs() as _,
                     tv_nsec: d.subsec_nanos() as _,
                 }
             });
-            ready.clear();
+            woke.clear();
             let waited = failpoint::hit("epoll_wait").and_then(|()| {
-                epoll::wait(
-                    self.epoll_fd(),
-                    spare_capacity(&mut ready),
-                    timeout.as_ref(),
-                )
+                epoll::wait(self.outer_fd(), spare_capacity(&mut woke), timeout.as_ref())
             });
-            if let Err(e) = waited {
-                if e == rustix::io::Errno::INTR {
-                    continue;
-                }
-                // Under the registry lock: a registration either lands before (and is
-                // covered by the error event) or is refused.
-                {
-                    let _reg = self.registry();
-                    let _ = self.state.compare_exchange(
-                        OPEN,
-                        STOPPED,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                }
-                self.publish(vec![Event {
-                    watch: 0,
-                    time: monotonic_ns(),
-                    kind: EventKind::Error {
-                        code: Code::Io,
-                        message: format!("epoll_wait failed, the monitor stopped: {e}"),
-                    },
-                }]);
-                return;
+            match waited {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return self.stop(self.registry(), e),
+                Ok(_) => {}
             }
-            let time = monotonic_ns();
-            if self.state.load(Ordering::SeqCst) != OPEN {
-                return;
-            }
-            let mut out = Vec::new();
-            let mut reg = self.registry();
-            for ev in &ready {
-                let id = ev.data.u64();
-                if id == WAKER {
+            let mut sources = false;
+            for ev in &woke {
+                if ev.data.u64() == WAKER {
                     let mut buf = [0u8; 8];
                     let _ =
                         rustix::io::read(unsafe { BorrowedFd::borrow_raw(self.waker) }, &mut buf);
-                    continue;
-                }
-                self.dispatch(&mut reg, id as WatchId, time, &mut out);
-            }
-            for id in reg.due_keys(Instant::now()) {
-                self.dispatch(&mut reg, id, time, &mut out);
-            }
-            if let Some(hook) = self.before_exit.get() {
-                if let Some(i) = out
-                    .iter()
-                    .position(|e| matches!(e.kind, EventKind::Exit { .. }))
-                {
-                    let mut first = Vec::new();
-                    hook(time, &mut first);
-                    out.splice(i..i, first);
+                } else {
+                    sources = true;
                 }
             }
-            drop(reg);
+            if sources && self.direct.load(Ordering::SeqCst) && left.is_none() {
+                left = Some((Instant::now(), monotonic_ns()));
+                if woke.len() == 1 {
+                    continue; // the consumer's turn, for the grace period
+                }
+            }
+            let taken = left.take();
+            let Some(out) = self.turn(taken.map_or_else(monotonic_ns, |(_, t)| t)) else {
+                return;
+            };
             self.publish(out);
+            if taken.is_some() {
+                self.arm_sources(); // its one shot was spent
+            }
         }
+    }
+
+    /// Direct mode: one turn on the consumer's thread, when `epoll_fd` is readable. Returns
+    /// every queued event (as `drain` does) for the consumer to deliver at once, and wakes
+    /// the reactor if a timed source now needs it sooner.
+    pub fn turn_now(&self) -> Vec<Event> {
+        let Some(mut out) = self.turn(monotonic_ns()) else {
+            return Vec::new();
+        };
+        self.rearm(&self.registry());
+        let mut events = self.drain();
+        events.append(&mut out);
+        events
+    }
+
+    /// Handles every ready source and every due timed source, under the registry lock;
+    /// `None` once the monitor is no longer open.
+    fn turn(&self, time: u64) -> Option<Vec<Event>> {
+        let mut reg = self.registry();
+        if self.state.load(Ordering::SeqCst) != OPEN {
+            return None;
+        }
+        let mut ready: Vec<epoll::Event> = Vec::with_capacity(BATCH);
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let waited = failpoint::hit("epoll_wait")
+            .and_then(|()| epoll::wait(self.epoll_fd(), spare_capacity(&mut ready), Some(&now)));
+        match waited {
+            Err(e) if e != rustix::io::Errno::INTR => {
+                self.stop(reg, e);
+                return None;
+            }
+            _ => {}
+        }
+        let mut out = Vec::new();
+        for ev in &ready {
+            self.dispatch(&mut reg, ev.data.u64() as WatchId, time, &mut out);
+        }
+        for id in reg.due_keys(Instant::now()) {
+            self.dispatch(&mut reg, id, time, &mut out);
+        }
+        if let Some(hook) = self.before_exit.get() {
+            if let Some(i) = out
+                .iter()
+                .position(|e| matches!(e.kind, EventKind::Exit { .. }))
+            {
+                let mut first = Vec::new();
+                hook(time, &mut first);
+                out.splice(i..i, first);
+            }
+        }
+        Some(out)
+    }
+
+    /// epoll_wait failed: the monitor stops (under the registry lock, so a registration
+    /// either lands before and is covered by the error event, or is refused) and says why.
+    fn stop(&self, reg: MutexGuard<'_, Registry>, e: rustix::io::Errno) {
+        let _ = self
+            .state
+            .compare_exchange(OPEN, STOPPED, Ordering::SeqCst, Ordering::SeqCst);
+        drop(reg);
+        self.publish(vec![Event {
+            watch: 0,
+            time: monotonic_ns(),
+            kind: EventKind::Error {
+                code: Code::Io,
+                message: format!("epoll_wait failed, the monitor stopped: {e}"),
+            },
+        }]);
     }
 
     fn dispatch(&self, reg: &mut Registry, key: WatchId, time: u64, out: &mut Vec<Event>) {

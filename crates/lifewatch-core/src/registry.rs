@@ -37,6 +37,8 @@ pub struct Registry {
     shareable: HashMap<ShareKey, WatchId>,
     /// Timed sources (fallback polling, v1 OOM re-reads): the only ones asked when due.
     polled: HashSet<WatchId>,
+    /// The deadline the reactor thread last went to sleep with (`None`: none at all).
+    reactor_deadline: Option<Instant>,
 }
 
 impl Default for Registry {
@@ -48,6 +50,7 @@ impl Default for Registry {
             joined: HashMap::new(),
             shareable: HashMap::new(),
             polled: HashSet::new(),
+            reactor_deadline: None,
         }
     }
 }
@@ -187,6 +190,22 @@ impl Registry {
             .min()
     }
 
+    /// The reactor's next deadline, remembered so that `due_sooner` can tell when it must
+    /// be woken to wait less.
+    pub fn sleep_until(&mut self) -> Option<Instant> {
+        self.reactor_deadline = self.next_due();
+        self.reactor_deadline
+    }
+
+    /// Whether a timed source is due before the reactor would wake by itself.
+    pub fn due_sooner(&self) -> bool {
+        match (self.next_due(), self.reactor_deadline) {
+            (Some(due), Some(deadline)) => due < deadline,
+            (due, None) => due.is_some(),
+            (None, Some(_)) => false,
+        }
+    }
+
     /// Active watches (a shared source counts once per watch on it).
     pub fn len(&self) -> usize {
         let orphaned = self
@@ -259,6 +278,34 @@ mod tests {
         *due.lock().unwrap() = Some(now);
         assert_eq!(reg.next_due(), Some(now));
         assert_eq!(reg.due_keys(now), vec![id]);
+    }
+
+    #[test]
+    fn the_reactor_is_woken_only_for_a_sooner_deadline() {
+        let mut reg = Registry::default();
+        let due = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let id = reg.next_id();
+        reg.insert(id, Box::new(Timed(due.clone())), None);
+        assert_eq!(reg.sleep_until(), None);
+        assert!(
+            !reg.due_sooner(),
+            "nothing due, sleeping without a deadline"
+        );
+        let later = Instant::now() + std::time::Duration::from_secs(10);
+        *due.lock().unwrap() = Some(later);
+        assert!(
+            reg.due_sooner(),
+            "a deadline appeared while sleeping without one"
+        );
+        assert_eq!(reg.sleep_until(), Some(later));
+        assert!(!reg.due_sooner(), "the reactor already sleeps to it");
+        *due.lock().unwrap() = Some(later + std::time::Duration::from_secs(1));
+        assert!(
+            !reg.due_sooner(),
+            "postponed: waking early does no harm, no need to wake"
+        );
+        *due.lock().unwrap() = Some(later - std::time::Duration::from_secs(1));
+        assert!(reg.due_sooner(), "brought forward");
     }
 
     fn add(reg: &mut Registry, alive: bool, pid: ShareKey) -> WatchId {

@@ -15,10 +15,14 @@ fn close_is_idempotent_and_releases_everything() {
     let h = Harness::new(MonitorOptions::default());
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let id = h.monitor.watch_pid(child.id() as i64).unwrap();
-    assert_eq!(open_fds(), before + 3, "epoll + waker + pidfd");
+    assert_eq!(
+        open_fds(),
+        before + 4,
+        "sources epoll + reactor epoll + waker + pidfd"
+    );
     let released = h.monitor.close();
     assert_eq!(released.get(FdKind::Pidfd), 1);
-    assert_eq!(released.get(FdKind::Epoll), 1);
+    assert_eq!(released.get(FdKind::Epoll), 2);
     assert_eq!(released.get(FdKind::Eventfd), 1);
     assert_eq!(
         h.monitor.close().total(),

@@ -120,7 +120,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         // Exits are queued, not drained: close must still release everything.
         std::thread::sleep(Duration::from_millis(100));
         check("exits queued");
-        assert_eq!(h.monitor.close().get(FdKind::Epoll), 1);
+        assert_eq!(h.monitor.close().get(FdKind::Epoll), 2);
         check("closed");
     }),
     ("monitor dropped without close", |check| {

@@ -1,5 +1,6 @@
-//! napi-rs binding of lifewatch-core: types, conversions and errors only. Behaviour lives
-//! in the core crate; a reader never needs this crate to understand what lifewatch does.
+//! napi-rs binding of lifewatch-core: types, conversions and errors, plus the one piece that
+//! needs Node itself (the doorbell: Node's loop watching a monitor's ready fd). Behaviour
+//! lives in the core crate; a reader never needs this crate to understand what lifewatch does.
 
 #![deny(clippy::all)]
 // napi-derive registers exports only outside `cfg(test)`: in the lib test build they look unused.
@@ -7,6 +8,7 @@
 
 mod cgroup;
 mod cgroup_watch;
+mod doorbell;
 mod error;
 mod event;
 mod monitor;

@@ -9,10 +9,11 @@ use lifewatch_core::fd::Release;
 use lifewatch_core::{Monitor, MonitorOptions, Released};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Env};
+use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 use std::ffi::c_void;
 
+use crate::doorbell::Doorbell;
 use crate::error::IntoNapi;
 use crate::event::NativeEvent;
 use crate::stats::ReleasedFds;
@@ -22,6 +23,8 @@ type BatchFn = ThreadsafeFunction<(), (), Vec<NativeEvent>, Status, false, true>
 #[napi(object)]
 pub struct NativeMonitorOptions {
     pub force_fallback: Option<bool>,
+    /// Node's loop watches the monitor's ready fd itself (default true; see `doorbell`).
+    pub direct_wake: Option<bool>,
     /// A cgroup tree to use instead of the mounted hierarchies (tests).
     pub cgroup_root: Option<String>,
 }
@@ -52,6 +55,7 @@ pub struct NativeMonitor {
     env: Env,
     /// The env cleanup hook's registration (a boxed `Weak<Inner>`), until removed or run.
     hook: Option<*mut c_void>,
+    doorbell: Option<Doorbell>,
 }
 
 #[napi]
@@ -63,6 +67,8 @@ impl NativeMonitor {
         on_batch: Function<Vec<NativeEvent>, ()>,
         options: Option<NativeMonitorOptions>,
     ) -> Result<Self> {
+        // The doorbell calls the same callback directly on this thread.
+        let callback = on_batch.value().value;
         let core_slot: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
         let drain_from = Arc::clone(&core_slot);
         let batches: BatchFn = on_batch
@@ -81,6 +87,7 @@ impl NativeMonitor {
                     .collect::<Vec<_>>())
             })?;
         let notify_slot = Arc::clone(&core_slot);
+        let direct_wake = options.as_ref().and_then(|o| o.direct_wake).unwrap_or(true);
         let options = MonitorOptions {
             force_fallback: options
                 .as_ref()
@@ -124,10 +131,23 @@ impl NativeMonitor {
                 "registering the monitor's env cleanup hook failed",
             ));
         }
+        // Registered after the cleanup hook above, so that at teardown (hooks run in reverse
+        // order) the doorbell stops watching before the monitor closes the fd.
+        let doorbell = direct_wake
+            .then(|| {
+                Doorbell::open(
+                    &env,
+                    inner.core.ready_fd(),
+                    Arc::downgrade(&inner),
+                    callback,
+                )
+            })
+            .flatten();
         Ok(NativeMonitor {
             inner,
             env,
             hook: Some(hook),
+            doorbell,
         })
     }
 
@@ -198,9 +218,23 @@ impl NativeMonitor {
     /// Idempotent; returns the fds released by this call, per kind.
     #[napi]
     pub fn close(&mut self) -> ReleasedFds {
+        self.stop_doorbell();
         let released = self.inner.close(Release::Normal);
         self.remove_hook();
         ReleasedFds::from(released)
+    }
+
+    /// Whether Node's loop watches the ready fd (false: delivery through the reactor alone).
+    #[napi(getter)]
+    pub fn direct_wake(&self) -> bool {
+        self.doorbell.is_some()
+    }
+
+    /// Before the monitor's fds close: libuv must not watch a closed (or reused) fd number.
+    fn stop_doorbell(&mut self) {
+        if let Some(d) = self.doorbell.take() {
+            d.close();
+        }
     }
 
     /// napi-rs's own `remove_env_cleanup_hook` never frees what it registered, which kept a
@@ -232,6 +266,7 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
 impl Drop for NativeMonitor {
     /// The GC finalizer: a monitor nobody closed still releases everything.
     fn drop(&mut self) {
+        self.stop_doorbell();
         self.inner.close(Release::LeakPrevented);
         self.remove_hook();
     }

@@ -1,0 +1,143 @@
+//! Direct mode (`ready_fd`, `set_direct`, `turn_now`): a consumer's own event loop (Node's,
+//! through the binding) handles readiness on its thread, and the reactor thread handles what
+//! the consumer leaves. Every event must be reported exactly once, whichever thread takes it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{open_fds, serial, Harness};
+use lifewatch_core::{monotonic_ns, Event, EventKind, Monitor, MonitorOptions};
+use rustix::event::{poll, PollFd, PollFlags};
+
+/// Whether `fd` becomes readable within `ms`.
+fn readable_within(fd: BorrowedFd<'_>, ms: i64) -> bool {
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let timeout = rustix::time::Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    poll(&mut fds, Some(&timeout)).unwrap() > 0
+}
+
+/// What the binding's uv_poll does: poll the ready fd, turn when readable, until `stop`.
+/// Returns the events the turns delivered, and how many turns found the fd readable.
+fn consumer_loop(monitor: &Monitor, stop: &AtomicBool) -> (Vec<Event>, usize) {
+    // SAFETY: the monitor stays open until this loop has returned.
+    let fd = unsafe { BorrowedFd::borrow_raw(monitor.ready_fd()) };
+    let (mut got, mut turns) = (Vec::new(), 0);
+    while !stop.load(Ordering::SeqCst) {
+        if readable_within(fd, 10) {
+            turns += 1;
+            got.extend(monitor.turn_now());
+        }
+    }
+    (got, turns)
+}
+
+fn spawn_dying(n: usize) -> Vec<std::process::Child> {
+    (0..n)
+        .map(|i| {
+            Command::new("sh")
+                .args(["-c", &format!("sleep 0.{:03}; exit {}", i % 200, i % 100)])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn exits_shared_between_the_consumer_and_the_reactor_are_reported_once() {
+    let _serial = serial();
+    let fds = open_fds();
+    let h = Harness::new(MonitorOptions::default());
+    h.monitor.set_direct(true);
+    let stop = AtomicBool::new(false);
+    let mut children = spawn_dying(300);
+    let ((direct, turns), queued) = std::thread::scope(|s| {
+        let consumer = s.spawn(|| consumer_loop(&h.monitor, &stop));
+        for c in &children {
+            h.monitor.watch_pid(c.id() as i64).unwrap();
+        }
+        for c in &mut children {
+            c.wait().unwrap();
+        }
+        // The consumer keeps turning until every exit came out of one door or the other.
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        let direct = consumer.join().unwrap();
+        (
+            direct,
+            h.collect(children.len(), Duration::from_millis(500)),
+        )
+    });
+    let mut seen = HashMap::new();
+    for e in direct.iter().chain(&queued) {
+        assert!(matches!(e.kind, EventKind::Exit { .. }), "{e:?}");
+        *seen.entry(e.watch).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), children.len(), "every exit reported");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+    assert!(
+        !direct.is_empty(),
+        "the consumer's turns delivered ({turns} turns)"
+    );
+    eprintln!(
+        "{} exits: {} through {turns} consumer turns, {} from the reactor's queue",
+        seen.len(),
+        direct.len(),
+        queued.len()
+    );
+    h.monitor.set_direct(false);
+    h.monitor.close();
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor() {
+    let _serial = serial();
+    let h = Harness::new(MonitorOptions::default());
+    h.monitor.set_direct(true);
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    let killed = monotonic_ns();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let events = h.collect(1, Duration::from_secs(5));
+    assert_eq!(events.len(), 1, "delivered after the grace period");
+    assert_eq!(events[0].watch, id);
+    // Stamped when the reactor first saw it, not when the grace period ended.
+    let after_kill = events[0].time - killed;
+    assert!(
+        after_kill < 4_000_000,
+        "event.time {after_kill} ns after the kill"
+    );
+    h.monitor.close();
+}
+
+#[test]
+fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
+    let _serial = serial();
+    let h = Harness::new(MonitorOptions::default());
+    h.monitor.set_direct(true);
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    h.monitor.watch_pid(child.id() as i64).unwrap();
+    // SAFETY: the monitor is open for the whole test.
+    let fd = unsafe { BorrowedFd::borrow_raw(h.monitor.ready_fd()) };
+    assert!(!readable_within(fd, 200), "no readiness for a live process");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(readable_within(fd, 2000), "readable once it exited");
+    let events = h.monitor.turn_now();
+    assert_eq!(events.len(), 1, "{events:?}");
+    // Handled: a level-triggered loop watching the fd does not spin, and the reactor,
+    // once its grace period is over, finds nothing left to report.
+    assert!(!readable_within(fd, 200), "quiet once the exit was handled");
+    assert!(h.collect(1, Duration::from_millis(100)).is_empty());
+    h.monitor.close();
+}

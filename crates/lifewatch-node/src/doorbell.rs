@@ -1,0 +1,286 @@
+//! The doorbell: Node's own event loop watches the monitor's ready fd (a `uv_poll_t`), runs
+//! a turn on the JS thread when it is readable and calls the batch callback right there. An
+//! exit then wakes the JS thread directly, instead of waking the reactor thread, which then
+//! wakes the JS thread through the threadsafe function's async handle; and it is delivered
+//! in the loop iteration that saw it, ahead of Node's own SIGCHLD handling of that exit.
+//! The reactor handles what the JS thread leaves for longer than its grace period (JS busy):
+//! those events still come through the threadsafe function.
+//!
+//! libuv is Node's: the functions below are resolved against the node binary at load time,
+//! as napi-sys does for `uv_run` (linking a libuv of our own would poll a different loop).
+//! The handle is unref'd (the batch threadsafe function decides whether Node stays alive),
+//! closed before the monitor closes its fds, and closed at env teardown through an async
+//! cleanup hook, which keeps the loop turning until libuv has let go of the handle.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::os::fd::RawFd;
+use std::ptr::null_mut;
+use std::rc::Rc;
+use std::sync::Weak;
+
+use lifewatch_core::Event;
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Env};
+
+use crate::event::NativeEvent;
+use crate::monitor::Inner;
+
+/// `UV_POLL` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event` (stable ABI).
+const UV_POLL: c_int = 8;
+const UV_READABLE: c_int = 1;
+
+type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
+type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
+
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init(event_loop: *mut sys::uv_loop_s, handle: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(handle: *mut c_void, events: c_int, cb: PollCb) -> c_int;
+    fn uv_poll_stop(handle: *mut c_void) -> c_int;
+    fn uv_unref(handle: *mut c_void);
+    fn uv_close(handle: *mut c_void, cb: CloseCb);
+    fn uv_handle_set_data(handle: *mut c_void, data: *mut c_void);
+    fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
+}
+
+/// Lives as long as the libuv handle: the handle's data holds one count of it.
+struct Bell {
+    monitor: Weak<Inner>,
+    /// Null once closing has begun.
+    handle: Cell<*mut c_void>,
+    cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
+    env: sys::napi_env,
+    /// The batch callback and the async context it is made in (microtasks run after it, as
+    /// for any callback from Node's loop); null once released.
+    callback: Cell<sys::napi_ref>,
+    context: Cell<sys::napi_async_context>,
+}
+
+/// Held by the `NativeMonitor`, on the JS thread only.
+pub(crate) struct Doorbell(Rc<Bell>);
+
+fn handle_layout() -> Layout {
+    // SAFETY: a pure size query.
+    let size = unsafe { uv_handle_size(UV_POLL) };
+    Layout::from_size_align(size, 16).expect("uv_poll_t size")
+}
+
+impl Doorbell {
+    /// `None` when the runtime gives no libuv loop or libuv refuses the fd: the monitor
+    /// then delivers through its reactor thread alone.
+    pub(crate) fn open(
+        env: &Env,
+        fd: RawFd,
+        monitor: Weak<Inner>,
+        callback: sys::napi_value,
+    ) -> Option<Doorbell> {
+        let env = env.raw();
+        let mut event_loop = null_mut();
+        // SAFETY: `env` is the live env of the calling (JS) thread.
+        let status = unsafe { sys::napi_get_uv_event_loop(env, &mut event_loop) };
+        if status != sys::Status::napi_ok || event_loop.is_null() {
+            return None;
+        }
+        let (callback, context) = callback_handles(env, callback)?;
+        let layout = handle_layout();
+        // SAFETY: a fresh block of the size libuv asks for; freed in `on_closed`, or below
+        // when init fails (libuv has not seen it then).
+        let handle = unsafe { alloc_zeroed(layout) }.cast::<c_void>();
+        if handle.is_null() || unsafe { uv_poll_init(event_loop, handle, fd) } != 0 {
+            if !handle.is_null() {
+                unsafe { dealloc(handle.cast(), layout) };
+            }
+            release_callback(env, callback, context);
+            return None;
+        }
+        let bell = Rc::new(Bell {
+            monitor,
+            handle: Cell::new(handle),
+            cleanup: Cell::new(null_mut()),
+            env,
+            callback: Cell::new(callback),
+            context: Cell::new(context),
+        });
+        // SAFETY: the handle is initialised; its data owns one count, taken back in
+        // `on_closed`, the only way the handle goes away from here on.
+        unsafe {
+            uv_handle_set_data(handle, Rc::into_raw(Rc::clone(&bell)) as *mut c_void);
+            uv_unref(handle);
+        }
+        let doorbell = Doorbell(bell);
+        let mut cleanup = null_mut();
+        // SAFETY: the hook's arg is the Bell, alive until `on_closed`, which unregisters the
+        // hook first thing.
+        let hooked = unsafe {
+            sys::napi_add_async_cleanup_hook(
+                env,
+                Some(on_env_teardown),
+                Rc::as_ptr(&doorbell.0) as *mut c_void,
+                &mut cleanup,
+            )
+        };
+        // SAFETY: as above.
+        if hooked != sys::Status::napi_ok
+            || unsafe { uv_poll_start(handle, UV_READABLE, on_readable) } != 0
+        {
+            doorbell.0.cleanup.set(if hooked == sys::Status::napi_ok {
+                cleanup
+            } else {
+                null_mut()
+            });
+            doorbell.close();
+            return None;
+        }
+        doorbell.0.cleanup.set(cleanup);
+        if let Some(inner) = doorbell.0.monitor.upgrade() {
+            inner.core.set_direct(true);
+        }
+        Some(doorbell)
+    }
+
+    /// Stops watching at once (the ready fd may be closed right after); libuv frees the
+    /// handle on a later loop turn. Idempotent.
+    pub(crate) fn close(&self) {
+        close(&self.0);
+    }
+}
+
+fn close(bell: &Bell) {
+    let handle = bell.handle.replace(null_mut());
+    if handle.is_null() {
+        return;
+    }
+    // The reactor handles everything at once from here on.
+    if let Some(inner) = bell.monitor.upgrade() {
+        inner.core.set_direct(false);
+    }
+    // SAFETY: a live handle of this thread's loop, closed exactly once (it was nulled).
+    unsafe {
+        uv_poll_stop(handle);
+        uv_close(handle, on_closed);
+    }
+    release_callback(
+        bell.env,
+        bell.callback.replace(null_mut()),
+        bell.context.replace(null_mut()),
+    );
+}
+
+/// A reference to the batch callback and an async context to make it in; `None` if the
+/// runtime refuses either (the doorbell is then not used).
+fn callback_handles(
+    env: sys::napi_env,
+    callback: sys::napi_value,
+) -> Option<(sys::napi_ref, sys::napi_async_context)> {
+    const NAME: &str = "lifewatch:batch";
+    let (mut reference, mut name, mut context) = (null_mut(), null_mut(), null_mut());
+    // SAFETY: plain N-API calls on the JS thread with live values.
+    unsafe {
+        if sys::napi_create_reference(env, callback, 1, &mut reference) != sys::Status::napi_ok {
+            return None;
+        }
+        let named =
+            sys::napi_create_string_utf8(env, NAME.as_ptr().cast(), NAME.len() as isize, &mut name);
+        if named != sys::Status::napi_ok
+            || sys::napi_async_init(env, null_mut(), name, &mut context) != sys::Status::napi_ok
+        {
+            sys::napi_delete_reference(env, reference);
+            return None;
+        }
+    }
+    Some((reference, context))
+}
+
+fn release_callback(
+    env: sys::napi_env,
+    reference: sys::napi_ref,
+    context: sys::napi_async_context,
+) {
+    // SAFETY: created by `callback_handles` and released once (the cells were nulled).
+    unsafe {
+        if !context.is_null() {
+            sys::napi_async_destroy(env, context);
+        }
+        if !reference.is_null() {
+            sys::napi_delete_reference(env, reference);
+        }
+    }
+}
+
+/// Calls the batch callback with `events` as Node calls any callback from its loop: in a
+/// handle scope, through `napi_make_callback` (microtasks and nextTicks run after it), with
+/// an exception raised as uncaught. If the callback cannot be reached the events go back to
+/// the monitor's queue, to come through the threadsafe function instead.
+fn deliver(bell: &Bell, inner: &Inner, events: Vec<Event>) {
+    let env = bell.env;
+    let (callback, context) = (bell.callback.get(), bell.context.get());
+    let mut scope = null_mut();
+    // SAFETY: N-API calls on the JS thread, inside a handle scope opened and closed here.
+    unsafe {
+        if callback.is_null()
+            || sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok
+        {
+            inner.core.requeue(events);
+            return;
+        }
+        let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
+        let native: Vec<NativeEvent> = events.iter().cloned().map(NativeEvent::from).collect();
+        let ready = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
+            && !func.is_null()
+            // napi_make_callback wants an object as `this`.
+            && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
+        match ready.then(|| Vec::<NativeEvent>::to_napi_value(env, native)) {
+            Some(Ok(batch)) => {
+                let status =
+                    sys::napi_make_callback(env, context, recv, func, 1, &batch, &mut result);
+                if status == sys::Status::napi_pending_exception {
+                    let mut error = null_mut();
+                    sys::napi_get_and_clear_last_exception(env, &mut error);
+                    sys::napi_fatal_exception(env, error);
+                }
+            }
+            _ => inner.core.requeue(events),
+        }
+        sys::napi_close_handle_scope(env, scope);
+    }
+}
+
+unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
+    // SAFETY: the data set in `open`, valid until `on_closed`.
+    let bell = unsafe { &*(uv_handle_get_data(handle) as *const Bell) };
+    if status < 0 {
+        // The fd went bad: leave the delivery to the reactor thread.
+        close(bell);
+        return;
+    }
+    match bell.monitor.upgrade() {
+        Some(inner) => {
+            let events = inner.core.turn_now();
+            if !events.is_empty() {
+                deliver(bell, &inner, events);
+            }
+        }
+        None => close(bell),
+    }
+}
+
+unsafe extern "C" fn on_closed(handle: *mut c_void) {
+    // SAFETY: takes back the count `open` gave the handle; libuv is done with the handle.
+    let bell = unsafe { Rc::from_raw(uv_handle_get_data(handle) as *const Bell) };
+    let cleanup = bell.cleanup.replace(null_mut());
+    if !cleanup.is_null() {
+        // SAFETY: registered in `open`; removing it also tells a running teardown we are done.
+        unsafe { sys::napi_remove_async_cleanup_hook(cleanup) };
+    }
+    // SAFETY: allocated in `open` with this layout.
+    unsafe { dealloc(handle.cast(), handle_layout()) };
+}
+
+/// Env teardown (worker exit, process exit) before the monitor was closed.
+unsafe extern "C" fn on_env_teardown(_: sys::napi_async_cleanup_hook_handle, arg: *mut c_void) {
+    // SAFETY: the Bell registered in `open`; the handle's count keeps it alive until
+    // `on_closed`, which unregisters this hook.
+    close(unsafe { &*(arg as *const Bell) });
+}
