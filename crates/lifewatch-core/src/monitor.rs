@@ -167,7 +167,8 @@ impl Monitor {
         self.shared.registry().len()
     }
 
-    /// How many batch notifications were raised (the binding's N-API calls).
+    /// How many batches were handed over: notifications raised plus non-empty `turn_now`
+    /// results (each one N-API call in the binding).
     pub fn notifications(&self) -> u64 {
         self.shared.notifications.load(Ordering::Relaxed)
     }

@@ -348,6 +348,10 @@ impl Shared {
         self.rearm(&self.registry());
         let mut events = self.drain();
         events.append(&mut out);
+        if !events.is_empty() {
+            // A delivery as much as a notification is (one N-API call in the binding).
+            self.notifications.fetch_add(1, Ordering::Relaxed);
+        }
         events
     }
 

@@ -109,13 +109,16 @@ fn a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor() {
     child.kill().unwrap();
     child.wait().unwrap();
     let events = h.collect(1, Duration::from_secs(5));
+    let received = monotonic_ns();
     assert_eq!(events.len(), 1, "delivered after the grace period");
     assert_eq!(events[0].watch, id);
-    // Stamped when the reactor first saw it, not when the grace period ended.
-    let after_kill = events[0].time - killed;
+    // Stamped when the reactor first saw it, not when the grace period (5 ms) ended; load
+    // can only widen the gap.
+    assert!(events[0].time >= killed);
+    let waited = received - events[0].time;
     assert!(
-        after_kill < 4_000_000,
-        "event.time {after_kill} ns after the kill"
+        waited >= 4_000_000,
+        "delivered {waited} ns after its timestamp"
     );
     h.monitor.close();
 }
@@ -132,12 +135,20 @@ fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
     assert!(!readable_within(fd, 200), "no readiness for a live process");
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(readable_within(fd, 2000), "readable once it exited");
-    let events = h.monitor.turn_now();
+    // Readable until someone handles it: this thread, or (if it looks too late, under load)
+    // the reactor after its grace period. Either way the exit comes out once.
+    let mut events = if readable_within(fd, 2000) {
+        h.monitor.turn_now()
+    } else {
+        Vec::new()
+    };
+    if events.is_empty() {
+        events = h.collect(1, Duration::from_secs(2));
+    }
+    events.extend(h.collect(1, Duration::from_millis(100))); // a second copy, if any
+
     assert_eq!(events.len(), 1, "{events:?}");
-    // Handled: a level-triggered loop watching the fd does not spin, and the reactor,
-    // once its grace period is over, finds nothing left to report.
+    // Handled: a level-triggered loop watching the fd does not spin.
     assert!(!readable_within(fd, 200), "quiet once the exit was handled");
-    assert!(h.collect(1, Duration::from_millis(100)).is_empty());
     h.monitor.close();
 }

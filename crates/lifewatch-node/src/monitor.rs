@@ -182,7 +182,7 @@ impl NativeMonitor {
         self.inner.core.inotify_overflows() as f64
     }
 
-    /// Batch notifications raised so far: the N-API calls made to deliver events.
+    /// Batches handed to JS so far (threadsafe-function notifications and direct deliveries).
     #[napi(getter)]
     pub fn notifications(&self) -> f64 {
         self.inner.core.notifications() as f64
