@@ -87,6 +87,12 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
     child,
     reactorOnly,
   )
+  const lifewatchNonChildTwoHops = lifewatchPeer(
+    'lifewatch (non-child, directWake off)',
+    'as lifewatch (non-child), delivered through the reactor thread alone',
+    grandchild,
+    reactorOnly,
+  )
   const nodeExit: Peer = {
     name: "node child_process 'exit'",
     observer: "ChildProcess 'exit' event (libuv SIGCHLD + waitpid)",
@@ -129,7 +135,7 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
     },
   })
   const poll250 = poller(250, 'wait-on style')
-  const allPeers: Peer[] = [floorPeer, floorNonChild, lifewatchChild, lifewatchNonChild, lifewatchTwoHops, nodeExit, poller(100, 'runc style'), poll250]
+  const allPeers: Peer[] = [floorPeer, floorNonChild, lifewatchChild, lifewatchNonChild, lifewatchTwoHops, lifewatchNonChildTwoHops, nodeExit, poller(100, 'runc style'), poll250]
   // `peers` narrows the run (profiling); the report then covers those peers only.
   const peers = cfg.peers ? allPeers.filter((p) => cfg.peers!.includes(p.name)) : allPeers
   if (cfg.peers) return profileOnly(peers, rounds, [monitor, reactorOnly], floor, stamps)
@@ -178,7 +184,7 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
     kernel: summarize(samples.get(p)!.map((s) => us(s.kernel!))),
     hop: summarize(samples.get(p)!.map((s) => us(s.hop!))),
   })
-  const lwParts = new Map([lifewatchChild, lifewatchNonChild, lifewatchTwoHops].map((p) => [p, parts(p)]))
+  const lwParts = new Map([lifewatchChild, lifewatchNonChild, lifewatchTwoHops, lifewatchNonChildTwoHops].map((p) => [p, parts(p)]))
   const split: Table = {
     title: 'lifewatch latency split at event.time (taken by the first thread to handle the exit), µs',
     columns: ['peer', 'part', 'p50 µs', 'p99 µs', 'max µs'],
@@ -207,6 +213,13 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
       goal: `lifewatch (child) ${q} ≤ Node's 'exit'`,
       measured: `${S(lifewatchChild)[q].toFixed(0)} vs ${S(nodeExit)[q].toFixed(0)} µs (${ratio(S(lifewatchChild)[q], S(nodeExit)[q]).toFixed(2)}×)`,
       met: S(lifewatchChild)[q] <= S(nodeExit)[q],
+    })
+  }
+  for (const [on, off] of [[lifewatchChild, lifewatchTwoHops], [lifewatchNonChild, lifewatchNonChildTwoHops]] as const) {
+    goals.push({
+      goal: `${on.name}: directWake (one wakeup) vs off (reactor, then JS thread)`,
+      measured: (['p50', 'p99'] as const).map((q) => `${q} ${S(on)[q].toFixed(0)} vs ${S(off)[q].toFixed(0)} µs (${ratio(S(on)[q], S(off)[q]).toFixed(2)}×)`).join(', '),
+      met: null,
     })
   }
   for (const q of ['p50', 'p99'] as const) {

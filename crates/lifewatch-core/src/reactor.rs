@@ -8,8 +8,11 @@
 //! consumer's thread directly instead of waking the reactor, which then wakes the consumer
 //! (two scheduler wakeups in a row). In that direct mode the reactor leaves ready sources
 //! to the consumer for `GRACE` and handles only what is still there after it (a consumer
-//! busy elsewhere), timestamped when the reactor first saw it. The waker stays out of
-//! `epoll`, so only the reactor ever consumes it.
+//! busy elsewhere), timestamped when the reactor first saw it. When it did find something
+//! left (a burst the consumer cannot keep up with), it stops waiting and handles readiness
+//! at once, in parallel with the consumer's deliveries, until a turn finds nothing or
+//! readiness pauses for `EAGER`. The waker stays out of `epoll`, so only the reactor ever
+//! consumes it.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -35,6 +38,9 @@ const SOURCES: u64 = 1;
 /// How long, in direct mode, ready sources are left to the consumer's turn: a consumer that
 /// is awake takes them well within it; a busy one gets them from the reactor's queue.
 const GRACE: Duration = Duration::from_millis(5);
+/// How long after finding work left by the consumer the reactor keeps handling readiness at
+/// once: a burst keeps renewing it; a single exit after a pause is the consumer's again.
+const EAGER: Duration = Duration::from_millis(10);
 const BATCH: usize = 256;
 
 pub const OPEN: u8 = 0;
@@ -292,6 +298,8 @@ impl Shared {
         // Direct mode: ready sources left to the consumer, since when (and that time as
         // the events' timestamp, should the reactor handle them after all).
         let mut left: Option<(Instant, u64)> = None;
+        // Direct mode, but the consumer left work for the reactor lately: no grace until then.
+        let mut eager_until: Option<Instant> = None;
         loop {
             let due = self.registry().sleep_until();
             let grace_end = left.map(|(at, _)| at + GRACE);
@@ -322,8 +330,9 @@ impl Shared {
                 }
             }
             if sources && self.direct.load(Ordering::SeqCst) && left.is_none() {
-                left = Some((Instant::now(), monotonic_ns()));
-                if woke.len() == 1 {
+                let now = Instant::now();
+                left = Some((now, monotonic_ns()));
+                if woke.len() == 1 && eager_until.is_none_or(|until| now >= until) {
                     continue; // the consumer's turn, for the grace period
                 }
             }
@@ -331,10 +340,11 @@ impl Shared {
             let Some(out) = self.turn(taken.map_or_else(monotonic_ns, |(_, t)| t)) else {
                 return;
             };
-            self.publish(out);
             if taken.is_some() {
+                eager_until = (!out.is_empty()).then(|| Instant::now() + EAGER);
                 self.arm_sources(); // its one shot was spent
             }
+            self.publish(out);
         }
     }
 

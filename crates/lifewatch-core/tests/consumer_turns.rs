@@ -152,3 +152,37 @@ fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
     assert!(!readable_within(fd, 200), "quiet once the exit was handled");
     h.monitor.close();
 }
+
+#[test]
+fn after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again() {
+    let _serial = serial();
+    let h = Harness::new(MonitorOptions::default());
+    h.monitor.set_direct(true);
+    // A burst nobody turns for: the reactor takes it after its grace period and from then on
+    // handles readiness at once (eager), until readiness pauses.
+    let mut burst: Vec<_> = (0..50)
+        .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+        .collect();
+    for c in &burst {
+        h.monitor.watch_pid(c.id() as i64).unwrap();
+    }
+    for c in &mut burst {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    assert_eq!(h.collect(50, Duration::from_secs(10)).len(), 50);
+    std::thread::sleep(Duration::from_millis(100));
+    // After the pause a single exit is left to the consumer again for the grace period (5 ms):
+    // with no consumer turning, it comes from the reactor at least that long after its
+    // timestamp. (A reactor stuck in eager mode would deliver it at once.)
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    h.monitor.watch_pid(child.id() as i64).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let events = h.collect(1, Duration::from_secs(5));
+    let received = monotonic_ns();
+    assert_eq!(events.len(), 1);
+    let waited = received - events[0].time;
+    assert!(waited >= 4_000_000, "delivered {waited} ns after its timestamp");
+    h.monitor.close();
+}
