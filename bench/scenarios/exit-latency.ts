@@ -38,7 +38,8 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
   const rounds = cfg.rounds ?? (cfg.quick ? 25 : 400)
   const pollRounds = cfg.quick ? 6 : 100
   const warmup = cfg.quick ? 3 : 10
-  const stamps = new StampFile((rounds + warmup) * 7 + 16)
+  // One stamp slot per sample, sized once the peers are known (below).
+  let stamps: StampFile
   const monitor = new Monitor()
   // The same monitor without the doorbell: what Node's loop watching the ready fd saves.
   const reactorOnly = new Monitor({ directWake: false })
@@ -138,6 +139,7 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
   const allPeers: Peer[] = [floorPeer, floorNonChild, lifewatchChild, lifewatchNonChild, lifewatchTwoHops, lifewatchNonChildTwoHops, nodeExit, poller(100, 'runc style'), poll250]
   // `peers` narrows the run (profiling); the report then covers those peers only.
   const peers = cfg.peers ? allPeers.filter((p) => cfg.peers!.includes(p.name)) : allPeers
+  stamps = new StampFile((rounds + warmup) * peers.length + 16)
   if (cfg.peers) return profileOnly(peers, rounds, [monitor, reactorOnly], floor, stamps)
   const samples = new Map<Peer, Sample[]>(peers.map((p) => [p, []]))
 
