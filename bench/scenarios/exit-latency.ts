@@ -82,17 +82,8 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
   })
   const lifewatchChild = lifewatchPeer('lifewatch (child)', 'Monitor.watchPid → Watch.wait() on a child of Node', child)
   const lifewatchNonChild = lifewatchPeer('lifewatch (non-child)', 'Monitor.watchPid on a grandchild whose own parent reaps it', grandchild)
-  const lifewatchTwoHops = lifewatchPeer(
-    'lifewatch (child, directWake off)',
-    'as lifewatch (child), delivered through the reactor thread alone: two wakeups in a row',
-    child,
-    reactorOnly,
-  )
-  const lifewatchNonChildTwoHops = lifewatchPeer(
-    'lifewatch (non-child, directWake off)',
-    'as lifewatch (non-child), delivered through the reactor thread alone',
-    grandchild,
-    reactorOnly,
+  const [lifewatchTwoHops, lifewatchNonChildTwoHops] = ([['child', child], ['non-child', grandchild]] as const).map(([kind, start]) =>
+    lifewatchPeer(`lifewatch (${kind}, directWake off)`, `as lifewatch (${kind}), delivered through the reactor thread alone: two wakeups in a row`, start, reactorOnly),
   )
   const nodeExit: Peer = {
     name: "node child_process 'exit'",

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{open_fds, serial, Harness};
-use lifewatch_core::{monotonic_ns, Event, EventKind, Monitor, MonitorOptions};
+use lifewatch_core::{monotonic_ns, Event, EventKind, Monitor, MonitorOptions, WatchId};
 use rustix::event::{poll, PollFd, PollFlags};
 
 /// Whether `fd` becomes readable within `ms`.
@@ -98,43 +98,59 @@ fn exits_shared_between_the_consumer_and_the_reactor_are_reported_once() {
     assert_eq!(open_fds(), fds);
 }
 
-#[test]
-fn a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor() {
-    let _serial = serial();
+/// A monitor in direct mode whose consumer is the test itself.
+fn direct() -> Harness {
     let h = Harness::new(MonitorOptions::default());
     h.monitor.set_direct(true);
+    h
+}
+
+/// Starts a process, watches it, kills it and reaps it; returns the watch.
+fn watched_and_killed(h: &Harness) -> WatchId {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let id = h.monitor.watch_pid(child.id() as i64).unwrap();
-    let killed = monotonic_ns();
     child.kill().unwrap();
     child.wait().unwrap();
-    let events = h.collect(1, Duration::from_secs(5));
+    id
+}
+
+/// The one event the reactor queues when nobody turns: it must come at least the grace
+/// period (5 ms) after its timestamp, which is when the reactor first saw it (load can only
+/// widen the gap).
+fn one_left_to_the_reactor(h: &Harness) -> Event {
+    let mut events = h.collect(1, Duration::from_secs(5));
     let received = monotonic_ns();
     assert_eq!(events.len(), 1, "delivered after the grace period");
-    assert_eq!(events[0].watch, id);
-    // Stamped when the reactor first saw it, not when the grace period (5 ms) ended; load
-    // can only widen the gap.
-    assert!(events[0].time >= killed);
     let waited = received - events[0].time;
     assert!(
         waited >= 4_000_000,
         "delivered {waited} ns after its timestamp"
     );
+    events.remove(0)
+}
+
+#[test]
+fn a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor() {
+    let _serial = serial();
+    let h = direct();
+    let before = monotonic_ns();
+    let id = watched_and_killed(&h);
+    let ev = one_left_to_the_reactor(&h);
+    assert_eq!(ev.watch, id);
+    assert!(ev.time >= before);
     h.monitor.close();
 }
 
 #[test]
 fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
     let _serial = serial();
-    let h = Harness::new(MonitorOptions::default());
-    h.monitor.set_direct(true);
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    h.monitor.watch_pid(child.id() as i64).unwrap();
+    let h = direct();
     // SAFETY: the monitor is open for the whole test.
     let fd = unsafe { BorrowedFd::borrow_raw(h.monitor.ready_fd()) };
+    let mut live = Command::new("sleep").arg("30").spawn().unwrap();
+    h.monitor.watch_pid(live.id() as i64).unwrap();
     assert!(!readable_within(fd, 200), "no readiness for a live process");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    watched_and_killed(&h);
     // Readable until someone handles it: this thread, or (if it looks too late, under load)
     // the reactor after its grace period. Either way the exit comes out once.
     let mut events = if readable_within(fd, 2000) {
@@ -146,18 +162,18 @@ fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
         events = h.collect(1, Duration::from_secs(2));
     }
     events.extend(h.collect(1, Duration::from_millis(100))); // a second copy, if any
-
     assert_eq!(events.len(), 1, "{events:?}");
     // Handled: a level-triggered loop watching the fd does not spin.
     assert!(!readable_within(fd, 200), "quiet once the exit was handled");
     h.monitor.close();
+    live.kill().unwrap();
+    live.wait().unwrap();
 }
 
 #[test]
 fn after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again() {
     let _serial = serial();
-    let h = Harness::new(MonitorOptions::default());
-    h.monitor.set_direct(true);
+    let h = direct();
     // A burst nobody turns for: the reactor takes it after its grace period and from then on
     // handles readiness at once (eager), until readiness pauses.
     let mut burst: Vec<_> = (0..50)
@@ -172,17 +188,9 @@ fn after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again() {
     }
     assert_eq!(h.collect(50, Duration::from_secs(10)).len(), 50);
     std::thread::sleep(Duration::from_millis(100));
-    // After the pause a single exit is left to the consumer again for the grace period (5 ms):
-    // with no consumer turning, it comes from the reactor at least that long after its
-    // timestamp. (A reactor stuck in eager mode would deliver it at once.)
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    h.monitor.watch_pid(child.id() as i64).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let events = h.collect(1, Duration::from_secs(5));
-    let received = monotonic_ns();
-    assert_eq!(events.len(), 1);
-    let waited = received - events[0].time;
-    assert!(waited >= 4_000_000, "delivered {waited} ns after its timestamp");
+    // After the pause a single exit is the consumer's again for the grace period (a reactor
+    // stuck in eager mode would deliver it at once).
+    watched_and_killed(&h);
+    one_left_to_the_reactor(&h);
     h.monitor.close();
 }
