@@ -136,6 +136,11 @@ impl Shared {
     /// Direct mode on or off (see the module doc). Off again before the consumer stops
     /// watching, so that the reactor handles everything at once from then on.
     pub fn set_direct(&self, on: bool) {
+        // Under the registry lock: once closed, the raw fd numbers may belong to others.
+        let _reg = self.registry();
+        if self.state.load(Ordering::SeqCst) == CLOSED {
+            return;
+        }
         self.direct.store(on, Ordering::SeqCst);
         self.arm_sources();
         self.wake();
@@ -241,7 +246,8 @@ impl Shared {
     /// Wakes the reactor when something is now due before the deadline it sleeps to (a new
     /// timed source, or one that a `turn_now` on another thread rescheduled).
     fn rearm(&self, reg: &Registry) {
-        if reg.due_sooner() {
+        // The caller holds the registry lock, so a close cannot slip in between.
+        if self.state.load(Ordering::SeqCst) != CLOSED && reg.due_sooner() {
             self.wake();
         }
     }

@@ -194,3 +194,22 @@ fn after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again() {
     one_left_to_the_reactor(&h);
     h.monitor.close();
 }
+
+#[test]
+fn direct_mode_calls_after_close_touch_nothing() {
+    let _serial = serial();
+    let fds = open_fds();
+    let h = direct();
+    h.monitor.close();
+    // The closed monitor's fd numbers may already belong to someone else: an epoll of
+    // another monitor here, which must keep working.
+    let other = direct();
+    h.monitor.set_direct(true);
+    h.monitor.set_direct(false); // on `other`'s reused fds it would end its direct mode
+    assert!(h.monitor.turn_now().is_empty());
+    let id = watched_and_killed(&other);
+    let ev = one_left_to_the_reactor(&other);
+    assert_eq!(ev.watch, id);
+    other.monitor.close();
+    assert_eq!(open_fds(), fds);
+}
