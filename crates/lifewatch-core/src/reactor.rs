@@ -2,8 +2,9 @@
 //! without its pitfalls: a failing epoll_wait is reported as an event, not fatal, and
 //! events are queued for the consumer instead of being sent on a channel that can fill.
 //!
-//! Two epoll fds: `epoll` holds the sources only, `outer` holds `epoll` and the waker, and
-//! the reactor thread sleeps on `outer`. A consumer with an event loop of its own (Node's)
+//! Two epoll fds: `epoll` holds the sources, `outer` holds `epoll`, the waker and the few
+//! sources that must not be nested (`Source::nestable`), and the reactor thread sleeps on
+//! `outer`. A consumer with an event loop of its own (Node's)
 //! may watch `epoll` and call `turn_now` when it is readable: an exit then wakes the
 //! consumer's thread directly instead of waking the reactor, which then wakes the consumer
 //! (two scheduler wakeups in a row). In that direct mode the reactor leaves ready sources
@@ -31,10 +32,10 @@ use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::registry::{Registry, Removed, ShareKey};
 use crate::source::{Keep, Ready, Source};
 
-/// epoll data in `outer`: the waker eventfd and the sources' epoll fd. (In `epoll` the data
-/// is the watch id.)
-const WAKER: u64 = 0;
-const SOURCES: u64 = 1;
+/// epoll data in `outer` of the waker eventfd and the sources' epoll fd; any other data in
+/// either set is a watch id (ids start at 1 and never get near these).
+const WAKER: u64 = u64::MAX;
+const SOURCES: u64 = u64::MAX - 1;
 /// How long, in direct mode, ready sources are left to the consumer's turn: a consumer that
 /// is awake takes them well within it; a busy one gets them from the reactor's queue.
 const GRACE: Duration = Duration::from_millis(5);
@@ -128,6 +129,15 @@ impl Shared {
         unsafe { BorrowedFd::borrow_raw(self.epoll) }
     }
 
+    /// The epoll set a source's fd belongs in.
+    fn set_of(&self, source: &dyn Source) -> BorrowedFd<'_> {
+        if source.nestable() {
+            self.epoll_fd()
+        } else {
+            self.outer_fd()
+        }
+    }
+
     fn outer_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: as for `epoll_fd`.
         unsafe { BorrowedFd::borrow_raw(self.outer) }
@@ -186,9 +196,9 @@ impl Shared {
         }
         let id = reg.next_id();
         if let Some((fd, flags)) = source.interest() {
-            let added = failpoint::hit("epoll_ctl").and_then(|()| {
-                epoll::add(self.epoll_fd(), fd, EventData::new_u64(id as u64), flags)
-            });
+            let set = self.set_of(source.as_ref());
+            let added = failpoint::hit("epoll_ctl")
+                .and_then(|()| epoll::add(set, fd, EventData::new_u64(id as u64), flags));
             if let Err(e) = added {
                 source.release(Release::LeakPrevented, &mut Released::default());
                 return Err(e).sys("epoll_ctl", format!("registering watch {id}"));
@@ -227,7 +237,7 @@ impl Shared {
     fn retire(&self, src: Box<dyn Source>, how: Release, released: &mut Released) {
         if let Some((fd, _)) = src.interest() {
             // Closing would drop it from the set too; removing first keeps the set exact.
-            let _ = epoll::delete(self.epoll_fd(), fd);
+            let _ = epoll::delete(self.set_of(src.as_ref()), fd);
         }
         src.release(how, released);
     }
@@ -300,7 +310,7 @@ impl Shared {
 
     /// The wait loop. Idle means blocked in epoll_wait with no timeout: no wakeups at all.
     pub fn run(&self) {
-        let mut woke: Vec<epoll::Event> = Vec::with_capacity(2);
+        let mut woke: Vec<epoll::Event> = Vec::with_capacity(BATCH);
         // Direct mode: ready sources left to the consumer, since when (and that time as
         // the events' timestamp, should the reactor handle them after all).
         let mut left: Option<(Instant, u64)> = None;
@@ -326,13 +336,19 @@ impl Shared {
                 Ok(_) => {}
             }
             let mut sources = false;
+            // Sources registered in `outer` itself (not nestable), reported here only.
+            let mut own = Vec::new();
             for ev in &woke {
-                if ev.data.u64() == WAKER {
-                    let mut buf = [0u8; 8];
-                    let _ =
-                        rustix::io::read(unsafe { BorrowedFd::borrow_raw(self.waker) }, &mut buf);
-                } else {
-                    sources = true;
+                match ev.data.u64() {
+                    WAKER => {
+                        let mut buf = [0u8; 8];
+                        let _ = rustix::io::read(
+                            unsafe { BorrowedFd::borrow_raw(self.waker) },
+                            &mut buf,
+                        );
+                    }
+                    SOURCES => sources = true,
+                    id => own.push(id as WatchId),
                 }
             }
             if sources && self.direct.load(Ordering::SeqCst) && left.is_none() {
@@ -343,7 +359,7 @@ impl Shared {
                 }
             }
             let taken = left.take();
-            let Some(out) = self.turn(taken.map_or_else(monotonic_ns, |(_, t)| t)) else {
+            let Some(out) = self.turn(taken.map_or_else(monotonic_ns, |(_, t)| t), &own) else {
                 return;
             };
             if taken.is_some() {
@@ -358,7 +374,7 @@ impl Shared {
     /// every queued event (as `drain` does) for the consumer to deliver at once, and wakes
     /// the reactor if a timed source now needs it sooner.
     pub fn turn_now(&self) -> Vec<Event> {
-        let Some(mut out) = self.turn(monotonic_ns()) else {
+        let Some(mut out) = self.turn(monotonic_ns(), &[]) else {
             return Vec::new();
         };
         self.rearm(&self.registry());
@@ -371,9 +387,10 @@ impl Shared {
         events
     }
 
-    /// Handles every ready source and every due timed source, under the registry lock;
-    /// `None` once the monitor is no longer open.
-    fn turn(&self, time: u64) -> Option<Vec<Event>> {
+    /// Handles every ready source of `epoll`, the `own` ones the reactor's wait reported,
+    /// and every due timed source, under the registry lock; `None` once the monitor is no
+    /// longer open.
+    fn turn(&self, time: u64, own: &[WatchId]) -> Option<Vec<Event>> {
         let mut reg = self.registry();
         if self.state.load(Ordering::SeqCst) != OPEN {
             return None;
@@ -393,8 +410,12 @@ impl Shared {
             _ => {}
         }
         let mut out = Vec::new();
-        for ev in &ready {
-            self.dispatch(&mut reg, ev.data.u64() as WatchId, time, &mut out);
+        for id in ready
+            .iter()
+            .map(|ev| ev.data.u64() as WatchId)
+            .chain(own.iter().copied())
+        {
+            self.dispatch(&mut reg, id, time, &mut out);
         }
         for id in reg.due_keys(Instant::now()) {
             self.dispatch(&mut reg, id, time, &mut out);

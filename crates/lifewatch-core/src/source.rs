@@ -34,6 +34,15 @@ pub trait Source: Send {
         None
     }
 
+    /// Whether the fd may sit in a nested epoll set (the monitor's ready fd). Not for an fd
+    /// whose poll consumes its event (a PSI trigger: the kernel clears the trigger's event
+    /// when polled): a nested set polls its items once to tell its own readiness, then again
+    /// to report them, and the second poll would find nothing. Such a source is registered
+    /// in the reactor's own epoll, and only the reactor handles it.
+    fn nestable(&self) -> bool {
+        true
+    }
+
     /// Whether `due` can ever return a time: only such sources are asked on each turn of
     /// the loop, so a wakeup costs nothing per pidfd watch.
     fn timed(&self) -> bool {

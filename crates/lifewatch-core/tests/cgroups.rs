@@ -610,3 +610,52 @@ fn v2_psi_fires_under_sustained_pressure() {
     // rmdir wakes the trigger (POLLFREE): the watch ends with `removed`.
     expect_removed_on_rmdir(&h, &cg, id);
 }
+
+/// A PSI trigger's poll clears its event: the source must not sit in a nested epoll set (the
+/// monitor's ready fd), which polls once to tell its own readiness and again to report. CPU
+/// pressure works on any cgroup2 directory, controllers or not (the unified one of a hybrid
+/// host too).
+#[test]
+fn v2_cpu_psi_fires_under_cpu_contention() {
+    let _s = serial();
+    let Some((mount, _)) = unified() else {
+        eprintln!("skip: no unified hierarchy");
+        return;
+    };
+    let Some(cg) = TestCgroup::new(&mount) else {
+        return;
+    };
+    if !cg.dir.join("cpu.pressure").exists() {
+        eprintln!("skip: no cpu.pressure (kernel without PSI, or psi=0)");
+        return;
+    }
+    let h = Harness::new(MonitorOptions::default());
+    let trig = PsiTrigger {
+        resource: Resource::Cpu,
+        full: false,
+        stall_us: 50_000,
+        window_us: if lifewatch_core::cgroup::psi::privileged() {
+            500_000
+        } else {
+            2_000_000
+        },
+    };
+    let opts = CgroupWatchOptions {
+        oom: Some(false),
+        events: Some(false),
+        psi: vec![trig],
+        ..Default::default()
+    };
+    let id = watch(&h, &cg, opts);
+    // More busy loops than CPUs: runnable tasks of the cgroup wait for a CPU.
+    let loops = 2 * std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    let got = pressure_events(
+        &h,
+        &cg,
+        &format!("sh -c 'for i in $(seq {loops}); do (while :; do :; done) & done; wait'"),
+    );
+    assert_any(&got, |e| {
+        e.watch == id
+            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource, .. } if *t == trig.spec() && resource == "cpu")
+    });
+}

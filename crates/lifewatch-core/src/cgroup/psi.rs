@@ -215,6 +215,10 @@ impl Source for PsiPart {
         Some((self.fd.as_fd(), EventFlags::PRI))
     }
 
+    fn nestable(&self) -> bool {
+        false // psi_trigger_poll clears the trigger's event
+    }
+
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
         let mut kind = EventKind::Pressure {
             cgroup: None,
