@@ -46,7 +46,9 @@ writeFileSync(
     '',
   ].join('\n'),
 )
-const args = ['--mem', '768', '--smp', '2', '--timeout', process.env.LIFEWATCH_VM_TIMEOUT ?? '600',
+// Memory: the kernel unpacks the initramfs (every test binary, uncompressed, ~19 MB each with
+// debug info) into RAM; 768 MB ran out at a 249 MB image (run.sh reports that).
+const args = ['--mem', process.env.LIFEWATCH_VM_MEM ?? '1536', '--smp', '2', '--timeout', process.env.LIFEWATCH_VM_TIMEOUT ?? '600',
   '--env', `LIFEWATCH_CYCLES=${process.env.LIFEWATCH_CYCLES ?? '200'}`, '--file', `${script}:${script}`]
 for (const b of bins) args.push('--bin', b)
 args.push('--', 'sh', script)

@@ -56,8 +56,10 @@ opts=()
 for b in "${bins[@]}"; do opts+=(--bin "$b"); done
 [[ -z ${LIFEWATCH_RELIABILITY_REPORT:-} ]] || opts+=(--env LIFEWATCH_RELIABILITY_REPORT=/tmp/report.jsonl)
 # Not exec: the EXIT trap must still remove $work.
+# Memory: the kernel unpacks the initramfs (every test binary, uncompressed, ~19 MB each with
+# debug info) into RAM; at 512 MB a 249 MB image ran out and a binary came up truncated.
 rc=0
-"$here/run.sh" --timeout "${LIFEWATCH_VM_TIMEOUT:-600}" --log "$work/console.log" "${opts[@]}" \
+"$here/run.sh" --mem "${LIFEWATCH_VM_MEM:-1536}" --timeout "${LIFEWATCH_VM_TIMEOUT:-600}" --log "$work/console.log" "${opts[@]}" \
   --file "$work/run-tests.sh:/tmp/run-tests.sh" -- sh /tmp/run-tests.sh || rc=$?
 if [[ -n ${LIFEWATCH_RELIABILITY_REPORT:-} && -f $work/console.log ]]; then
   sed -n 's/^LIFEWATCH_REPORT //p' "$work/console.log" >> "$LIFEWATCH_RELIABILITY_REPORT"

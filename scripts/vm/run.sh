@@ -138,5 +138,10 @@ marker=$(grep -ao 'LIFEWATCH_VM_EXIT=[0-9]*' "$CONSOLE" | tail -n1 | cut -d= -f2
 if [[ -n $marker ]]; then rc=$marker
 elif [[ $qemu_rc == 124 || $qemu_rc == 137 ]]; then rc=124; log "timed out after ${TIMEOUT}s"
 else rc=125; log "no exit marker from the guest (qemu exit $qemu_rc)"; fi
+# A truncated initramfs (RAM too small to unpack it) leaves files silently missing or cut.
+if grep -q 'Initramfs unpacking failed' "$CONSOLE"; then
+  log "the guest could not unpack its $(du -h "$INITRD" | cut -f1) initramfs in ${MEM} MB: raise --mem"
+  [[ $rc != 0 ]] || rc=125
+fi
 log "exit $rc, wall ${wall}s (accel $ACCEL)"
 exit "$rc"
