@@ -4,7 +4,7 @@ import { LifewatchError, fromNative, invalid, native } from './errors.js'
 import type { CgroupEvent, CgroupStats, LifewatchEvent, RemovedEvent } from './events.js'
 import { internals, Monitor } from './monitor.js'
 import { binding } from './native.js'
-import { checkOptions, checkPid, describe } from './validate.js'
+import { checkBool, checkOptions, checkPid, describe } from './validate.js'
 
 export type PsiResource = 'memory' | 'cpu' | 'io'
 
@@ -160,11 +160,6 @@ function checkPsi(t: unknown, what: string): { resource: string; kind: string; s
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw invalid(`${what}.${k} must be a positive integer (microseconds), got ${describe(v)}`)
   }
   return { resource, kind, stallUs: o.stallUs!, windowUs: o.windowUs! }
-}
-
-function checkBool(v: unknown, what: string): boolean | undefined {
-  if (v === undefined || typeof v === 'boolean') return v
-  throw invalid(`${what} must be a boolean, got ${describe(v)}`)
 }
 
 declare module './monitor.js' {

@@ -2,7 +2,7 @@ import { AbortError, LifewatchError, fromNative, invalid, native } from './error
 import { internals, type Monitor } from './monitor.js'
 import { binding, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
-import { checkAbortSignal, checkOptions, checkPid, checkTimeout, describe } from './validate.js'
+import { checkAbortSignal, checkBool, checkOptions, checkPid, checkTimeout, describe } from './validate.js'
 import type { CgroupStats } from './events.js'
 import type { Watch } from './watch.js'
 
@@ -254,9 +254,9 @@ export class Cgroup implements AsyncDisposable {
    */
   delete(options?: DeleteOptions): Promise<void> {
     const o = checkOptions<DeleteOptions>(options, 'options')
-    if (o.kill !== undefined && typeof o.kill !== 'boolean') throw invalid('kill must be a boolean')
+    const kill = checkBool(o.kill, 'kill') ?? false
     const { signal, timeout } = this.#waitOptions(options)
-    return cancellable(signal, (c) => this.#native.delete(o.kill ?? false, timeout, c))
+    return cancellable(signal, (c) => this.#native.delete(kill, timeout, c))
   }
 
   /** Current usage: memory (with its event counters), pids, population, freezing. */

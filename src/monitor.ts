@@ -1,7 +1,7 @@
 import { AbortError, LifewatchError, native } from './errors.js'
 import { toEvent, type ExitEvent, type LifewatchEvent } from './events.js'
 import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
-import { checkAbortSignal, checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkBool, checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
 import { Watch } from './watch.js'
 
 export interface MonitorOptions {
@@ -97,20 +97,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const opts = checkOptions<MonitorOptions>(options, 'options')
     const signal = checkAbortSignal(opts.signal)
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const forceFallback = opts.forceFallback ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
-    if (typeof forceFallback !== 'boolean') throw new LifewatchError('ERR_INVALID_ARGUMENT', 'forceFallback must be a boolean')
+    const forceFallback = checkBool(opts.forceFallback, 'forceFallback') ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
       throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cgroupRoot must be a string')
     }
     const cgroupRoot = opts.cgroupRoot
-    if (opts.unref !== undefined && typeof opts.unref !== 'boolean') {
-      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unref must be a boolean')
-    }
-    this.#wantRef = !opts.unref
-    if (opts.directWake !== undefined && typeof opts.directWake !== 'boolean') {
-      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'directWake must be a boolean')
-    }
-    const directWake = opts.directWake ?? true
+    this.#wantRef = !checkBool(opts.unref, 'unref')
+    const directWake = checkBool(opts.directWake, 'directWake') ?? true
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
     this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot, directWake }))
     if (signal) {

@@ -57,3 +57,9 @@ export function describe(v: unknown): string {
   if (v === null || typeof v !== 'object') return String(v)
   return Array.isArray(v) ? 'an array' : 'an object'
 }
+
+/** An optional boolean option: `undefined` or the boolean, else ERR_INVALID_ARGUMENT. */
+export function checkBool(v: unknown, what: string): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v
+  throw invalid(`${what} must be a boolean, got ${describe(v)}`)
+}
