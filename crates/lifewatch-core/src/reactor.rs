@@ -15,6 +15,7 @@
 //! readiness pauses for `EAGER`. The waker stays out of `epoll`, so only the reactor ever
 //! consumes it.
 
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -43,6 +44,10 @@ const GRACE: Duration = Duration::from_millis(5);
 /// once: a burst keeps renewing it; a single exit after a pause is the consumer's again.
 const EAGER: Duration = Duration::from_millis(10);
 const BATCH: usize = 256;
+const NO_WAIT: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
 
 pub const OPEN: u8 = 0;
 /// The wait loop ended on an error: nothing registered now would ever be reported.
@@ -204,8 +209,10 @@ impl Shared {
                 return Err(e).sys("epoll_ctl", format!("registering watch {id}"));
             }
         }
+        // Only the new source can bring the reactor's deadline forward: no scan of the rest.
+        let due = source.due();
         reg.insert(id, source, share);
-        self.rearm(&reg);
+        self.rearm(&reg, due);
         Ok(id)
     }
 
@@ -253,11 +260,11 @@ impl Shared {
         }
     }
 
-    /// Wakes the reactor when something is now due before the deadline it sleeps to (a new
-    /// timed source, or one that a `turn_now` on another thread rescheduled).
-    fn rearm(&self, reg: &Registry) {
+    /// Wakes the reactor when `due` comes before the deadline it sleeps to (a new timed
+    /// source, or the next due time after a `turn_now` on another thread).
+    fn rearm(&self, reg: &Registry, due: Option<Instant>) {
         // The caller holds the registry lock, so a close cannot slip in between.
-        if self.state.load(Ordering::SeqCst) != CLOSED && reg.due_sooner() {
+        if self.state.load(Ordering::SeqCst) != CLOSED && reg.due_sooner(due) {
             self.wake();
         }
     }
@@ -377,7 +384,9 @@ impl Shared {
         let Some(mut out) = self.turn(monotonic_ns(), &[]) else {
             return Vec::new();
         };
-        self.rearm(&self.registry());
+        let reg = self.registry();
+        self.rearm(&reg, reg.next_due());
+        drop(reg);
         let mut events = self.drain();
         events.append(&mut out);
         if !events.is_empty() {
@@ -395,20 +404,18 @@ impl Shared {
         if self.state.load(Ordering::SeqCst) != OPEN {
             return None;
         }
-        let mut ready: Vec<epoll::Event> = Vec::with_capacity(BATCH);
-        let now = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        // On the stack: a turn runs on every wakeup of either thread.
+        let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; BATCH];
         let waited = failpoint::hit("epoll_wait")
-            .and_then(|()| epoll::wait(self.epoll_fd(), spare_capacity(&mut ready), Some(&now)));
-        match waited {
-            Err(e) if e != rustix::io::Errno::INTR => {
+            .and_then(|()| epoll::wait(self.epoll_fd(), &mut buf[..], Some(&NO_WAIT)));
+        let ready: &[epoll::Event] = match waited {
+            Ok((ready, _)) => ready,
+            Err(rustix::io::Errno::INTR) => &[],
+            Err(e) => {
                 self.stop(reg, e);
                 return None;
             }
-            _ => {}
-        }
+        };
         let mut out = Vec::new();
         for id in ready
             .iter()

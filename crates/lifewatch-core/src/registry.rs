@@ -197,9 +197,10 @@ impl Registry {
         self.reactor_deadline
     }
 
-    /// Whether a timed source is due before the reactor would wake by itself.
-    pub fn due_sooner(&self) -> bool {
-        match (self.next_due(), self.reactor_deadline) {
+    /// Whether `due` (a timed source's next time) comes before the reactor would wake by
+    /// itself.
+    pub fn due_sooner(&self, due: Option<Instant>) -> bool {
+        match (due, self.reactor_deadline) {
             (Some(due), Some(deadline)) => due < deadline,
             (due, None) => due.is_some(),
             (None, Some(_)) => false,
@@ -288,24 +289,27 @@ mod tests {
         reg.insert(id, Box::new(Timed(due.clone())), None);
         assert_eq!(reg.sleep_until(), None);
         assert!(
-            !reg.due_sooner(),
+            !reg.due_sooner(reg.next_due()),
             "nothing due, sleeping without a deadline"
         );
         let later = Instant::now() + std::time::Duration::from_secs(10);
         *due.lock().unwrap() = Some(later);
         assert!(
-            reg.due_sooner(),
+            reg.due_sooner(reg.next_due()),
             "a deadline appeared while sleeping without one"
         );
         assert_eq!(reg.sleep_until(), Some(later));
-        assert!(!reg.due_sooner(), "the reactor already sleeps to it");
+        assert!(
+            !reg.due_sooner(reg.next_due()),
+            "the reactor already sleeps to it"
+        );
         *due.lock().unwrap() = Some(later + std::time::Duration::from_secs(1));
         assert!(
-            !reg.due_sooner(),
+            !reg.due_sooner(reg.next_due()),
             "postponed: waking early does no harm, no need to wake"
         );
         *due.lock().unwrap() = Some(later - std::time::Duration::from_secs(1));
-        assert!(reg.due_sooner(), "brought forward");
+        assert!(reg.due_sooner(reg.next_due()), "brought forward");
     }
 
     fn add(reg: &mut Registry, alive: bool, pid: ShareKey) -> WatchId {
