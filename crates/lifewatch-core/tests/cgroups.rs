@@ -114,6 +114,15 @@ fn unified() -> Option<(PathBuf, bool)> {
     Some((h.mount, ctl.split_whitespace().any(|c| c == "memory")))
 }
 
+/// A child of the unified hierarchy, controllers or not (the hybrid host's too).
+fn unified_cgroup() -> Option<TestCgroup> {
+    let Some((mount, _)) = unified() else {
+        eprintln!("skip: no unified hierarchy");
+        return None;
+    };
+    TestCgroup::new(&mount)
+}
+
 fn wait_for(h: &Harness, pred: impl Fn(&Event) -> bool, within: Duration) -> Vec<Event> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
@@ -168,13 +177,7 @@ fn expect_removed_on_rmdir(h: &Harness, cg: &TestCgroup, id: WatchId) -> Vec<Eve
 #[test]
 fn populated_goes_to_zero_then_removed() {
     let _s = serial();
-    let Some((mount, _)) = unified() else {
-        eprintln!("skip: no unified hierarchy");
-        return;
-    };
-    let Some(cg) = TestCgroup::new(&mount) else {
-        return;
-    };
+    let Some(cg) = unified_cgroup() else { return };
     let h = Harness::new(MonitorOptions::default());
     let mut child = cg.spawn("sleep 0.4");
     while !cg.populated() {
@@ -208,10 +211,7 @@ fn populated_goes_to_zero_then_removed() {
 #[test]
 fn frozen_changes_are_reported() {
     let _s = serial();
-    let Some((mount, _)) = unified() else { return };
-    let Some(cg) = TestCgroup::new(&mount) else {
-        return;
-    };
+    let Some(cg) = unified_cgroup() else { return };
     if !cg.dir.join("cgroup.freeze").exists() {
         eprintln!("skip: no cgroup.freeze");
         return;
@@ -579,59 +579,22 @@ fn v2_psi_fires_under_sustained_pressure() {
     }
     // Sustained reclaim: memory.high well below what the hog wants, no OOM limit.
     cg.write("memory.high", "16777216");
-    let h = Harness::new(MonitorOptions::default());
-    let window_us = if lifewatch_core::cgroup::psi::privileged() {
-        500_000
-    } else {
-        2_000_000
-    };
-    let trig = PsiTrigger {
-        resource: Resource::Memory,
-        full: false,
-        stall_us: 50_000,
-        window_us,
-    };
-    let opts = CgroupWatchOptions {
-        oom: Some(false),
-        events: Some(false),
-        psi: vec![trig],
-        ..Default::default()
-    };
-    let id = watch(&h, &cg, opts);
-    let got = pressure_events(
-        &h,
+    let (h, id) = expect_psi(
         &cg,
+        Resource::Memory,
         "sh -c 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=0; while [ $i -lt 20 ]; do x=$x$x; i=$((i+1)); done; sleep 30'",
     );
-    assert_any(&got, |e| {
-        e.watch == id
-            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource, cgroup: Some(_), .. } if *t == trig.spec() && resource == "memory")
-    });
     // rmdir wakes the trigger (POLLFREE): the watch ends with `removed`.
     expect_removed_on_rmdir(&h, &cg, id);
 }
 
-/// A PSI trigger's poll clears its event: the source must not sit in a nested epoll set (the
-/// monitor's ready fd), which polls once to tell its own readiness and again to report. CPU
-/// pressure works on any cgroup2 directory, controllers or not (the unified one of a hybrid
-/// host too).
-#[test]
-fn v2_cpu_psi_fires_under_cpu_contention() {
-    let _s = serial();
-    let Some((mount, _)) = unified() else {
-        eprintln!("skip: no unified hierarchy");
-        return;
-    };
-    let Some(cg) = TestCgroup::new(&mount) else {
-        return;
-    };
-    if !cg.dir.join("cpu.pressure").exists() {
-        eprintln!("skip: no cpu.pressure (kernel without PSI, or psi=0)");
-        return;
-    }
+/// Watches `cg` with one PSI trigger on `resource` (some 50 ms in the shortest window the
+/// caller may use), runs `hog` in it and expects the trigger's event; returns the monitor
+/// and the watch.
+fn expect_psi(cg: &TestCgroup, resource: Resource, hog: &str) -> (Harness, WatchId) {
     let h = Harness::new(MonitorOptions::default());
     let trig = PsiTrigger {
-        resource: Resource::Cpu,
+        resource,
         full: false,
         stall_us: 50_000,
         window_us: if lifewatch_core::cgroup::psi::privileged() {
@@ -646,16 +609,32 @@ fn v2_cpu_psi_fires_under_cpu_contention() {
         psi: vec![trig],
         ..Default::default()
     };
-    let id = watch(&h, &cg, opts);
-    // More busy loops than CPUs: runnable tasks of the cgroup wait for a CPU.
-    let loops = 2 * std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
-    let got = pressure_events(
-        &h,
-        &cg,
-        &format!("sh -c 'for i in $(seq {loops}); do (while :; do :; done) & done; wait'"),
-    );
+    let id = watch(&h, cg, opts);
+    let got = pressure_events(&h, cg, hog);
     assert_any(&got, |e| {
         e.watch == id
-            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource, .. } if *t == trig.spec() && resource == "cpu")
+            && matches!(&e.kind, EventKind::Pressure { trigger: Some(t), resource: r, cgroup: Some(_), .. } if *t == trig.spec() && r == resource.as_str())
     });
+    (h, id)
+}
+
+/// A PSI trigger's poll clears its event: the source must not sit in a nested epoll set (the
+/// monitor's ready fd), which polls once to tell its own readiness and again to report. CPU
+/// pressure works on any cgroup2 directory, controllers or not (the unified one of a hybrid
+/// host too).
+#[test]
+fn v2_cpu_psi_fires_under_cpu_contention() {
+    let _s = serial();
+    let Some(cg) = unified_cgroup() else { return };
+    if !cg.dir.join("cpu.pressure").exists() {
+        eprintln!("skip: no cpu.pressure (kernel without PSI, or psi=0)");
+        return;
+    }
+    // More busy loops than CPUs: runnable tasks of the cgroup wait for a CPU.
+    let loops = 2 * std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    expect_psi(
+        &cg,
+        Resource::Cpu,
+        &format!("sh -c 'for i in $(seq {loops}); do (while :; do :; done) & done; wait'"),
+    );
 }
