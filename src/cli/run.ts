@@ -171,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let result: ShutdownResult
   try {
-    result = await shutdown(task, { monitor, platform, killTimeout, timeout: stepTimeout, ...telOpts })
+    result = await shutdown(task, { monitor, platform, killTimeout, stepTimeout, ...telOpts })
   } catch (e) {
     if (!(e instanceof ShutdownError)) throw e
     result = e.result
