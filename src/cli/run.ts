@@ -150,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     if (e instanceof LifewatchError) {
       console.error(`lifewatch: cannot run ${cmd}: ${e.code}: ${e.message}`)
       // As a shell says it: 127 command not found, 126 found but not runnable.
-      return e.errno === 2 || e.code === 'ERR_INVALID_ARGUMENT' ? 127 : 126
+      return e.code === 'ERR_NO_SUCH_COMMAND' || e.code === 'ERR_INVALID_ARGUMENT' ? 127 : 126
     }
     throw e
   }

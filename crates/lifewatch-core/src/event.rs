@@ -1,8 +1,27 @@
 //! Events as the core reports them; the binding converts them, the TS layer types them.
 
-use crate::cgroup::stats::{Counters, Stats};
+use std::collections::BTreeMap;
+
 use crate::error::Code;
-use crate::status::ExitStatus;
+use crate::process::status::ExitStatus;
+
+/// Named counters (memory.events, memory.oom_control...), in name order.
+pub type Counters = BTreeMap<String, u64>;
+
+/// A cgroup's resources when an event was read (`cgroup::stats` reads them); `None`: no
+/// such file on this system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes in use: v2 memory.current, v1 memory.usage_in_bytes.
+    pub memory_current: Option<u64>,
+    /// Peak bytes: v2 memory.peak, v1 memory.max_usage_in_bytes.
+    pub memory_peak: Option<u64>,
+    /// Limit in bytes; `None` when unlimited.
+    pub memory_max: Option<u64>,
+    /// v2 memory.events, or v1 memory.oom_control plus failcnt.
+    pub memory_events: Counters,
+    pub pids_current: Option<u64>,
+}
 
 /// Identifies one watch within one Monitor.
 pub type WatchId = u32;

@@ -3,32 +3,15 @@
 //! pids.current, from v2 files or their v1 equivalents. Missing files are `None`, never
 //! errors: a snapshot is best effort by nature (the cgroup may be going away).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cgroup::layout::Layout;
 use crate::cgroup::path::CgroupPath;
-
-/// Flat-keyed counters (`oom_kill 1`), by name.
-pub type Counters = BTreeMap<String, u64>;
+pub use crate::event::{Counters, Stats};
 
 /// v1 reports "no limit" as PAGE_COUNTER_MAX pages in bytes (0x7FFFFFFFFFFFF000 on 4K
 /// pages); anything this large is no limit.
 const V1_UNLIMITED: u64 = 1 << 62;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// v2 `memory.current`, v1 `memory.usage_in_bytes`.
-    pub memory_current: Option<u64>,
-    /// v2 `memory.peak` (5.19+), v1 `memory.max_usage_in_bytes`.
-    pub memory_peak: Option<u64>,
-    /// v2 `memory.max`, v1 `memory.limit_in_bytes`; `None` when unlimited or unknown.
-    pub memory_max: Option<u64>,
-    /// v2 `memory.events`; v1 `memory.oom_control` counters plus `failcnt`.
-    pub memory_events: Counters,
-    /// `pids.current` of the pids controller (v1 hierarchy or unified).
-    pub pids_current: Option<u64>,
-}
 
 /// Reads a snapshot of `cg` wherever its controllers live in `layout`.
 pub fn snapshot(layout: &Layout, cg: &CgroupPath) -> Stats {
