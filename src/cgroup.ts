@@ -82,8 +82,8 @@ function checkLimit(name: string, v: unknown): number | string | undefined {
  * Runs a native wait, cancellable by an AbortSignal: on abort the native side is told to
  * stop and the call rejects with AbortError at once.
  */
-async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: NativeCancel | null) => Promise<T>): Promise<T> {
-  if (!signal) return run(null)
+async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: NativeCancel | undefined) => Promise<T>): Promise<T> {
+  if (!signal) return run(undefined)
   const cancel = new binding.NativeCancel()
   let onAbort: (() => void) | undefined
   const aborted = new Promise<never>((_, reject) => {
@@ -201,6 +201,29 @@ export class Cgroup implements AsyncDisposable {
     const { signal, timeout } = this.#waitOptions(options)
     const empty = await cancellable(signal, (c) => this.#native.waitEmpty(timeout, c))
     if (!empty) throw new LifewatchError('ERR_CGROUP_BUSY', `cgroup ${this.path} still has processes after ${timeout} ms`)
+  }
+
+  /**
+   * Resolves once a process runs in the cgroup, at once when one does: the state is read, not
+   * inferred from `populated` events (the kernel coalesces quick changes). `ERR_TIMEOUT` past
+   * `timeout`, AbortError on abort.
+   */
+  async waitPopulated(options?: CgroupWaitOptions): Promise<void> {
+    await this.#waitState('populated', 'has no process', options)
+  }
+
+  /**
+   * Resolves once the cgroup is frozen (`frozen: false`: thawed), at once when it is, whoever
+   * froze it. `ERR_TIMEOUT` past `timeout`, AbortError on abort.
+   */
+  async waitFrozen(frozen = true, options?: CgroupWaitOptions): Promise<void> {
+    await this.#waitState(checkBool(frozen, 'frozen') ? 'frozen' : 'thawed', frozen ? 'is not frozen' : 'is still frozen', options)
+  }
+
+  async #waitState(state: 'populated' | 'frozen' | 'thawed', not: string, options: unknown): Promise<void> {
+    const { signal, timeout } = this.#waitOptions(options)
+    const holds = await cancellable(signal, (c) => this.#native.waitState(state, timeout, c))
+    if (!holds) throw new LifewatchError('ERR_TIMEOUT', `cgroup ${this.path} ${not} after ${timeout} ms`)
   }
 
   /**

@@ -5,8 +5,8 @@
 //
 // Reaping is driven by SIGCHLD, not polling. Only zombies are reaped, never a running child,
 // and never one somebody else will wait for: children lifewatch's own watches reap, the
-// caller's `exclude`, and a zombie is reaped only when it is still a zombie a settle period
-// after SIGCHLD (Node's libuv reaps its own children in the loop turn it sees SIGCHLD, so a
+// caller's `exclude`, and a zombie is reaped only once it has been a zombie for a settle
+// period (Node's libuv reaps its own children in the loop turn it sees SIGCHLD, so a
 // child_process child is never taken from it). Orphans adopted while enabled are reaped until
 // the last of them has exited, even after the last `disable()`: none is left a zombie.
 import { EventEmitter } from 'node:events'
@@ -48,6 +48,8 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
   #timer: NodeJS.Timeout | undefined
   #excludes = new Set<() => Iterable<number>>()
   #settle = 50
+  /** Zombie children seen, and when each was first seen (performance.now() ms). */
+  #seen = new Map<number, number>()
   readonly #onChld = () => this.#schedule()
 
   private constructor() {
@@ -109,11 +111,25 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
     return binding.runningChildren(this.#excluded())
   }
 
-  /** Reaps every zombie child that is not excluded, now; emits and returns the orphans. */
+  /**
+   * Reaps every zombie child that is not excluded and has been a zombie for the settle period
+   * (a younger one may be a child Node's libuv is about to reap: it is reaped later, once
+   * settled); emits and returns the orphans reaped.
+   */
   reap(): OrphanEvent[] {
-    const zombies = binding.zombieChildren(this.#excluded())
-    if (zombies.length === 0) return []
-    const out = binding.reapZombies(zombies).map((r): OrphanEvent => ({ type: 'orphan', ...r, time: monotonicTime() }))
+    const zombies = new Set(binding.zombieChildren(this.#excluded()))
+    const now = performance.now()
+    for (const pid of this.#seen.keys()) if (!zombies.has(pid)) this.#seen.delete(pid)
+    const settled: number[] = []
+    for (const pid of zombies) {
+      const since = this.#seen.get(pid) ?? now
+      this.#seen.set(pid, since)
+      if (now - since >= this.#settle) settled.push(pid)
+    }
+    if (settled.length < zombies.size) this.#schedule()
+    if (settled.length === 0) return []
+    for (const pid of settled) this.#seen.delete(pid)
+    const out = binding.reapZombies(settled).map((r): OrphanEvent => ({ type: 'orphan', ...r, time: monotonicTime() }))
     for (const ev of out) this.emit('orphan', ev)
     return out
   }
@@ -135,9 +151,10 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
     }
   }
 
-  /** After the last `disable()`: keeps reaping until no adopted orphan is left running. */
+  /** After the last `disable()`: keeps reaping until no adopted orphan is left, running or
+   *  a zombie waiting to settle. */
   #stopWhenDone(): void {
-    if (this.#users > 0 || this.liveOrphans().length > 0) return
+    if (this.#users > 0 || this.#seen.size > 0 || this.liveOrphans().length > 0) return
     this.#listen(false)
     this.#excludes.clear()
     if (Subreaper.#current === this) Subreaper.#current = undefined
@@ -145,7 +162,7 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
 
   /** SIGCHLD: reap the zombies still unreaped one settle period later. */
   #schedule(): void {
-    if (this.#timer) return
+    if (this.#timer || !this.#listening) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.reap()

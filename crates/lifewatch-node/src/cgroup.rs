@@ -6,12 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use lifewatch_core::cgroup::manage::limits::{Input, RawLimits};
+use lifewatch_core::cgroup::manage::state::State;
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::OrThrow;
+use crate::error::{js_error, OrThrow};
 use crate::event::NativeCgroupStats;
 use crate::wait::{wait, NativeCancel};
 
@@ -184,6 +185,38 @@ impl NativeCgroup {
             cancel,
             |done| cg.wait_empty_async(timeout(timeout_ms), done),
             |empty| empty,
+        )
+    }
+
+    /// Resolves `true` once `state` holds (at once when it does), `false` when the timeout passed.
+    #[napi(
+        ts_args_type = "state: 'populated' | 'frozen' | 'thawed', timeoutMs?: number, cancel?: NativeCancel",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn wait_state<'e>(
+        &self,
+        env: &'e Env,
+        state: String,
+        timeout_ms: Option<f64>,
+        cancel: Option<&NativeCancel>,
+    ) -> Result<Object<'e>> {
+        let state = match state.as_str() {
+            "populated" => State::Populated,
+            "frozen" => State::Frozen,
+            "thawed" => State::Thawed,
+            _ => {
+                return Err(js_error(
+                    env,
+                    lifewatch_core::Error::invalid(format!("unknown cgroup state {state:?}")),
+                ))
+            }
+        };
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.wait_state_async(state, timeout(timeout_ms), done),
+            |holds| holds,
         )
     }
 

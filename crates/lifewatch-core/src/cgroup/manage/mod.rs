@@ -8,6 +8,7 @@ pub mod freezer;
 pub mod kill;
 pub mod limits;
 pub mod manager;
+pub mod state;
 pub mod usage;
 
 pub use crate::reactor::waiter::WaitHandle;
