@@ -1,7 +1,7 @@
 // Cgroup watching on a Monitor: `monitor.watchCgroup(path, options)` and system-wide PSI
 // through `monitor.watchPressure(trigger)`; `cgroupOf(pid)` and `cgroupLayout()`.
 import { LifewatchError, fromNative, invalid, native } from './errors.js'
-import type { CgroupEvent, CgroupStats, LifewatchEvent, RemovedEvent } from './events.js'
+import { cgroupStats as toCgroupStats, type CgroupEvent, type CgroupStats, type LifewatchEvent, type RemovedEvent } from './events.js'
 import { internals, Monitor } from './monitor.js'
 import { binding } from './native.js'
 import { checkBool, checkOptions, checkPid, describe } from './validate.js'
@@ -253,14 +253,9 @@ export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): Proces
   return out
 }
 
-/** A resource snapshot of a cgroup: memory (current, peak, limit, event counters), pids. */
+/** A resource snapshot of a cgroup: memory (current, peak, limit, swap, event counters), pids (current, peak), CPU time, PSI. */
 export function cgroupStats(path: string, options?: { cgroupRoot?: string }): CgroupStats {
   const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
   const s = native(() => binding.cgroupStats(path, o.cgroupRoot))
-  const out: CgroupStats = { memoryEvents: { ...s.memoryEvents } }
-  if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-  if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
-  if (s.memoryMax != null) out.memoryMax = s.memoryMax
-  if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
-  return out
+  return toCgroupStats(s)
 }

@@ -3,7 +3,7 @@ import { internals, type Monitor } from './monitor.js'
 import { binding, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
 import { checkAbortSignal, checkBool, checkOptions, checkPid, checkTimeout, describe } from './validate.js'
-import type { CgroupStats } from './events.js'
+import { cgroupStats as toCgroupStats, type CgroupStats } from './events.js'
 import type { Watch } from './watch.js'
 
 /** A byte size (`67108864`, `'64M'`, `'1.5G'`, `'512k'`) or `'max'`. */
@@ -259,15 +259,11 @@ export class Cgroup implements AsyncDisposable {
     return cancellable(signal, (c) => this.#native.delete(kill, timeout, c))
   }
 
-  /** Current usage: memory (with its event counters), pids, population, freezing. */
+  /** Current usage: memory (with its event counters), swap, pids, CPU time, PSI, population, freezing. */
   stats(): CgroupUsage {
     const u = native(() => this.#native.stats())
     const s = u.stats
-    const out: CgroupUsage = { memoryEvents: { ...s.memoryEvents }, procs: u.procs }
-    if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-    if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
-    if (s.memoryMax != null) out.memoryMax = s.memoryMax
-    if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
+    const out: CgroupUsage = { ...toCgroupStats(s), procs: u.procs }
     if (u.pidsMax != null) out.pidsMax = u.pidsMax
     if (u.populated != null) out.populated = u.populated
     if (u.frozen != null) out.frozen = u.frozen

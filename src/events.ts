@@ -41,7 +41,22 @@ export interface CgroupStats {
   /** Limit in bytes; absent when unlimited. */
   memoryMax?: number
   memoryEvents: Counters
+  /** Swap bytes in use: v2 memory.swap.current, v1 memsw usage less memory usage. */
+  swapCurrent?: number
   pidsCurrent?: number
+  /** pids.peak (Linux 6.1+). */
+  pidsPeak?: number
+  /** CPU time in µs: cpu.stat user_usec/system_usec, v1 cpuacct.usage_user/usage_sys. */
+  cpuUserUsec?: number
+  cpuSystemUsec?: number
+  /** PSI averages over 10 s, in percent, from `<resource>.pressure` on the unified hierarchy. */
+  psi?: { cpu?: Pressure; memory?: Pressure; io?: Pressure }
+}
+
+/** A resource's PSI avg10 figures (percent); `full` is absent where the kernel has none. */
+export interface Pressure {
+  some?: number
+  full?: number
 }
 
 /** The cgroup's OOM killer ran (v1 memory.oom_control, v2 memory.events). Delivered before
@@ -97,12 +112,27 @@ export type CgroupEvent = OomEvent | PressureEvent | PopulatedEvent | FrozenEven
 
 export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent
 
-function cgroupStats(s: NativeEvent['stats']): CgroupStats {
+type NativeStats = NonNullable<NativeEvent['stats']>
+type NativePressure = NonNullable<NativeStats['psiCpu']>
+
+function pressure(p: NativePressure): Pressure {
+  const out: Pressure = {}
+  if (p.someAvg10 != null) out.some = p.someAvg10
+  if (p.fullAvg10 != null) out.full = p.fullAvg10
+  return out
+}
+
+/** The native snapshot without its absent values (the one conversion, for events and stats()). */
+export function cgroupStats(s: NativeStats | undefined | null): CgroupStats {
   const out: CgroupStats = { memoryEvents: { ...(s?.memoryEvents ?? {}) } }
-  if (s?.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-  if (s?.memoryPeak != null) out.memoryPeak = s.memoryPeak
-  if (s?.memoryMax != null) out.memoryMax = s.memoryMax
-  if (s?.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
+  if (!s) return out
+  const numbers = ['memoryCurrent', 'memoryPeak', 'memoryMax', 'swapCurrent', 'pidsCurrent', 'pidsPeak', 'cpuUserUsec', 'cpuSystemUsec'] as const
+  for (const k of numbers) if (s[k] != null) out[k] = s[k]
+  const psi: NonNullable<CgroupStats['psi']> = {}
+  if (s.psiCpu) psi.cpu = pressure(s.psiCpu)
+  if (s.psiMemory) psi.memory = pressure(s.psiMemory)
+  if (s.psiIo) psi.io = pressure(s.psiIo)
+  if (Object.keys(psi).length) out.psi = psi
   return out
 }
 

@@ -23,6 +23,7 @@ export type {
   LifewatchEvent,
   OomEvent,
   PopulatedEvent,
+  Pressure,
   PressureEvent,
   RemovedEvent,
 } from './events.js'

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use lifewatch_core::cgroup::stats::{Counters, Stats};
+use lifewatch_core::cgroup::stats::{Counters, Pressure, Stats};
 use lifewatch_core::{signal, Event, EventKind, ExitStatus};
 use napi::bindgen_prelude::BigInt;
 use napi_derive::napi;
@@ -38,7 +38,30 @@ pub struct NativeCgroupStats {
     pub memory_peak: Option<f64>,
     pub memory_max: Option<f64>,
     pub memory_events: HashMap<String, f64>,
+    pub swap_current: Option<f64>,
     pub pids_current: Option<f64>,
+    pub pids_peak: Option<f64>,
+    pub cpu_user_usec: Option<f64>,
+    pub cpu_system_usec: Option<f64>,
+    pub psi_cpu: Option<NativePressure>,
+    pub psi_memory: Option<NativePressure>,
+    pub psi_io: Option<NativePressure>,
+}
+
+/// PSI avg10 in percent.
+#[napi(object)]
+pub struct NativePressure {
+    pub some_avg10: Option<f64>,
+    pub full_avg10: Option<f64>,
+}
+
+impl From<Pressure> for NativePressure {
+    fn from(p: Pressure) -> Self {
+        NativePressure {
+            some_avg10: p.some_avg10.map(|v| v as f64 / 100.0),
+            full_avg10: p.full_avg10.map(|v| v as f64 / 100.0),
+        }
+    }
 }
 
 pub fn counters(c: Counters) -> HashMap<String, f64> {
@@ -52,7 +75,14 @@ impl From<Stats> for NativeCgroupStats {
             memory_peak: s.memory_peak.map(|v| v as f64),
             memory_max: s.memory_max.map(|v| v as f64),
             memory_events: counters(s.memory_events),
+            swap_current: s.swap_current.map(|v| v as f64),
             pids_current: s.pids_current.map(|v| v as f64),
+            pids_peak: s.pids_peak.map(|v| v as f64),
+            cpu_user_usec: s.cpu_user_usec.map(|v| v as f64),
+            cpu_system_usec: s.cpu_system_usec.map(|v| v as f64),
+            psi_cpu: s.psi_cpu.map(Into::into),
+            psi_memory: s.psi_memory.map(Into::into),
+            psi_io: s.psi_io.map(Into::into),
         }
     }
 }
