@@ -1,5 +1,6 @@
 // Builds the npm tarballs: the main package and this machine's platform package, as
-// `napi prepublish` would lay them out, into pack/. Prints the tarball paths as JSON.
+// `napi prepublish` would lay them out, and the CLI package (packages/lifewatch-cli), into
+// pack/. Prints the tarball paths as JSON.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -14,6 +15,8 @@ run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crat
   '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
 run('npx', ['tsc', '-p', 'tsconfig.build.json'])
 run('npx', ['napi', 'create-npm-dirs'])
+// The CLI's build and man page (scripts/ensure.mjs makes them when stale).
+run(process.execPath, ['scripts/ensure.mjs'])
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const triples = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'x86_64-unknown-linux-musl': 'linux-x64-musl',
@@ -35,9 +38,12 @@ for (const f of [...pkg.files, 'README.md', 'LICENSE']) if (existsSync(join(root
 pkg.optionalDependencies = Object.fromEntries(pkg.napi.targets.map((t) => [`${pkg.name}-${triples[t]}`, pkg.version]))
 delete pkg.devDependencies
 delete pkg.scripts
+// This repo's workspace layout, not the published package's.
+delete pkg.workspaces
+delete pkg.overrides
 writeFileSync(join(stage, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
 
 const pack = (dir) => join(out, execFileSync('npm', ['pack', '--silent', '--pack-destination', out], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop())
-const result = { main: pack(stage), platform: pack(platformDir) }
+const result = { main: pack(stage), platform: pack(platformDir), cli: pack(join(root, 'packages/lifewatch-cli')) }
 rmSync(stage, { recursive: true })
 console.log(JSON.stringify(result))

@@ -14,7 +14,7 @@ import { exitStatus } from './summary.js'
 import { sleep } from './timers.js'
 
 /** How long OTLP export may take at the end of the demo. */
-const EXPORT_BUDGET_MS = 800
+const EXPORT_BUDGET_MS = 600
 
 export async function demo(f: { json?: boolean }): Promise<number> {
   const ch = Channel.open({ json: f.json }, 'stdout')

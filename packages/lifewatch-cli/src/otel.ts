@@ -140,12 +140,13 @@ async function start(): Promise<CliTelemetry> {
     warnings,
     stop(deadline) {
       return (stopped ??= (async () => {
+        const budget = Math.max(0, deadline - performance.now())
         const done = Promise.allSettled([tracer.shutdown(), meterProvider?.shutdown()]).then(() => true)
-        const finished = await Promise.race([done, sleep(Math.max(0, deadline - performance.now())).then(() => false)])
+        const finished = await Promise.race([done, sleep(budget).then(() => false)])
         const problems: string[] = []
         for (const [where, w] of watched) {
           if (w.failure) problems.push(`OTLP export of ${where} failed: ${w.failure.message}`)
-          else if (!finished && w.pending > 0) problems.push(`OTLP export of ${where} did not finish in time: not delivered`)
+          else if (!finished && w.pending > 0) problems.push(`OTLP export of ${where} failed: no answer in the ${Math.round(budget)} ms left (not delivered)`)
         }
         return problems
       })())

@@ -119,6 +119,7 @@ export function program(actions: Actions, done: (status: number) => void): Comma
     .version(VERSION, '-V, --version', 'the version')
     .helpOption('-h, --help', 'this text')
     .enablePositionalOptions()
+    .helpCommand(false)
   const act = (a: Action) => async (...params: unknown[]) => {
     const cmd = params.at(-1) as Command
     done(await a(cmd.args, cmd.opts()))

@@ -43,7 +43,7 @@ export interface RunFlags extends ChannelOptions {
 }
 
 /** How long OTLP export may take once the command has ended. */
-const EXPORT_BUDGET_MS = 800
+const EXPORT_BUDGET_MS = 600
 /** The longest step limit the library's shutdown can hold (it doubles it for the cleanup step). */
 const LIBRARY_STEP_MAX = Math.floor((2 ** 31 - 1 - 100) / 2)
 
