@@ -101,7 +101,7 @@ test('watch of a PID that does not exist says so and exits 125', async (t) => {
 test('stdout closed: watch and --help end quietly with 141, no stack', async (t) => {
   const r = spawnSync('sh', ['-c', `${process.execPath} ${CLI} --help | head -c 1 >/dev/null`], { encoding: 'utf8' })
   t.is(r.stderr, '', 'no EPIPE error')
-  const sleeper = spawn('sh', ['-c', 'sleep 0.3; exit 0'], { stdio: 'ignore' })
+  const sleeper = spawn('sh', ['-c', 'sleep 1.5; exit 0'], { stdio: 'ignore' })
   // The reader is gone before the first line: the exit line's write fails.
   const p = spawn(process.execPath, [CLI, 'watch', '--pid', String(sleeper.pid)], { stdio: ['ignore', 'pipe', 'pipe'] })
   p.stdout.destroy()

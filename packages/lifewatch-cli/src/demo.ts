@@ -10,7 +10,7 @@ import { eventRecord, humanEvent } from './format.js'
 import { nonChild } from './nonchild.js'
 import { startTelemetry } from './otel.js'
 import { renderTree } from './spantree.js'
-import { exitStatus } from './summary.js'
+import { exitStatus, shutdownRecord } from './summary.js'
 import { sleep } from './timers.js'
 
 /** How long OTLP export may take at the end of the demo. */
@@ -28,21 +28,7 @@ export async function demo(f: { json?: boolean }): Promise<number> {
   const report = (task: Task, r: ShutdownResult) => {
     const status = exitStatus(r.exit)
     ch.event(
-      {
-        type: 'shutdown',
-        watch: task.watch.id,
-        pid: r.pid,
-        status,
-        ...(r.exit?.exitCode !== undefined ? { exitCode: r.exit.exitCode } : {}),
-        ...(r.exit?.signal ? { signal: r.exit.signal } : {}),
-        killed: r.killed,
-        forced: r.forced,
-        oomKills: r.oomKills,
-        cgroupsRemoved: r.cgroupsRemoved,
-        durationsMs: r.durations,
-        errors: r.errors.map((e) => e.message),
-        time: monotonicTime(),
-      },
+      shutdownRecord(task.watch.id, r, status),
       (p) => `  ${p.bold('shutdown')} ${p.dim(`exit status ${status}`)}`,
     )
     const spans = tel.tracerProvider.spans.slice(printedSpans)

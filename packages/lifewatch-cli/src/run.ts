@@ -21,7 +21,7 @@ import { eventRecord, humanEvent } from './format.js'
 import { launch, platformFor } from './launch.js'
 import { renderTree } from './spantree.js'
 import { startTelemetry } from './otel.js'
-import { exitStatus, summarize, summaryLines } from './summary.js'
+import { exitStatus, shutdownRecord, summarize, summaryLines } from './summary.js'
 import { after, fitsOneTimer } from './timers.js'
 import { EXIT_DEADLINE, UsageError } from './usage.js'
 
@@ -191,23 +191,8 @@ async function supervise(cmd: string, args: string[], f: RunFlags, limits: Cgrou
 
   const summary = summarize(result.exit, spawnedAt, stats, result.oomKills, why === 'deadline')
   const status = why === 'deadline' ? EXIT_DEADLINE : exitStatus(result.exit)
-  const { exitCode, signal, ...rest } = summary
   ch.event(
-    {
-      type: 'shutdown',
-      watch: t.watch.id,
-      pid: result.pid,
-      status,
-      ...(result.exit?.exitCode !== undefined ? { exitCode } : {}),
-      ...(signal ? { signal } : {}),
-      ...rest,
-      killed: result.killed,
-      forced: result.forced,
-      cgroupsRemoved: result.cgroupsRemoved,
-      durationsMs: result.durations,
-      errors: result.errors.map((e) => e.message),
-      time: monotonicTime(),
-    },
+    shutdownRecord(t.watch.id, result, status, summary),
     (pp) => `${pp.bold('shutdown')} ${result.errors.length ? pp.red('with errors') : pp.green('clean')} ${pp.dim(`exit status ${status}`)}`,
   )
   ch.note(renderTree(tel.tracerProvider.spans, p))

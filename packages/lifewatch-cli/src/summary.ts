@@ -1,7 +1,9 @@
 // The end summary of `run`, as `systemd-run --wait` prints it: result, how the command ended,
 // runtime, CPU time, memory and pids peaks, OOM kills. Figures are the cgroup's, read when the
 // command ended (before its cgroup is removed); without a cgroup only what the exit tells.
-import type { CgroupStats, ExitEvent } from 'lifewatch'
+import { monotonicTime, type CgroupStats, type ExitEvent, type ShutdownResult } from 'lifewatch'
+
+import type { Record } from './format.js'
 
 import { signalNumber } from './units.js'
 
@@ -64,4 +66,24 @@ export function summaryLines(s: Summary): string[] {
   if (s.pidsPeak !== undefined) lines.push(`Pids peak: ${s.pidsPeak}`)
   lines.push(`OOM kills: ${s.oomKills}`)
   return lines
+}
+
+/** The `shutdown` line: how the command ended (`status` is lifewatch's exit status for it) and what the shutdown did. */
+export function shutdownRecord(watch: number, r: ShutdownResult, status: number, summary?: Summary): Record {
+  const { exitCode: _, signal: __, ...figures } = summary ?? { oomKills: r.oomKills }
+  return {
+    type: 'shutdown',
+    watch,
+    pid: r.pid,
+    status,
+    ...(r.exit?.exitCode !== undefined ? { exitCode: r.exit.exitCode } : {}),
+    ...(r.exit?.signal ? { signal: r.exit.signal } : {}),
+    ...figures,
+    killed: r.killed,
+    forced: r.forced,
+    cgroupsRemoved: r.cgroupsRemoved,
+    durationsMs: r.durations,
+    errors: r.errors.map((e) => e.message),
+    time: monotonicTime(),
+  }
 }
