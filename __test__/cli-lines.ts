@@ -1,7 +1,7 @@
 // The CLI's NDJSON lines, checked against the schema the CLI package ships.
 import { readFileSync } from 'node:fs'
 
-import Ajv from 'ajv'
+import { Ajv } from 'ajv'
 import type { ExecutionContext } from 'ava'
 
 import { root } from './helpers.js'

@@ -38,6 +38,10 @@ test('run --json --events-fd 3: the command output is byte-identical to running 
   const watch = ev[0]!.watch
   for (const l of ev) if (l.type !== 'warning') t.is(typeof l.watch, 'number', `${l.type} has its watch`)
   t.true(ev.filter((l) => ['spawn', 'exit', 'shutdown'].includes(l.type)).every((l) => l.watch === watch), 'spawn, exit and shutdown name the command')
+  // The events fd is lifewatch's: the command does not inherit it (a pipe's reader sees EOF
+  // when lifewatch exits, whatever the command left running).
+  const fds = spawnSync('sh', ['-c', `${shellLine(['run', '--events-fd', '3', '--', 'sh', '-c', 'ls /proc/$$/fd'])} 3>${dir}/events2`], { encoding: 'utf8' })
+  t.is(fds.stdout, '0\n1\n2\n')
 })
 
 test('run --json without --events: NDJSON on stderr, stdout untouched; --events FILE', async (t) => {
