@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path'
 
 import { cgroupLayout, cgroupOf, LifewatchError, Monitor, type LifewatchEvent } from '../src/index.js'
+import { lines } from './cli-lines.js'
 import { cli, openFds, reaped, sh } from './helpers.js'
 
 const layout = cgroupLayout()
@@ -140,9 +141,9 @@ withUnified('CLI: lifewatch watch --cgroup streams JSON until the cgroup is remo
   await reaped(member)
   cg.remove()
   t.is(r.code, 0, r.stderr)
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; value?: boolean; cgroup: string })
+  const got = lines(t, r.stdout)
   t.deepEqual(
-    lines.map((l) => [l.type, l.value]),
+    got.map((l) => [l.type, l.value]),
     [
       ['populated', false],
       ['removed', undefined],
