@@ -232,6 +232,8 @@ const cli: Array<[string[], number, RegExp]> = [
   ...durations,
   [['top', '--interval', 'soon'], 125, /--interval: not a duration/],
   [['top', '--interval', '-1'], 125, /--interval: not a duration/],
+  [['top', '--once', '--root', '../../..'], 125, /--root: not a cgroup path/],
+  [['top', '--once', '--root', 'a/../../b'], 125, /--root: not a cgroup path/],
   [['completion', 'tcsh'], 125, /completion: not a shell/],
   [['completion'], 125, /missing required argument 'shell'/],
 ]

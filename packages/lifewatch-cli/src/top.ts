@@ -11,6 +11,7 @@ import { colorsFor, paint } from './color.js'
 import { eventRecord, humanEvent, ndjson } from './format.js'
 import { table } from './top-table.js'
 import { after, sleep } from './timers.js'
+import { UsageError } from './usage.js'
 
 export interface TopFlags {
   root: string
@@ -55,6 +56,8 @@ function cgroupsUnder(root: string): string[] {
 
 export async function top(f: TopFlags): Promise<number> {
   const root = f.all ? '/' : f.root
+  // A path inside the hierarchy: never a way out of it (the walk would read anything).
+  if (root.split('/').some((c) => c === '..') || /[\x00-\x1f]/.test(root)) throw new UsageError(`--root: not a cgroup path: ${JSON.stringify(root)}`)
   const tty = !f.json && process.stdout.isTTY === true
   const p = paint(colorsFor(process.stdout))
   const monitor = new Monitor()
@@ -120,7 +123,7 @@ export async function top(f: TopFlags): Promise<number> {
     else draw()
   }
 
-  const onInt = () => finish(tty ? 0 : 130)
+  const onInt = () => finish(130)
   const onTerm = () => finish(143)
   process.once('SIGINT', onInt).once('SIGTERM', onTerm)
   let stopTimer = () => {}
