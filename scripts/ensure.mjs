@@ -1,7 +1,7 @@
 // Brings a fresh clone (or a stale build) up to date: npm packages, the native addon,
 // the library's TypeScript output, the CLI package (packages/lifewatch-cli: its TypeScript
 // output and man page). Each step runs only when its inputs are newer than its outputs.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { addonName, mtime, newest, root, run } from './lib.mjs'
@@ -41,6 +41,8 @@ if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mti
 
 const cli = 'packages/lifewatch-cli'
 if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`), mtime('dist/index.js'))) {
+  // From scratch: a module removed from src/ must not live on in dist/ (and in the tarball).
+  rmSync(join(root, cli, 'dist'), { recursive: true, force: true })
   run('npx', ['tsc', '-p', `${cli}/tsconfig.json`])
   chmodSync(join(root, cli, 'dist/cli.js'), 0o755)
   mkdirSync(join(root, cli, 'man'), { recursive: true })
