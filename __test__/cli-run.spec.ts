@@ -110,10 +110,13 @@ test('huge durations never fire early: a 30-day kill timeout and deadline, a ste
   let err = ''
   p.stdout.on('data', (d) => (out += d))
   p.stderr.on('data', (d) => (err += d))
+  const deadlineSeen = Date.now() + 20_000
+  while (!/"type":"deadline"/.test(err) && Date.now() < deadlineSeen) await new Promise((r) => setTimeout(r, 20))
+  t.regex(err, /"type":"deadline"/)
+  // The stop signal went out; SIGKILL is 99999 days away, and stays there.
   await new Promise((r) => setTimeout(r, 1500))
   t.is(p.exitCode, null, 'still waiting for the TERM-ignoring command: no early SIGKILL')
   t.is(out, 'ready\n')
-  t.regex(err, /"type":"deadline"/)
   // Ctrl-C while stopping: SIGKILL at once.
   p.kill('SIGINT')
   const [code] = (await once(p, 'close')) as [number]

@@ -3,7 +3,7 @@
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
@@ -98,7 +98,7 @@ test('watch of a PID that does not exist says so and exits 125', async (t) => {
   t.regex(r.stderr, /ERR_NO_SUCH_PROCESS/)
 })
 
-test('stdout closed: watch and --help end quietly with 141, no stack', async (t) => {
+test('stdout closed: --help, watch and demo end quietly with 141, no stack, nothing left behind', async (t) => {
   const r = spawnSync('sh', ['-c', `${process.execPath} ${CLI} --help | head -c 1 >/dev/null`], { encoding: 'utf8' })
   t.is(r.stderr, '', 'no EPIPE error')
   const sleeper = spawn('sh', ['-c', 'sleep 1.5; exit 0'], { stdio: 'ignore' })
@@ -111,6 +111,15 @@ test('stdout closed: watch and --help end quietly with 141, no stack', async (t)
   await reaped(sleeper)
   t.is(code, 141, err)
   t.notRegex(err, /^\s+at /m)
+  // demo runs on to clean up what it started (its cgroups, its stubborn task), then says 141.
+  const demo = spawn(process.execPath, [CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await once(demo.stdout, 'data')
+  demo.stdout.destroy()
+  const [demoCode] = (await once(demo, 'close')) as [number]
+  t.is(demoCode, 141)
+  const parent = '/sys/fs/cgroup/memory/lifewatch'
+  const left = (existsSync(parent) ? readdirSync(parent, { withFileTypes: true }) : []).filter((e) => e.isDirectory() && e.name.endsWith(`-${demo.pid}`))
+  t.deepEqual(left.map((e) => e.name), [], 'no demo cgroup left behind')
 })
 
 test('completion scripts name every command and option of --help; bash completes them for real', async (t) => {

@@ -41,7 +41,7 @@ test('kill of a process whose exit was already reported resolves with that exit'
 
 test('the one-shot kill() and signal() helpers', async (t) => {
   const a = await nonChild('exec sleep 30')
-  const r = await kill(a.pid, { signal: 'SIGHUP', timeout: 5000 })
+  const r = await kill(a.pid, { killSignal: 'SIGHUP', timeout: 5000 })
   t.like(r.exit, { pid: a.pid, signal: 'SIGHUP' })
   t.false(r.forced)
   await reaped(a.parent)

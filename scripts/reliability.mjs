@@ -16,6 +16,8 @@ const settings = quick
   : { LIFEWATCH_CYCLES: '10000', LIFEWATCH_STRESS_SECONDS: '60', LIFEWATCH_PARSE_ROUNDS: '200000', fuzzSeconds: 60 }
 const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
+/** The adversarial cases' report lines: case, expected, observed (their own table at the end). */
+const cases = []
 
 /** Runs a command, echoing its output (when `quiet`, only its last lines: more of them on failure); resolves with exit
  * code and full output. */
@@ -117,7 +119,9 @@ async function avaUnit(part, suite, specs, nodeArgs = []) {
   // `SKIPPED: ...` lines the specs print.
   const reasons = [...new Set([...out.matchAll(/SKIPPED: (.*)/g)].map((m) => m[1]))]
   const skipped = n('skip') ? [`${n('skip')} skipped${reasons.length ? `: ${reasons.join('; ')}` : ''}`] : []
-  row(part, suite, tried, n('pass'), reportLines(file), skipped.join('; '))
+  const lines = reportLines(file)
+  cases.push(...lines.filter((l) => l.expected !== undefined))
+  row(part, suite, tried, n('pass'), lines, skipped.join('; '))
 }
 
 const hasNightly = spawnSync('rustup', ['toolchain', 'list']).stdout?.toString().includes('nightly') ?? false
@@ -219,6 +223,7 @@ await vmUnit('5', 'core in the cgroup-v2 VM: inotify queue overflow (IN_Q_OVERFL
 await avaUnit('5', 'node: PID reuse, worker, GC, close, EMFILE, blocked loop', ['__test__/reliability/faults.spec.ts'])
 await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/reliability/kernels.spec.ts'])
 await avaUnit('7', 'stress: 100 concurrent tasks spawned and killed in cgroups', ['__test__/reliability/stress.spec.ts'])
+await avaUnit('9', 'adversarial: cases a demanding user tried (table below)', ['__test__/reliability/adversarial.spec.ts'])
 await cargoUnit('8', 'core: bounded random parsers (procstat, mountinfo, /proc/<pid>/cgroup, counters, limits)', ['reliability_parse'])
 await valgrindUnit()
 await asanUnit()
@@ -235,6 +240,12 @@ console.log(line(head))
 console.log('| ' + width.map((w, i) => '-'.repeat(i === 6 ? 7 : w)).join(' | ') + ' |')
 for (const b of body) console.log(line(b))
 console.log(line(['all', '', String(total.tried), String(total.passed), String(total.fds), String(total.lost), '']))
+if (cases.length) {
+  console.log('\nadversarial cases (each passed; a failing one is in the suite\'s output above)\n')
+  console.log('| case | expected | observed |')
+  console.log('| ---- | -------- | -------- |')
+  for (const c of cases) console.log(`| ${c.case} | ${c.expected} | ${c.observed} |`)
+}
 const failed = total.tried - total.passed
 console.log(`\nreliability: ${total.passed} passed, ${failed} failed`)
 process.exitCode = failed || total.fds || total.lost ? 1 : 0

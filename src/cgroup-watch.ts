@@ -1,10 +1,12 @@
 // Cgroup watching on a Monitor: `monitor.watchCgroup(path, options)` and system-wide PSI
 // through `monitor.watchPressure(trigger)`; `cgroupOf(pid)` and `cgroupLayout()`.
-import { LifewatchError, fromNative, invalid, native } from './errors.js'
+import { abortError, LifewatchError, fromNative, invalid, native } from './errors.js'
 import { cgroupStats as toCgroupStats, type CgroupEvent, type CgroupStats, type LifewatchEvent, type RemovedEvent } from './events.js'
 import { internals, Monitor } from './monitor.js'
 import { binding } from './native.js'
-import { checkBool, checkOptions, checkPid, describe } from './validate.js'
+import { callEach } from './listeners.js'
+import { checkAbortSignal, checkBool, checkOptions, checkPid, describe } from './validate.js'
+import type { WaitOptions } from './watch.js'
 
 export type PsiResource = 'memory' | 'cpu' | 'io'
 
@@ -75,31 +77,45 @@ export class CgroupWatch {
     return this.#removed === undefined && this.#failed === undefined
   }
 
-  /** Calls `fn` for each event of this watch; returns the function that stops it. */
+  /** Calls `fn` for each event of this watch; returns the function that stops it. A
+   *  listener that throws does not stop the others (its error is rethrown on a later tick). */
   onEvent(fn: (ev: CgroupEvent) => void): () => void {
     this.#listeners.add(fn)
     return () => this.#listeners.delete(fn)
   }
 
-  /** The first event (from now on) that `match` accepts. Rejects with `ERR_CLOSED` when the
-   *  watch ends first (unless the ending `removed` event matches), or on abort. */
-  waitFor(match: (ev: CgroupEvent) => boolean, options?: { signal?: AbortSignal }): Promise<CgroupEvent> {
-    if (this.#failed) return Promise.reject(this.#failed)
+  /**
+   * The first event (from now on) that `match` accepts. Rejects with `ERR_CLOSED` when the
+   * watch ends first (unless the ending `removed` event matches), with `AbortError` when
+   * `signal` aborts, and with what `match` throws.
+   */
+  async waitFor(match: (ev: CgroupEvent) => boolean, options?: WaitOptions): Promise<CgroupEvent> {
+    if (typeof match !== 'function') throw invalid(`match must be a function, got ${describe(match)}`)
+    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
+    if (this.#failed) throw this.#failed
     if (this.#removed) {
-      return match(this.#removed) ? Promise.resolve(this.#removed) : Promise.reject(this.#ended())
+      if (match(this.#removed)) return this.#removed
+      throw this.#ended()
     }
-    const signal = options?.signal
     return new Promise((resolve, reject) => {
       const stop = (): void => {
         this.#listeners.delete(listener)
+        this.#failers.delete(failer)
         signal?.removeEventListener('abort', onAbort)
       }
       const onAbort = (): void => {
         stop()
-        reject(signal?.reason)
+        reject(abortError(signal!))
       }
       const listener = (ev: CgroupEvent): void => {
-        if (match(ev)) {
+        let hit: boolean
+        try {
+          hit = match(ev)
+        } catch (e) {
+          stop()
+          return reject(e)
+        }
+        if (hit) {
           stop()
           resolve(ev)
         } else if (ev.type === 'removed') {
@@ -110,14 +126,13 @@ export class CgroupWatch {
       const failer = { fail: (e: LifewatchError) => (stop(), reject(e)) }
       this.#failers.add(failer)
       this.#listeners.add(listener)
-      if (signal?.aborted) onAbort()
-      else signal?.addEventListener('abort', onAbort, { once: true })
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
   /** Resolves with the `removed` event. */
-  removed(): Promise<RemovedEvent> {
-    return this.waitFor((e) => e.type === 'removed') as Promise<RemovedEvent>
+  removed(options?: WaitOptions): Promise<RemovedEvent> {
+    return this.waitFor((e) => e.type === 'removed', options) as Promise<RemovedEvent>
   }
 
   #failers = new Set<{ fail(e: LifewatchError): void }>()
@@ -130,7 +145,7 @@ export class CgroupWatch {
   onNative(ev: LifewatchEvent): boolean {
     if (ev.type === 'exit' || ev.type === 'error') return false
     if (ev.type === 'removed') this.#removed = ev
-    for (const fn of [...this.#listeners]) fn(ev)
+    callEach(this.#listeners, ev)
     if (ev.type === 'removed') {
       this.#listeners.clear()
       this.#failers.clear()
@@ -150,7 +165,7 @@ export class CgroupWatch {
 }
 
 function checkPsi(t: unknown, what: string): { resource: string; kind: string; stallUs: number; windowUs: number } {
-  const o = checkOptions<PsiTrigger>(t, what)
+  const o = checkOptions<PsiTrigger>(t, what, { resource: true, kind: true, stallUs: true, windowUs: true })
   const resource = o.resource ?? 'memory'
   const kind = o.kind ?? 'some'
   if (!['memory', 'cpu', 'io'].includes(resource)) throw invalid(`${what}.resource must be memory, cpu or io, got ${describe(resource)}`)
@@ -182,7 +197,7 @@ declare module './monitor.js' {
 
 Monitor.prototype.watchCgroup = function watchCgroup(this: Monitor, path: string, options?: CgroupWatchOptions): CgroupWatch {
   if (typeof path !== 'string' || path.length === 0) throw invalid(`path must be a non-empty string, got ${describe(path)}`)
-  const o = checkOptions<CgroupWatchOptions>(options, 'options')
+  const o = checkOptions<CgroupWatchOptions>(options, 'options', { oom: true, events: true, pressure: true, psi: true, local: true })
   if (o.pressure !== undefined && typeof o.pressure !== 'string') throw invalid(`options.pressure must be a string, got ${describe(o.pressure)}`)
   if (o.psi !== undefined && !Array.isArray(o.psi)) throw invalid(`options.psi must be an array, got ${describe(o.psi)}`)
   const opts = {
@@ -226,7 +241,7 @@ export interface CgroupLayout {
 
 /** The cgroup layout of this system (or of a test tree laid out like /sys/fs/cgroup). */
 export function cgroupLayout(options?: { cgroupRoot?: string }): CgroupLayout {
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
   const l = native(() => binding.cgroupLayout(o.cgroupRoot))
   const out: CgroupLayout = { mode: l.mode as CgroupLayout['mode'], v1: { ...l.v1 } }
   if (l.unified) out.unified = l.unified
@@ -245,7 +260,7 @@ export interface ProcessCgroups {
 /** Which cgroups a process is in, as directories. `ERR_NO_SUCH_PROCESS` if it is gone. */
 export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): ProcessCgroups {
   checkPid(pid)
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
   const g = native(() => binding.cgroupOf(pid, o.cgroupRoot))
   const out: ProcessCgroups = { v1: { ...g.v1 } }
   if (g.unified != null) out.unified = g.unified
@@ -255,7 +270,7 @@ export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): Proces
 
 /** A resource snapshot of a cgroup: memory (current, peak, limit, swap, event counters), pids (current, peak), CPU time, PSI. */
 export function cgroupStats(path: string, options?: { cgroupRoot?: string }): CgroupStats {
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options')
+  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
   const s = native(() => binding.cgroupStats(path, o.cgroupRoot))
   return toCgroupStats(s)
 }

@@ -2,7 +2,7 @@ import { AbortError, LifewatchError, fromNative, invalid, native } from './error
 import { internals, type Monitor } from './monitor.js'
 import { binding, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
-import { checkAbortSignal, checkBool, checkOptions, checkPid, checkTimeout, describe } from './validate.js'
+import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe } from './validate.js'
 import { cgroupStats as toCgroupStats, type CgroupStats } from './events.js'
 import type { Watch } from './watch.js'
 
@@ -144,11 +144,8 @@ export class Cgroup implements AsyncDisposable {
    */
   static create(path: string, limits?: CgroupLimits, options?: CgroupOptions): Cgroup {
     checkPath(path)
-    const l = checkOptions<CgroupLimits>(limits, 'limits')
-    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options'))
-    for (const k of Object.keys(l)) {
-      if (!['memory', 'swap', 'pids', 'cpu', 'cpuWeight'].includes(k)) throw invalid(`unknown limit ${JSON.stringify(k)}`)
-    }
+    const l = checkOptions<CgroupLimits>(limits, 'limits', { memory: true, swap: true, pids: true, cpu: true, cpuWeight: true })
+    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }))
     const nl: Binding.NativeLimits = {
       memory: checkLimit('memory', l.memory),
       swap: checkLimit('swap', l.swap),
@@ -162,7 +159,7 @@ export class Cgroup implements AsyncDisposable {
   /** An existing cgroup; ERR_NO_SUCH_CGROUP if it exists in no hierarchy. */
   static open(path: string, options?: CgroupOptions): Cgroup {
     checkPath(path)
-    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options'))
+    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }))
     return new Cgroup(native(() => binding.NativeCgroup.open(path, root)))
   }
 
@@ -195,7 +192,7 @@ export class Cgroup implements AsyncDisposable {
   spawn(command: string, args: readonly string[] = [], options?: CgroupSpawnOptions): SpawnedWatch {
     if (typeof command !== 'string' || command.length === 0) throw invalid(`command must be a non-empty string, got ${describe(command)}`)
     if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
-    const o = checkOptions<CgroupSpawnOptions>(options, 'options')
+    const o = checkOptions<CgroupSpawnOptions>(options, 'options', { monitor: true, stdio: true, env: true, cwd: true, argv0: true })
     if (!o.monitor) throw invalid('options.monitor is required: the child is watched and reaped by a Monitor')
     const stdio = Array.isArray(o.stdio) ? o.stdio : [o.stdio, o.stdio, o.stdio]
     if (stdio.length !== 3) throw invalid('stdio must have three entries')
@@ -225,18 +222,18 @@ export class Cgroup implements AsyncDisposable {
    * hierarchy, `populated 0`): `cgroup.kill` where it exists, else freeze / SIGKILL each
    * member through a pidfd / thaw, repeated until empty.
    */
-  kill(options?: WaitOptions): Promise<KillReport> {
+  async kill(options?: WaitOptions): Promise<KillReport> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.kill(timeout, c)) as Promise<KillReport>
   }
 
   /** Freezes every process; resolves once the kernel reports the cgroup frozen. */
-  freeze(options?: WaitOptions): Promise<void> {
+  async freeze(options?: WaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.freeze(true, timeout, c))
   }
 
-  thaw(options?: WaitOptions): Promise<void> {
+  async thaw(options?: WaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.freeze(false, timeout, c))
   }
@@ -252,10 +249,10 @@ export class Cgroup implements AsyncDisposable {
    * Removes the cgroup from every hierarchy. A busy cgroup is retried until `timeout`
    * (default 10 s), then ERR_CGROUP_BUSY. `kill: true` kills everything first.
    */
-  delete(options?: DeleteOptions): Promise<void> {
-    const o = checkOptions<DeleteOptions>(options, 'options')
+  async delete(options?: DeleteOptions): Promise<void> {
+    const o = checkOptions<DeleteOptions>(options, 'options', { kill: true, signal: true, timeout: true })
     const kill = checkBool(o.kill, 'kill') ?? false
-    const { signal, timeout } = this.#waitOptions(options)
+    const { signal, timeout } = this.#waitOptions({ signal: o.signal, timeout: o.timeout })
     return cancellable(signal, (c) => this.#native.delete(kill, timeout, c))
   }
 
@@ -276,9 +273,9 @@ export class Cgroup implements AsyncDisposable {
   }
 
   #waitOptions(options: unknown): { signal: AbortSignal | undefined; timeout: number | undefined } {
-    const o = checkOptions<WaitOptions>(options, 'options')
+    const o = checkOptions<WaitOptions>(options, 'options', { signal: true, timeout: true })
     const signal = checkAbortSignal(o.signal)
-    const timeout = o.timeout === undefined ? undefined : checkTimeout(o.timeout)
+    const timeout = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'timeout')
     return { signal, timeout: timeout === Infinity ? undefined : timeout }
   }
 }

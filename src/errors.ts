@@ -46,6 +46,11 @@ export class AbortError extends Error {
   }
 }
 
+/** The AbortError for an aborted `signal`, its reason as the cause (as Node's APIs do). */
+export function abortError(signal: AbortSignal): AbortError {
+  return new AbortError(undefined, { cause: signal.reason })
+}
+
 export function invalid(message: string): LifewatchError {
   return new LifewatchError('ERR_INVALID_ARGUMENT', message)
 }

@@ -1,7 +1,8 @@
 import { AbortError, LifewatchError, native } from './errors.js'
-import { toEvent, type ExitEvent, type LifewatchEvent } from './events.js'
+import { toEvent, type LifewatchEvent } from './events.js'
 import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
-import { checkAbortSignal, checkBool, checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, signalNumber, type Signal } from './validate.js'
+import { escalate, type Killable, type KillResult } from './kill.js'
 import { Watch } from './watch.js'
 
 export interface MonitorOptions {
@@ -24,17 +25,16 @@ export interface MonitorOptions {
 }
 
 export interface KillOptions {
-  /** First signal. Default `'SIGTERM'`. */
-  signal?: Signal
-  /** Milliseconds to wait for an exit before SIGKILL. Default 5000; `Infinity` never escalates. */
+  /** The first signal. Default `'SIGTERM'`. */
+  killSignal?: Signal
+  /** Milliseconds between the first signal and SIGKILL. Default 5000; 0 sends SIGKILL right
+   *  after the first signal; `Infinity` never escalates. */
   timeout?: number
+  /** Stops waiting: the call rejects with `AbortError` (the signals already sent stay sent). */
+  signal?: AbortSignal
 }
 
-export interface KillResult {
-  exit: ExitEvent
-  /** Whether SIGKILL had to follow because the first signal did not end the process in time. */
-  forced: boolean
-}
+export type { KillResult }
 
 /**
  * For lifewatch's own modules that extend a monitor from their own files (cgroup watches,
@@ -94,9 +94,14 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   constructor(options?: MonitorOptions) {
-    const opts = checkOptions<MonitorOptions>(options, 'options')
+    const opts = checkOptions<MonitorOptions>(options, 'options', {
+      signal: true,
+      unref: true,
+      forceFallback: true,
+      cgroupRoot: true,
+      directWake: true,
+    })
     const signal = checkAbortSignal(opts.signal)
-    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const forceFallback = checkBool(opts.forceFallback, 'forceFallback') ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
       throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cgroupRoot must be a string')
@@ -201,27 +206,26 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /**
    * Signals (SIGTERM by default), waits up to `timeout` ms for the exit, then SIGKILL.
-   * Resolves only on a confirmed exit, from the exit event itself: no polling.
+   * Resolves only on a confirmed exit, from the exit event itself: no polling. A bare PID with
+   * no active watch is watched for the call and unwatched again if it fails or is aborted.
    */
   async kill(target: Watch | number, options?: KillOptions): Promise<KillResult> {
-    const opts = checkOptions<KillOptions>(options, 'options')
-    const signo = signalNumber(opts.signal ?? 'SIGTERM')
-    const timeout = checkTimeout(opts.timeout ?? 5000)
+    const opts = checkOptions<KillOptions>(options, 'options', { killSignal: true, timeout: true, signal: true })
+    const signo = signalNumber(opts.killSignal ?? 'SIGTERM', 'killSignal')
+    const grace = checkDuration(opts.timeout ?? 5000, 'timeout')
+    const signal = checkAbortSignal(opts.signal)
     this.#checkOpen()
-    const w = this.#resolve(target) ?? this.watchPid(checkPid(target))
-    const exit = w.wait()
-    this.#trySignal(w, signo)
-    if (signo === 9 || timeout === Infinity) return { exit: await exit, forced: false }
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeout, 'timeout')))
+    const known = this.#resolve(target)
+    const w = known ?? this.watchPid(checkPid(target))
     try {
-      const first = await Promise.race([exit, expired])
-      if (first !== 'timeout') return { exit: first, forced: false }
+      return await escalate(this.#killable(w), { signo, grace, confirm: Infinity, signal })
     } finally {
-      clearTimeout(timer)
+      if (!known && w.active && !this.#closed) this.unwatch(w)
     }
-    this.#trySignal(w, 9)
-    return { exit: await exit, forced: true }
+  }
+
+  #killable(w: Watch): Killable {
+    return { pid: w.pid, signal: (signo) => this.#trySignal(w, signo), wait: (o) => w.wait(o) }
   }
 
   /** Keeps Node's event loop alive while there are active watches (the default). */

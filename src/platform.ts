@@ -9,7 +9,10 @@ import type { LifewatchEvent } from './events.js'
 import { Monitor } from './monitor.js'
 import type { ReleasedFds } from './native.js'
 import { Task, type CgroupLike, type SpawnOptions } from './task.js'
+import { callEach } from './listeners.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
+import { within } from './timers.js'
+import { checkAbortSignal, checkDuration, checkOptions } from './validate.js'
 
 /** The cgroup manager's factory: `Cgroup` (src/cgroup.ts) by default; tests pass doubles. */
 export interface CgroupFactory {
@@ -75,12 +78,20 @@ export class Platform {
   #managerClosed: Promise<CgroupManagerCloseResult> | undefined
   #closed: Promise<PlatformCloseResult> | undefined
 
-  constructor(options: PlatformOptions = {}) {
-    this.oomWatcher = options.oomWatcher ?? new Monitor()
-    this.#cgroupFactory = options.cgroups ?? Cgroup
-    this.#cgroupRoot = options.cgroupRoot
-    this.#drainMs = options.drainTimeout ?? 1000
-    this.#telemetry = { tracerProvider: options.tracerProvider, meterProvider: options.meterProvider }
+  constructor(options?: PlatformOptions) {
+    const o = checkOptions<PlatformOptions>(options, 'options', {
+      oomWatcher: true,
+      cgroups: true,
+      cgroupRoot: true,
+      drainTimeout: true,
+      tracerProvider: true,
+      meterProvider: true,
+    })
+    this.#drainMs = checkDuration(o.drainTimeout ?? 1000, 'drainTimeout')
+    this.oomWatcher = o.oomWatcher ?? new Monitor()
+    this.#cgroupFactory = o.cgroups ?? Cgroup
+    this.#cgroupRoot = o.cgroupRoot
+    this.#telemetry = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
   }
 
   /** Cgroups the manager owns and has not removed yet. */
@@ -190,24 +201,23 @@ export class Platform {
 
   #startPump(): void {
     this.#pump ??= (async () => {
-      for await (const ev of this.oomWatcher) for (const l of this.#listeners) l(ev)
+      for await (const ev of this.oomWatcher) callEach(this.#listeners, ev)
     })().catch(() => {})
   }
 
   /**
    * Closes the OOM watcher (every cgroup watch and its fds), after delivering what it had
-   * already seen. Idempotent.
+   * already seen. Idempotent. `signal` ends the wait for the last OOM checks early.
    */
-  closeOomWatcher(): Promise<ReleasedFds> {
+  closeOomWatcher(options?: { signal?: AbortSignal }): Promise<ReleasedFds> {
+    const signal = checkAbortSignal(checkOptions<{ signal?: AbortSignal }>(options, 'options', { signal: true }).signal)
     return (this.#oomClosed ??= (async () => {
       // The OOM notification of a kill can trail the exit it caused when the exit is watched by
       // another monitor (v1 even notifies before it counts the kill). A watch whose cgroup was
       // deleted ends with a last look at the counters and `removed`: wait for that, bounded,
       // so every OOM kill reaches its task before the watcher closes.
-      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task?.deleted).map(([w]) => w.removed().catch(() => {}))
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([Promise.all(ending), new Promise((r) => (timer = setTimeout(r, this.#drainMs)))])
-      clearTimeout(timer)
+      const ending = [...this.#oomWatches].filter(([w, task]) => w.active && task?.deleted)
+      await within(this.#drainMs, signal, (s) => Promise.all(ending.map(([w]) => w.removed({ signal: s })))).catch(() => {})
       await new Promise((r) => setImmediate(r))
       const released = this.oomWatcher.close()
       if (this.#oomWatches.size > 0) telemetry(this.#telemetry).oomWatchers.add(-this.#oomWatches.size)
@@ -221,13 +231,14 @@ export class Platform {
    * Removes every cgroup the manager created or adopted (killing what is left in them) and
    * closes their fds. Every cgroup is attempted; failures reject with an AggregateError after.
    */
-  closeCgroupManager(): Promise<CgroupManagerCloseResult> {
+  closeCgroupManager(options?: { signal?: AbortSignal }): Promise<CgroupManagerCloseResult> {
+    const signal = checkAbortSignal(checkOptions<{ signal?: AbortSignal }>(options, 'options', { signal: true }).signal)
     return (this.#managerClosed ??= (async () => {
       const result: CgroupManagerCloseResult = { deleted: [], released: noFds() }
       const errors: unknown[] = []
       for (const cg of this.#cgroups) {
         try {
-          addFds(result.released, await cg.delete({ kill: true }))
+          addFds(result.released, await cg.delete(signal ? { kill: true, signal } : { kill: true }))
           result.deleted.push(cg.path)
           this.#cgroups.delete(cg)
         } catch (e) {

@@ -10,7 +10,8 @@ export function signal(pid: number, sig: Signal = 'SIGTERM'): void {
   native(() => binding.signalPid(checkPid(pid), signo))
 }
 
-/** `Monitor.kill` on a temporary monitor: signal, escalate after `timeout`, confirmed exit. */
+/** `Monitor.kill` on a temporary monitor: signal, escalate after `timeout`, confirmed exit.
+ *  The temporary monitor is closed on every way out. */
 export async function kill(pid: number, options?: KillOptions): Promise<KillResult> {
   checkPid(pid)
   const monitor = new Monitor()

@@ -4,14 +4,16 @@
 // rest still run; the call rejects at the end with an AggregateError of what failed.
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api'
 
-import { LifewatchError } from './errors.js'
+import { AbortError, LifewatchError } from './errors.js'
 import type { ExitEvent } from './events.js'
+import { escalate } from './kill.js'
 import type { ReleasedFds } from './native.js'
 import type { CgroupManagerCloseResult } from './platform.js'
 import { monotonicTime } from './stats.js'
 import type { OomRecord } from './task.js'
 import { ATTR, OOM_EVENT, SPAN, telemetry, type Outcome, type Telemetry, type TelemetryOptions } from './telemetry.js'
-import { checkOptions, checkTimeout, signalNumber, type Signal } from './validate.js'
+import { TIMED_OUT, within } from './timers.js'
+import { checkAbortSignal, checkDuration, checkOptions, signalNumber, type Signal } from './validate.js'
 
 /** What shutdown needs of a task (`Task` fits). */
 export interface ShutdownTask {
@@ -22,9 +24,12 @@ export interface ShutdownTask {
   readonly containerId?: string
   readonly cgroupPath?: string
   readonly ooms?: readonly OomRecord[]
-  kill(signal: Signal, options: { timeout: number }): Promise<{ exit: ExitEvent; forced: boolean; signalled?: boolean }>
-  wait(): Promise<ExitEvent>
-  delete(): Promise<unknown>
+  /** Sends a signal through the task's pidfd; false when the task had already exited. */
+  signal(signal: Signal): boolean
+  /** The exit; stops waiting when `signal` aborts. */
+  wait(options: { signal: AbortSignal }): Promise<ExitEvent>
+  /** Removes what the task owns (its cgroup); stops waiting when `signal` aborts. */
+  delete(options: { signal: AbortSignal }): Promise<unknown>
 }
 
 /** What shutdown needs of a monitor (`Monitor` fits). */
@@ -34,8 +39,8 @@ export interface ShutdownMonitor {
 
 /** What shutdown needs of a platform (`Platform` fits). */
 export interface ShutdownPlatform {
-  closeOomWatcher(): Promise<ReleasedFds> | ReleasedFds
-  closeCgroupManager(): Promise<CgroupManagerCloseResult> | CgroupManagerCloseResult
+  closeOomWatcher(options: { signal: AbortSignal }): Promise<ReleasedFds> | ReleasedFds
+  closeCgroupManager(options: { signal: AbortSignal }): Promise<CgroupManagerCloseResult> | CgroupManagerCloseResult
 }
 
 export interface ShutdownOptions extends TelemetryOptions {
@@ -43,12 +48,21 @@ export interface ShutdownOptions extends TelemetryOptions {
   monitor?: ShutdownMonitor
   /** The platform (OOM watcher and cgroup manager, closed in `shutdown.platform.cleanup`). */
   platform?: ShutdownPlatform
-  /** Per-step timeout in ms (the kill step gets `killTimeout` more). Default 10000. */
-  timeout?: number
-  /** First signal of the kill step. Default `'SIGTERM'`. */
-  signal?: Signal
-  /** Grace period in ms between the signal and SIGKILL. Default 5000. */
+  /** The first signal of the kill step. Default `'SIGTERM'`. */
+  killSignal?: Signal
+  /** Milliseconds between the first signal and SIGKILL. Default 5000; 0 sends SIGKILL right
+   *  after the first signal; `Infinity` never escalates. */
   killTimeout?: number
+  /**
+   * Milliseconds each step may wait: the kill step after SIGKILL (for the exit), the delete,
+   * each platform cleanup. A step past it fails with `ERR_TIMEOUT` and the next one runs.
+   * Default 10000; 0 gives a step no time to wait (it succeeds only if already done);
+   * `Infinity` waits as long as it takes.
+   */
+  stepTimeout?: number
+  /** Stops the shutdown: the current step stops waiting, no further step starts, and the call
+   *  rejects with `AbortError`. */
+  signal?: AbortSignal
 }
 
 export type Phase = 'task.kill' | 'task.delete' | 'monitor.close' | 'platform.cleanup' | 'platform.cleanup.oom_watcher' | 'platform.cleanup.cgroup_manager'
@@ -59,6 +73,8 @@ export interface ShutdownResult {
   exit?: ExitEvent
   /** Whether the kill step sent a signal (false: the task had already exited). */
   killed: boolean
+  /** Whether the task is still running after the shutdown (then the call rejected, saying so). */
+  running: boolean
   /** Whether SIGKILL had to follow the first signal. */
   forced: boolean
   /** Fds released, by step and kind. */
@@ -90,13 +106,25 @@ const running = new WeakMap<object, Promise<ShutdownResult>>()
  * task share one run (and one trace). Spans parent under the caller's active context.
  */
 export function shutdown(task: ShutdownTask, options?: ShutdownOptions): Promise<ShutdownResult> {
-  if (!task || typeof task !== 'object' || typeof task.kill !== 'function') {
+  if (!task || typeof task !== 'object' || typeof task.signal !== 'function' || typeof task.wait !== 'function') {
     return Promise.reject(new LifewatchError('ERR_INVALID_ARGUMENT', 'shutdown: task must be a Task'))
   }
   let p = running.get(task)
   if (!p) {
     try {
-      p = run(task, checkOptions<ShutdownOptions>(options, 'options'))
+      p = run(
+        task,
+        checkOptions<ShutdownOptions>(options, 'options', {
+          monitor: true,
+          platform: true,
+          killSignal: true,
+          killTimeout: true,
+          stepTimeout: true,
+          signal: true,
+          tracerProvider: true,
+          meterProvider: true,
+        }),
+      )
     } catch (e) {
       return Promise.reject(e)
     }
@@ -120,24 +148,23 @@ class StepTimeout extends LifewatchError {
   }
 }
 
-async function withTimeout<T>(name: string, ms: number, work: () => Promise<T> | T): Promise<T> {
-  if (ms === Infinity) return work()
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      Promise.resolve().then(work),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new StepTimeout(name, ms)), ms))),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
+interface Config {
+  stepTimeout: number
+  killTimeout: number
+  killSignal: Signal
+  signo: number
+  signal: AbortSignal | undefined
 }
 
 function run(task: ShutdownTask, opts: Partial<ShutdownOptions>): Promise<ShutdownResult> {
-  const stepTimeout = checkTimeout(opts.timeout ?? 10_000, 'timeout')
-  const killTimeout = checkTimeout(opts.killTimeout ?? 5000, 'killTimeout')
-  const signal = opts.signal ?? 'SIGTERM'
-  signalNumber(signal)
+  const killSignal = opts.killSignal ?? 'SIGTERM'
+  const cfg: Config = {
+    stepTimeout: checkDuration(opts.stepTimeout ?? 10_000, 'stepTimeout'),
+    killTimeout: checkDuration(opts.killTimeout ?? 5000, 'killTimeout'),
+    killSignal,
+    signo: signalNumber(killSignal, 'killSignal'),
+    signal: checkAbortSignal(opts.signal),
+  }
   const tel = telemetry(opts)
   const parent = context.active()
   const attrs: Attributes = { [ATTR.pid]: task.pid }
@@ -146,7 +173,7 @@ function run(task: ShutdownTask, opts: Partial<ShutdownOptions>): Promise<Shutdo
   if (task.cgroupPath) attrs[ATTR.cgroupPath] = task.cgroupPath
   const root = tel.tracer.startSpan(SPAN.shutdown, { attributes: attrs }, parent)
   const rootCtx = trace.setSpan(parent, root)
-  return context.with(rootCtx, () => orchestrate(task, opts, tel, root, rootCtx, { stepTimeout, killTimeout, signal }))
+  return context.with(rootCtx, () => orchestrate(task, opts, tel, root, rootCtx, cfg))
 }
 
 async function orchestrate(
@@ -155,12 +182,13 @@ async function orchestrate(
   tel: Telemetry,
   root: Span,
   rootCtx: Context,
-  cfg: { stepTimeout: number; killTimeout: number; signal: Signal },
+  cfg: Config,
 ): Promise<ShutdownResult> {
   const t0 = performance.now()
   const result: ShutdownResult = {
     pid: task.pid,
     killed: false,
+    running: true,
     forced: false,
     released: {},
     cgroupsRemoved: [],
@@ -168,36 +196,42 @@ async function orchestrate(
     oomKills: 0,
     errors: [],
   }
+  /** Set when the caller's signal aborted: no further step starts. */
+  let aborted: AbortError | undefined
 
-  /** One step: a child span of `parentCtx`, timed out, recorded, never throwing. */
+  /**
+   * One step: a child span of `parentCtx`, given `ms` to wait (its work stops waiting when the
+   * signal it gets aborts), recorded, never throwing.
+   */
   const step = async <T>(
     phase: Phase,
     name: string,
     parentCtx: Context,
     ms: number,
-    work: (span: Span, ctx: Context) => Promise<T> | T,
+    work: (span: Span, ctx: Context, signal: AbortSignal | undefined) => Promise<T> | T,
     /** For a parent step: how many of its child steps failed (its own status follows them). */
     childFailures?: () => number,
-  ): Promise<T | undefined> => {
+  ): Promise<void> => {
+    if (aborted) return
     const span = tel.tracer.startSpan(name, { attributes: { [ATTR.pid]: task.pid } }, parentCtx)
     const ctx = trace.setSpan(parentCtx, span)
     const start = performance.now()
     let outcome: Outcome = 'success'
     try {
-      const value = await context.with(ctx, () => withTimeout(name, ms, () => work(span, ctx)))
+      const value = await context.with(ctx, () => within(ms, cfg.signal, async (signal) => work(span, ctx, signal)))
+      if (value === TIMED_OUT) throw new StepTimeout(name, ms)
       const failedChildren = childFailures?.() ?? 0
       if (failedChildren > 0) {
         outcome = 'failure'
         span.setStatus({ code: SpanStatusCode.ERROR, message: `${failedChildren} cleanup step(s) failed` })
       }
-      return value
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e))
-      outcome = err instanceof StepTimeout ? 'timeout' : 'failure'
+      outcome = err instanceof AbortError ? 'aborted' : err instanceof StepTimeout || (err as LifewatchError).code === 'ERR_TIMEOUT' ? 'timeout' : 'failure'
       span.recordException(err)
       span.setStatus({ code: SpanStatusCode.ERROR, message: err.message })
-      result.errors.push(err)
-      return undefined
+      if (err instanceof AbortError) aborted ??= err
+      else result.errors.push(err)
     } finally {
       const ms = performance.now() - start
       result.durations[phase] = ms
@@ -216,26 +250,42 @@ async function orchestrate(
     }
   }
 
-  // 1. Kill, only if the task is still running (the span is there either way).
-  await step('task.kill', SPAN.kill, rootCtx, cfg.stepTimeout + cfg.killTimeout, async (span) => {
+  // 1. Kill, only if the task is still running (the span is there either way). The step has
+  // no limit of its own: SIGKILL goes out `killTimeout` after the first signal whatever the
+  // step limit, which bounds only the wait for the exit after it.
+  await step('task.kill', SPAN.kill, rootCtx, Infinity, async (span, _ctx, signal) => {
     if (task.running) {
-      span.setAttribute(ATTR.killSignal, typeof cfg.signal === 'number' ? `${cfg.signal}` : cfg.signal)
-      const r = await task.kill(cfg.signal, { timeout: cfg.killTimeout })
-      result.killed = r.signalled ?? true
-      result.forced = r.forced
-      result.exit = r.exit
-      span.setAttribute(ATTR.killForced, r.forced)
+      span.setAttribute(ATTR.killSignal, typeof cfg.killSignal === 'number' ? `${cfg.killSignal}` : cfg.killSignal)
+      const target = { pid: task.pid, signal: (signo: number) => void task.signal(signo), wait: (o: { signal: AbortSignal }) => task.wait(o) }
+      try {
+        const r = await escalate(target, { signo: cfg.signo, grace: cfg.killTimeout, confirm: cfg.stepTimeout, signal })
+        result.killed = true
+        result.forced = r.forced
+        result.exit = r.exit
+      } catch (e) {
+        // Still running after SIGKILL: both signals went out.
+        if ((e as LifewatchError).code === 'ERR_TIMEOUT') result.killed = result.forced = true
+        throw e
+      } finally {
+        span.setAttribute(ATTR.killForced, result.forced)
+      }
     } else {
       span.setAttribute(ATTR.killSkipped, true)
-      result.exit = task.exit ?? (await task.wait())
+      result.exit = task.exit
+      if (!result.exit) {
+        const exit = await within(cfg.stepTimeout, signal, (s) => task.wait({ signal: s }))
+        if (exit === TIMED_OUT) throw new StepTimeout(SPAN.kill, cfg.stepTimeout)
+        result.exit = exit
+      }
     }
     exitAttrs(span, result.exit)
   })
+  result.running = task.running
 
   // 2. Delete: the cgroup and state the task owns.
-  await step('task.delete', SPAN.delete, rootCtx, cfg.stepTimeout, async (span) => {
+  await step('task.delete', SPAN.delete, rootCtx, cfg.stepTimeout, async (span, _ctx, signal) => {
     if (task.cgroupPath) span.setAttribute(ATTR.cgroupPath, task.cgroupPath)
-    const r = (await task.delete()) as { cgroup?: string } | undefined
+    const r = (await task.delete({ signal: signal! })) as { cgroup?: string } | undefined
     if (r?.cgroup) result.cgroupsRemoved.push(r.cgroup)
   })
 
@@ -257,15 +307,15 @@ async function orchestrate(
       'platform.cleanup',
       SPAN.platformCleanup,
       rootCtx,
-      2 * cfg.stepTimeout + 100,
+      Infinity,
       async (span, ctx) => {
-        await step('platform.cleanup.oom_watcher', SPAN.oomWatcher, ctx, cfg.stepTimeout, async (s) => {
-          const released = await platform.closeOomWatcher()
+        await step('platform.cleanup.oom_watcher', SPAN.oomWatcher, ctx, cfg.stepTimeout, async (s, _ctx, signal) => {
+          const released = await platform.closeOomWatcher({ signal: signal! })
           result.released.oomWatcher = released
           s.setAttribute(ATTR.fdReleased, total(released))
         })
-        await step('platform.cleanup.cgroup_manager', SPAN.cgroupManager, ctx, cfg.stepTimeout, async (s) => {
-          const r = await platform.closeCgroupManager()
+        await step('platform.cleanup.cgroup_manager', SPAN.cgroupManager, ctx, cfg.stepTimeout, async (s, _ctx, signal) => {
+          const r = await platform.closeCgroupManager({ signal: signal! })
           result.released.cgroupManager = r.released
           for (const path of r.deleted) if (!result.cgroupsRemoved.includes(path)) result.cgroupsRemoved.push(path)
           s.setAttribute(ATTR.fdReleased, total(r.released))
@@ -295,7 +345,13 @@ async function orchestrate(
   const ms = performance.now() - t0
   result.durations.shutdown = ms
   const failed = result.errors.length > 0
-  tel.recordPhase('shutdown', failed ? 'failure' : 'success', ms / 1000)
+  tel.recordPhase('shutdown', aborted ? 'aborted' : failed ? 'failure' : 'success', ms / 1000)
+  if (aborted) {
+    root.recordException(aborted)
+    root.setStatus({ code: SpanStatusCode.ERROR, message: 'shutdown aborted' })
+    root.end()
+    throw aborted
+  }
   if (failed) {
     const what = result.errors.map((e) => e.message).join('; ')
     root.setStatus({ code: SpanStatusCode.ERROR, message: `${result.errors.length} step(s) failed: ${what}` })

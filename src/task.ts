@@ -10,8 +10,8 @@ import type { ExitEvent, OomEvent } from './events.js'
 import type { KillResult, Monitor } from './monitor.js'
 import { claimed, Subreaper, type OrphanEvent } from './subreaper.js'
 import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
-import { checkOptions, checkPid, checkTimeout, signalNumber, type Signal } from './validate.js'
-import type { Watch } from './watch.js'
+import { checkAbortSignal, checkOptions, checkPid, signalNumber, type Signal } from './validate.js'
+import type { Watch, WaitOptions } from './watch.js'
 
 /** What a cgroup spawn can do with a standard stream: inherit it, /dev/null, or an fd. */
 export type CgroupStdio = 'inherit' | 'ignore' | number
@@ -28,8 +28,8 @@ export interface CgroupLike {
     args: string[],
     options: { monitor: Monitor; stdio?: CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio]; env?: Record<string, string>; cwd?: string },
   ): Watch | Promise<Watch>
-  /** Kills everything in the cgroup and removes it. */
-  delete(options?: { kill?: boolean }): unknown
+  /** Kills everything in the cgroup and removes it; stops waiting when `signal` aborts. */
+  delete(options?: { kill?: boolean; signal?: AbortSignal }): unknown
 }
 
 /** An OOM kill seen in the task's cgroup during its life (recorded as a span event at shutdown). */
@@ -75,14 +75,18 @@ export interface AttachOptions extends CommonOptions {
 }
 
 export interface TaskKillOptions {
-  /** Milliseconds to wait for an exit before SIGKILL. Default 5000; `Infinity` never escalates. */
+  /** Milliseconds between the signal and SIGKILL. Default 5000; 0 sends SIGKILL right after
+   *  the signal; `Infinity` never escalates. */
   timeout?: number
+  /** Stops waiting: the call rejects with `AbortError` (the signals already sent stay sent). */
+  signal?: AbortSignal
 }
 
 export interface TaskKillResult extends KillResult {
   /** False when the process had already exited and no signal was sent. */
   signalled: boolean
-  signal: string
+  /** The first signal's name. */
+  killSignal: string
 }
 
 /**
@@ -169,7 +173,17 @@ export class Task {
    * (through the cgroup manager's spawn), otherwise as a plain Node child process.
    */
   static async spawn(cmd: string, args: string[] = [], options: SpawnOptions): Promise<Task> {
-    const opts = checkOptions<SpawnOptions>(options, 'options')
+    const opts = checkOptions<SpawnOptions>(options, 'options', {
+      monitor: true,
+      cgroup: true,
+      stdio: true,
+      env: true,
+      cwd: true,
+      subreaper: true,
+      containerId: true,
+      tracerProvider: true,
+      meterProvider: true,
+    })
     if (typeof cmd !== 'string' || cmd.length === 0) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cmd must be a non-empty string')
     if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
       throw new LifewatchError('ERR_INVALID_ARGUMENT', 'args must be an array of strings')
@@ -216,7 +230,14 @@ export class Task {
 
   /** A running process lifewatch did not start (any PID, child or not). */
   static attach(pid: number, options: AttachOptions): Task {
-    const opts = checkOptions<AttachOptions>(options, 'options')
+    const opts = checkOptions<AttachOptions>(options, 'options', {
+      monitor: true,
+      cgroup: true,
+      ownsCgroup: true,
+      containerId: true,
+      tracerProvider: true,
+      meterProvider: true,
+    })
     checkPid(pid)
     if (!opts.monitor) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'options.monitor is required')
     const watch = opts.monitor.watchPid(pid)
@@ -261,23 +282,38 @@ export class Task {
   }
 
   /** Resolves with the exit event (rejects `ERR_CLOSED` if the monitor closes first). */
-  wait(): Promise<ExitEvent> {
-    return this.#watch.wait()
+  wait(options?: WaitOptions): Promise<ExitEvent> {
+    return this.#watch.wait(options)
   }
 
   /**
-   * Sends `signal` (SIGTERM by default) through the pidfd, SIGKILL after `timeout` ms, and
-   * resolves on the confirmed exit. A task that already exited is not signalled.
+   * Sends a signal through the pidfd (SIGTERM by default) without waiting; false when the task
+   * had already exited (as `subprocess.kill()` answers).
    */
-  async kill(signal: Signal = 'SIGTERM', options?: TaskKillOptions): Promise<TaskKillResult> {
-    const opts = checkOptions<TaskKillOptions>(options, 'options')
-    const timeout = checkTimeout(opts.timeout ?? 5000)
-    signalNumber(signal)
-    const name = typeof signal === 'number' ? `${signal}` : signal.startsWith('SIG') ? signal : `SIG${signal}`
+  signal(killSignal: Signal = 'SIGTERM'): boolean {
+    const signo = signalNumber(killSignal, 'killSignal')
+    if (this.#watch.exit) return false
+    try {
+      this.monitor.signal(this.#watch, signo)
+      return true
+    } catch (e) {
+      if ((e as LifewatchError).code === 'ERR_NO_SUCH_PROCESS') return false
+      throw e
+    }
+  }
+
+  /**
+   * Sends `killSignal` (SIGTERM by default) through the pidfd, SIGKILL after `timeout` ms,
+   * and resolves on the confirmed exit. A task that already exited is not signalled.
+   */
+  async kill(killSignal: Signal = 'SIGTERM', options?: TaskKillOptions): Promise<TaskKillResult> {
+    const opts = checkOptions<TaskKillOptions>(options, 'options', { timeout: true, signal: true })
+    signalNumber(killSignal, 'killSignal')
+    const name = typeof killSignal === 'number' ? `${killSignal}` : killSignal.startsWith('SIG') ? killSignal : `SIG${killSignal}`
     const exit = this.#watch.exit
-    if (exit) return { exit, forced: false, signalled: false, signal: name }
-    const r = await this.monitor.kill(this.#watch, { signal, timeout })
-    return { ...r, signalled: true, signal: name }
+    if (exit) return { exit, forced: false, signalled: false, killSignal: name }
+    const r = await this.monitor.kill(this.#watch, { killSignal, ...opts })
+    return { ...r, signalled: true, killSignal: name }
   }
 
   /** Called by whoever reads the OOM watcher's events (`Platform` does) for this task's cgroup. */
@@ -294,13 +330,19 @@ export class Task {
 
   /**
    * Removes what the task owns: its cgroup (killing anything left in it) and the subreaper
-   * hold. Idempotent; concurrent calls share one deletion.
+   * hold. Idempotent; concurrent calls share one deletion (the first call's `signal` stops it).
    */
-  delete(): Promise<{ cgroup?: string }> {
-    return (this.#deleted ??= this.#delete())
+  async delete(options?: WaitOptions): Promise<{ cgroup?: string }> {
+    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
+    // A deletion that failed (or was aborted) may be tried again.
+    const deleting = (this.#deleted ??= this.#delete(signal).catch((e: unknown) => {
+      this.#deleted = undefined
+      throw e
+    }))
+    return deleting
   }
 
-  async #delete(): Promise<{ cgroup?: string }> {
+  async #delete(signal: AbortSignal | undefined): Promise<{ cgroup?: string }> {
     if (this.#subreaper) {
       this.#subreaper.reap()
       this.#subreaper.off('orphan', this.#onOrphan)
@@ -308,7 +350,7 @@ export class Task {
       this.#subreaper = undefined
     }
     if (this.#ownsCgroup && this.#cgroup) {
-      await this.#cgroup.delete({ kill: true })
+      await this.#cgroup.delete(signal ? { kill: true, signal } : { kill: true })
       return { cgroup: this.#cgroup.path }
     }
     return {}

@@ -64,7 +64,7 @@ export const SPAN = {
 /** The span event for each OOM kill a task saw during its life. */
 export const OOM_EVENT = 'lifewatch.oom_kill'
 
-export type Outcome = 'success' | 'failure' | 'timeout'
+export type Outcome = 'success' | 'failure' | 'timeout' | 'aborted'
 
 export class Telemetry {
   readonly tracer: Tracer
@@ -98,11 +98,14 @@ export class Telemetry {
     this.shutdownCleanups = m.createCounter('lifewatch.shutdown.cleanups', {
       ...int,
       unit: '{cleanup}',
-      description: 'Shutdown steps run, by phase and outcome (success, failure, timeout)',
+      description: 'Shutdown steps run, by phase and outcome (success, failure, timeout, aborted)',
     })
     this.shutdownDuration = m.createHistogram('lifewatch.shutdown.duration', {
       unit: 's',
       description: 'Duration of each shutdown phase',
+      // Phases take milliseconds: the SDK's default boundaries (0, 5, 10, 25... seconds) would
+      // put every sample in the first bucket.
+      advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] },
     })
     const fd = (name: string, description: string, upDown: boolean) =>
       upDown

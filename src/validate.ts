@@ -1,4 +1,4 @@
-import { invalid } from './errors.js'
+import { abortError, invalid } from './errors.js'
 import { binding } from './native.js'
 
 /** Linux's PID_MAX_LIMIT: no PID is larger. */
@@ -14,40 +14,54 @@ export function checkPid(pid: unknown, what = 'pid'): number {
 export type Signal = NodeJS.Signals | number
 
 /** A signal name (`'SIGTERM'`, `'TERM'`) or number (1..64) to its number. */
-export function signalNumber(sig: unknown): number {
+export function signalNumber(sig: unknown, what = 'signal'): number {
   if (typeof sig === 'number') {
-    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw invalid(`signal must be 1..64, got ${describe(sig)}`)
+    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw invalid(`${what} must be 1..64, got ${describe(sig)}`)
     return sig
   }
   if (typeof sig !== 'string' || sig.length === 0 || /^\d/.test(sig)) {
-    throw invalid(`signal must be a name such as 'SIGTERM' or a number, got ${describe(sig)}`)
+    throw invalid(`${what} must be a name such as 'SIGTERM' or a number, got ${describe(sig)}`)
   }
   try {
     return binding.signalNumber(sig)
   } catch {
-    throw invalid(`unknown signal ${JSON.stringify(sig)}`)
+    throw invalid(`${what}: unknown signal ${JSON.stringify(sig)}`)
   }
 }
 
-/** Milliseconds: a finite number >= 0, or Infinity for "never escalate". */
-export function checkTimeout(ms: unknown, what = 'timeout'): number {
+/** A duration in milliseconds: 0..Infinity (what 0 and Infinity mean is the option's to say). */
+export function checkDuration(ms: unknown, what: string): number {
   if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) {
-    throw invalid(`${what} must be a number of milliseconds >= 0, got ${describe(ms)}`)
+    throw invalid(`${what} must be a number of milliseconds from 0 to Infinity, got ${describe(ms)}`)
   }
   return ms
 }
 
-export function checkOptions<T extends object>(opts: unknown, what: string): Partial<T> {
+/** Every option name of `T`, so that a list of known names cannot miss one. */
+export type OptionNames<T> = { readonly [K in keyof Required<T>]: true }
+
+/**
+ * An options object (or `undefined`) whose names are all known: a misspelt option on a kill
+ * or shutdown call must not be silently ignored.
+ */
+export function checkOptions<T extends object>(opts: unknown, what: string, known: OptionNames<T>): Partial<T> {
   if (opts === undefined) return {}
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
     throw invalid(`${what} must be an object, got ${describe(opts)}`)
   }
+  for (const name of Object.keys(opts)) {
+    if (!Object.hasOwn(known, name)) {
+      throw invalid(`${what}.${name} is not an option (known: ${Object.keys(known).join(', ')})`)
+    }
+  }
   return opts as Partial<T>
 }
 
-export function checkAbortSignal(signal: unknown): AbortSignal | undefined {
+/** An optional AbortSignal; one that has already aborted throws its AbortError at once. */
+export function checkAbortSignal(signal: unknown, what = 'signal'): AbortSignal | undefined {
   if (signal === undefined) return undefined
-  if (!(signal instanceof AbortSignal)) throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`)
+  if (!(signal instanceof AbortSignal)) throw invalid(`${what} must be an AbortSignal, got ${describe(signal)}`)
+  if (signal.aborted) throw abortError(signal)
   return signal
 }
 

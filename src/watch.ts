@@ -1,5 +1,16 @@
-import { LifewatchError } from './errors.js'
+import { abortError, type LifewatchError } from './errors.js'
 import type { ExitEvent } from './events.js'
+import { checkAbortSignal, checkOptions } from './validate.js'
+
+export interface WaitOptions {
+  /** Stops waiting: the call rejects with `AbortError` and nothing stays registered. */
+  signal?: AbortSignal
+}
+
+interface Waiter {
+  resolve(e: ExitEvent): void
+  reject(e: Error): void
+}
 
 /** One watched process. `wait()` resolves with its exit, however long ago that was. */
 export class Watch {
@@ -7,7 +18,7 @@ export class Watch {
   readonly pid: number
   #exit: ExitEvent | undefined
   #failed: LifewatchError | undefined
-  #waiters: Array<{ resolve: (e: ExitEvent) => void; reject: (e: Error) => void }> = []
+  #waiters = new Set<Waiter>()
 
   /** @internal */
   constructor(id: number, pid: number) {
@@ -25,22 +36,41 @@ export class Watch {
   }
 
   /** Resolves with the exit event; rejects with `ERR_CLOSED` if the monitor closes first. */
-  wait(): Promise<ExitEvent> {
-    if (this.#exit) return Promise.resolve(this.#exit)
-    if (this.#failed) return Promise.reject(this.#failed)
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
+  async wait(options?: WaitOptions): Promise<ExitEvent> {
+    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
+    if (this.#exit) return this.#exit
+    if (this.#failed) throw this.#failed
+    return new Promise<ExitEvent>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#waiters.delete(waiter)
+        reject(abortError(signal!))
+      }
+      const done = (): void => signal?.removeEventListener('abort', onAbort)
+      const waiter: Waiter = {
+        resolve: (e) => (done(), resolve(e)),
+        reject: (e) => (done(), reject(e)),
+      }
+      this.#waiters.add(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
   }
 
   /** @internal */
   settle(exit: ExitEvent): void {
     this.#exit = exit
-    for (const w of this.#waiters.splice(0)) w.resolve(exit)
+    for (const w of this.#take()) w.resolve(exit)
   }
 
   /** @internal */
   fail(error: LifewatchError): void {
     if (!this.active) return
     this.#failed = error
-    for (const w of this.#waiters.splice(0)) w.reject(error)
+    for (const w of this.#take()) w.reject(error)
+  }
+
+  #take(): Waiter[] {
+    const all = [...this.#waiters]
+    this.#waiters.clear()
+    return all
   }
 }

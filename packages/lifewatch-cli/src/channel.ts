@@ -9,6 +9,7 @@ import { monotonicTime } from 'lifewatch'
 
 import { colorsFor, paint, type Paint } from './color.js'
 import { ndjson, type Record } from './format.js'
+import { stdoutGone } from './stdout.js'
 import { UsageError } from './usage.js'
 
 export interface ChannelOptions {
@@ -83,9 +84,8 @@ export class Channel {
       return
     }
     if (this.#fd === 1) {
-      // Ordered with whatever else goes to stdout; a reader that went away is the caller's
-      // 'error' event on process.stdout (EPIPE).
-      process.stdout.write(`${line}\n`)
+      // Ordered with whatever else goes to stdout; a reader that went away is stdout.ts's.
+      if (!stdoutGone()) process.stdout.write(`${line}\n`)
       return
     }
     try {

@@ -11,6 +11,7 @@ import { LaunchError } from './launch.js'
 import { manPage } from './man.js'
 import { program } from './program.js'
 import { run, type RunFlags } from './run.js'
+import { stdoutGone, watchStdout } from './stdout.js'
 import { top, type TopFlags } from './top.js'
 import { EXIT_FAILURE, UsageError } from './usage.js'
 import { watch, type WatchFlags } from './watch.js'
@@ -30,12 +31,7 @@ function fail(message: string, status = EXIT_FAILURE): void {
 }
 
 async function main(argv: string[]): Promise<void> {
-  // A reader of stdout that went away (`lifewatch watch | head -1`) ends the command quietly,
-  // as SIGPIPE would end a C program: status 128 + 13.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e
-    process.exit(141)
-  })
+  watchStdout()
   if (argv.length === 0) {
     process.stderr.write(`${SHORT_USAGE}\n`)
     process.exitCode = EXIT_FAILURE
@@ -53,7 +49,7 @@ async function main(argv: string[]): Promise<void> {
         return 0
       },
     },
-    (status) => (process.exitCode = status),
+    (status) => (process.exitCode = stdoutGone() ? 141 : status),
   )
   // Commander's own messages (unknown option, missing value...) become one `lifewatch:` line.
   p.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} })

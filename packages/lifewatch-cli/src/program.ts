@@ -138,7 +138,7 @@ export function program(actions: Actions, done: (status: number) => void): Comma
   option(run, '--stop-signal <signal>', 'the signal that stops the command at shutdown, at the deadline and on a second Ctrl-C', { parse: (v) => signal('--stop-signal', v), values: 'signals', default: ['SIGTERM', 'TERM'] })
   option(run, '--kill-timeout <duration>', 'from the stop signal to SIGKILL (0: SIGKILL at once; infinity: never)', { parse: (v) => duration('--kill-timeout', v), default: [5000, '5s'] })
   option(run, '--deadline <duration>', 'stop the command after this long and exit 124, as timeout(1) (0 or infinity: none)', { parse: (v) => duration('--deadline', v), default: [Infinity, 'none'] })
-  option(run, '--step-timeout <duration>', 'limit for each shutdown step (0 or infinity: none; held at 12 days, the longest the library takes)', { parse: (v) => duration('--step-timeout', v), default: [10_000, '10s'] })
+  option(run, '--step-timeout <duration>', 'limit for each shutdown step (0 or infinity: none)', { parse: (v) => duration('--step-timeout', v), default: [10_000, '10s'] })
   option(run, '--events <file>', 'write the reports to this file (created or truncated) instead of stderr', { values: 'file' })
   option(run, '--events-fd <n>', 'write the reports to this open file descriptor instead of stderr', { parse: (v) => fd('--events-fd', v) })
   option(run, '--json', 'reports as NDJSON lines wherever they go')

@@ -22,7 +22,7 @@ import { launch, platformFor } from './launch.js'
 import { renderTree } from './spantree.js'
 import { startTelemetry } from './otel.js'
 import { exitStatus, shutdownRecord, summarize, summaryLines } from './summary.js'
-import { after, fitsOneTimer } from './timers.js'
+import { after } from './timers.js'
 import { EXIT_DEADLINE, UsageError } from './usage.js'
 
 export interface RunFlags extends ChannelOptions {
@@ -44,8 +44,6 @@ export interface RunFlags extends ChannelOptions {
 
 /** How long OTLP export may take once the command has ended. */
 const EXPORT_BUDGET_MS = 600
-/** The longest step limit the library's shutdown can hold (it doubles it for the cleanup step). */
-const LIBRARY_STEP_MAX = Math.floor((2 ** 31 - 1 - 100) / 2)
 
 function limitsOf(f: RunFlags): { limits: CgroupLimits; flags: string[] } {
   const limits: CgroupLimits = {}
@@ -164,19 +162,10 @@ async function supervise(cmd: string, args: string[], f: RunFlags, limits: Cgrou
   const why = await Promise.race([ended.then(() => undefined), stopRequested])
   cancelDeadline()
 
-  // The library's shutdown hands its limits to setTimeout as they are: what one timer cannot
-  // hold, the CLI does itself (the kill), or holds at the longest the library can (a step).
-  const step = f.stepTimeout === 0 ? Infinity : f.stepTimeout
-  const libStep = Math.min(step, LIBRARY_STEP_MAX)
-  let libKill = f.killTimeout
-  if (t.running && why && !fitsOneTimer(libStep + f.killTimeout)) {
-    await stopByHand(t, send, f.stopSignal, f.killTimeout)
-    libKill = 0
-  }
   const stats = readStats(t)
   let result: ShutdownResult
   try {
-    result = await shutdown(t, { monitor, platform, signal: f.stopSignal, killTimeout: fitsOneTimer(libStep + libKill) ? libKill : 0, timeout: libStep, ...telemetry })
+    result = await shutdown(t, { monitor, platform, killSignal: f.stopSignal, killTimeout: f.killTimeout, stepTimeout: f.stepTimeout === 0 ? Infinity : f.stepTimeout, ...telemetry })
   } catch (e) {
     if (!(e instanceof ShutdownError)) throw e
     result = e.result
@@ -211,14 +200,6 @@ function readStats(t: Task): CgroupStats | undefined {
   }
 }
 
-/** The stop signal, then SIGKILL after `killTimeout` (chained timers: any length). */
-async function stopByHand(t: Task, send: (sig: NodeJS.Signals) => void, sig: NodeJS.Signals, killTimeout: number): Promise<void> {
-  send(sig)
-  const cancel = after(killTimeout, () => send('SIGKILL'))
-  await t.wait().catch(() => {})
-  cancel()
-}
-
 /**
  * Without a cgroup nothing kills what the command left running: its orphaned descendants
  * (reparented to lifewatch, the subreaper) get the stop signal, then SIGKILL after the kill
@@ -232,8 +213,7 @@ async function killLeftovers(subreaper: Subreaper, f: RunFlags, ch: Channel): Pr
     ch.warn(`${pids.length} orphaned descendant(s) still running (${pids.join(', ')}): stopping them (no cgroup to kill them with)`)
     const monitor = new Monitor()
     try {
-      const timeout = fitsOneTimer(f.killTimeout) ? f.killTimeout : Infinity
-      await Promise.allSettled(pids.map((pid) => monitor.kill(pid, { signal: f.stopSignal, timeout })))
+      await Promise.allSettled(pids.map((pid) => monitor.kill(pid, { killSignal: f.stopSignal, timeout: f.killTimeout })))
     } finally {
       monitor.close()
     }

@@ -21,8 +21,3 @@ export function after(ms: number, fn: () => void): () => void {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => after(ms, resolve))
 }
-
-/** Whether the library's own timers can hold `ms` (it passes them to setTimeout as they are). */
-export function fitsOneTimer(ms: number): boolean {
-  return ms <= MAX_TIMER_MS
-}

@@ -9,6 +9,7 @@ import { cgroupLayout, cgroupStats, LifewatchError, monotonicTime, Monitor, type
 
 import { colorsFor, paint } from './color.js'
 import { eventRecord, humanEvent, ndjson } from './format.js'
+import { onStdoutGone, stdoutGone } from './stdout.js'
 import { table } from './top-table.js'
 import { after, sleep } from './timers.js'
 import { UsageError } from './usage.js'
@@ -66,7 +67,7 @@ export async function top(f: TopFlags): Promise<number> {
   const lastCpu = new Map<string, { usec: number; at: number }>()
   let finish!: (status: number) => void
   const finished = new Promise<number>((r) => (finish = r))
-  const out = (s: string) => process.stdout.write(s)
+  const out = (s: string) => stdoutGone() || process.stdout.write(s)
 
   const refresh = () => {
     const paths = cgroupsUnder(root)
@@ -123,6 +124,7 @@ export async function top(f: TopFlags): Promise<number> {
     else draw()
   }
 
+  onStdoutGone(() => finish(141))
   const onInt = () => finish(130)
   const onTerm = () => finish(143)
   process.once('SIGINT', onInt).once('SIGTERM', onTerm)

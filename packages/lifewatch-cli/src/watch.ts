@@ -4,6 +4,7 @@ import { LifewatchError, Monitor } from 'lifewatch'
 
 import { Channel } from './channel.js'
 import { eventRecord, humanEvent } from './format.js'
+import { onStdoutGone } from './stdout.js'
 import { EXIT_FAILURE, UsageError } from './usage.js'
 
 export interface WatchFlags {
@@ -31,6 +32,7 @@ export async function watch(f: WatchFlags): Promise<number> {
   const onInt = end(130)
   const onTerm = end(143)
   process.once('SIGINT', onInt).once('SIGTERM', onTerm)
+  onStdoutGone(end(141))
   let failed = 0
   const report = (what: string, e: unknown) => {
     if (!(e instanceof LifewatchError)) throw e
