@@ -1,7 +1,7 @@
 // Brings a fresh clone (or a stale build) up to date: npm packages, the native addon,
 // the library's TypeScript output, the CLI package (packages/lifewatch-cli: its TypeScript
 // output and man page). Each step runs only when its inputs are newer than its outputs.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { addonName, mtime, newest, root, run } from './lib.mjs'
@@ -40,10 +40,14 @@ if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mti
 }
 
 const cli = 'packages/lifewatch-cli'
-if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`), mtime('dist/index.js'))) {
-  // From scratch: a module removed from src/ must not live on in dist/ (and in the tarball).
-  rmSync(join(root, cli, 'dist'), { recursive: true, force: true })
+// The CLI's output depends on its own sources only (the library's types are checked, not
+// compiled in).
+if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`))) {
   run('npx', ['tsc', '-p', `${cli}/tsconfig.json`])
+  // A module removed from src/ must not live on in dist/ (and in the tarball). Removed after
+  // the build, never before: tests may be running the CLI meanwhile (npm test packs it).
+  const sources = new Set(readdirSync(join(root, cli, 'src')).map((f) => f.replace(/\.ts$/, '.js')))
+  for (const f of readdirSync(join(root, cli, 'dist'))) if (!sources.has(f.replace(/\.map$/, ''))) rmSync(join(root, cli, 'dist', f))
   chmodSync(join(root, cli, 'dist/cli.js'), 0o755)
   mkdirSync(join(root, cli, 'man'), { recursive: true })
   writeFileSync(join(root, cli, 'man/lifewatch.1'), execFileSync(process.execPath, [join(root, cli, 'dist/cli.js'), 'man']))
