@@ -11,12 +11,11 @@ rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
 
 // Always a release build: a debug addon left by a development loop must never ship.
-run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
-  '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
-run('npx', ['tsc', '-p', 'tsconfig.build.json'])
+// ensure.mjs builds one when the last build was not (it records the profile), and rebuilds
+// the addon, the library and the CLI only when stale: a fresh tree is not rewritten while
+// other specs load it (npm test packs in parallel with them).
+run(process.execPath, ['scripts/ensure.mjs'], { env: { ...process.env, LIFEWATCH_DEBUG_BUILD: '0' } })
 run('npx', ['napi', 'create-npm-dirs'])
-// The CLI's build and man page (scripts/ensure.mjs makes them when stale).
-run(process.execPath, ['scripts/ensure.mjs'])
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const triples = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'x86_64-unknown-linux-musl': 'linux-x64-musl',
