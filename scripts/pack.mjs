@@ -15,7 +15,6 @@ mkdirSync(out)
 // the addon, the library and the CLI only when stale: a fresh tree is not rewritten while
 // other specs load it (npm test packs in parallel with them).
 run(process.execPath, ['scripts/ensure.mjs'], { env: { ...process.env, LIFEWATCH_DEBUG_BUILD: '0' } })
-run('npx', ['napi', 'create-npm-dirs'])
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const triples = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'x86_64-unknown-linux-musl': 'linux-x64-musl',
@@ -26,8 +25,16 @@ const platform = addonName().replace(/^lifewatch\./, '').replace(/\.node$/, '')
 const local = join(out, 'napi.json')
 const triple = Object.keys(triples).find((t) => triples[t] === platform)
 writeFileSync(local, JSON.stringify({ ...pkg.napi, targets: [triple] }))
-run('npx', ['napi', 'artifacts', '--output-dir', '.', '--config-path', local])
-const platformDir = join(root, 'npm', platform)
+// napi lays out the platform package in a copy of the package (its package.json and the
+// addon): `napi artifacts` rewrites the addon in the package root too, and npm test packs
+// while other specs load the repo's addon.
+const napiRoot = join(out, 'napi')
+mkdirSync(join(napiRoot, 'addon'), { recursive: true })
+cpSync(join(root, 'package.json'), join(napiRoot, 'package.json'))
+cpSync(join(root, addonName()), join(napiRoot, 'addon', addonName()))
+run('npx', ['napi', 'create-npm-dirs', '--cwd', napiRoot])
+run('npx', ['napi', 'artifacts', '--cwd', napiRoot, '--output-dir', 'addon', '--config-path', local])
+const platformDir = join(napiRoot, 'npm', platform)
 if (!existsSync(join(platformDir, addonName()))) throw new Error(`napi artifacts did not place ${addonName()} in ${platformDir}`)
 
 // The main package names every platform package as optional, as `napi prepublish` does.
