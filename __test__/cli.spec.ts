@@ -101,12 +101,18 @@ test('watch of a PID that does not exist says so and exits 125', async (t) => {
 test('stdout closed: --help, watch and demo end quietly with 141, no stack, nothing left behind', async (t) => {
   const r = spawnSync('sh', ['-c', `${process.execPath} ${CLI} --help | head -c 1 >/dev/null`], { encoding: 'utf8' })
   t.is(r.stderr, '', 'no EPIPE error')
-  const sleeper = spawn('sh', ['-c', 'sleep 1.5; exit 0'], { stdio: 'ignore' })
+  // A process that exits once the watch is in place (a gate file), whatever the load.
+  const gate = join(mkdtempSync(join(tmpdir(), 'lw-gate-')), 'open')
+  t.teardown(() => rmSync(dirname(gate), { recursive: true, force: true }))
+  const sleeper = spawn('sh', ['-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`], { stdio: 'ignore' })
   // The reader is gone before the first line: the exit line's write fails.
   const p = spawn(process.execPath, [CLI, 'watch', '--pid', String(sleeper.pid)], { stdio: ['ignore', 'pipe', 'pipe'] })
   p.stdout.destroy()
   let err = ''
-  p.stderr.on('data', (d) => (err += d))
+  p.stderr.on('data', (d) => {
+    err += d
+    if (/watching/.test(err)) writeFileSync(gate, '')
+  })
   const [code] = (await once(p, 'close')) as [number]
   await reaped(sleeper)
   t.is(code, 141, err)
