@@ -25,7 +25,8 @@ async function helpOptions(command: string): Promise<string[]> {
  */
 async function watchGated(flags: string[], scripts: string[]) {
   const gate = join(mkdtempSync(join(tmpdir(), 'lw-gate-')), 'open')
-  const wait = `while [ ! -e ${gate} ]; do sleep 0.02; done`
+  // Bounded (30 s): a run killed half-way leaves no process waiting forever.
+  const wait = `i=0; while [ ! -e ${gate} ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done`
   const children = scripts.map((s) => spawn('sh', ['-c', `${wait}; ${s}`], { stdio: 'ignore' }))
   const p = spawn(process.execPath, [CLI, 'watch', ...flags, ...children.flatMap((c) => ['--pid', String(c.pid)])], { env: { ...process.env, NO_COLOR: '1' } })
   let stdout = ''
@@ -104,7 +105,7 @@ test('stdout closed: --help, watch and demo end quietly with 141, no stack, noth
   // A process that exits once the watch is in place (a gate file), whatever the load.
   const gate = join(mkdtempSync(join(tmpdir(), 'lw-gate-')), 'open')
   t.teardown(() => rmSync(dirname(gate), { recursive: true, force: true }))
-  const sleeper = spawn('sh', ['-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`], { stdio: 'ignore' })
+  const sleeper = spawn('sh', ['-c', `i=0; while [ ! -e ${gate} ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done`], { stdio: 'ignore' })
   // The reader is gone before the first line: the exit line's write fails.
   const p = spawn(process.execPath, [CLI, 'watch', '--pid', String(sleeper.pid)], { stdio: ['ignore', 'pipe', 'pipe'] })
   p.stdout.destroy()
