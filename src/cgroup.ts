@@ -240,18 +240,10 @@ export class Cgroup implements AsyncDisposable {
     this.#deleted = true
   }
 
-  /** Current usage: memory (with its event counters), pids, population, freezing. */
+  /** Current usage: memory (with its event counters), swap, pids, CPU time, PSI, population, freezing. */
   stats(): CgroupUsage {
-    const u = this.#native.stats()
-    const s = u.stats
-    const out: CgroupUsage = { memoryEvents: { ...s.memoryEvents }, procs: u.procs }
-    if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-    if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
-    if (s.memoryMax != null) out.memoryMax = s.memoryMax
-    if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
-    if (u.pidsMax != null) out.pidsMax = u.pidsMax
-    if (u.populated != null) out.populated = u.populated
-    if (u.frozen != null) out.frozen = u.frozen
+    const { stats, ...rest } = this.#native.stats()
+    const out: CgroupUsage = { ...stats, ...rest }
     return out
   }
 

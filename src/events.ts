@@ -41,7 +41,22 @@ export interface CgroupStats {
   /** Limit in bytes; absent when unlimited. */
   memoryMax?: number
   memoryEvents: Counters
+  /** Swap bytes in use: v2 memory.swap.current, v1 memsw usage less memory usage. */
+  swapCurrent?: number
   pidsCurrent?: number
+  /** pids.peak (Linux 6.1+). */
+  pidsPeak?: number
+  /** CPU time in µs: cpu.stat user_usec/system_usec, v1 cpuacct.usage_user/usage_sys. */
+  cpuUserUsec?: number
+  cpuSystemUsec?: number
+  /** PSI averages over 10 s, in percent, from `<resource>.pressure` on the unified hierarchy. */
+  psi?: { cpu?: Pressure; memory?: Pressure; io?: Pressure }
+}
+
+/** A resource's PSI avg10 figures (percent); `full` is absent where the kernel has none. */
+export interface Pressure {
+  some?: number
+  full?: number
 }
 
 /** The cgroup's OOM killer ran (v1 memory.oom_control, v2 memory.events). Delivered before

@@ -21,6 +21,7 @@ export type {
   LifewatchEvent,
   OomEvent,
   PopulatedEvent,
+  Pressure,
   PressureEvent,
   RemovedEvent,
 } from './events.js'

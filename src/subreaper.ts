@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events'
 
 import { binding } from './native.js'
 import { monotonicTime } from './stats.js'
+import { timer } from './timers.js'
 import { checkDuration, checkOptions } from './validate.js'
 
 export interface OrphanEvent {
@@ -132,6 +133,17 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
     const out = binding.reapZombies(settled).map((r): OrphanEvent => ({ type: 'orphan', ...r, time: monotonicTime() }))
     for (const ev of out) this.emit('orphan', ev)
     return out
+  }
+
+  /**
+   * Reaps the zombie children there are now, waiting the settle period for those too young to
+   * be reaped yet; resolves with the orphans reaped (each also emitted).
+   */
+  async drain(): Promise<OrphanEvent[]> {
+    const out = this.reap()
+    if (this.#seen.size === 0) return out
+    await timer(this.#settle).done
+    return [...out, ...this.reap()]
   }
 
   #excluded(): number[] {

@@ -21,7 +21,7 @@ pub mod reactor;
 
 pub use cgroup::watch::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use error::{Code, Error, Result};
-pub use event::{monotonic_ns, Counters, Event, EventKind, ExitSource, Stats, WatchId};
+pub use event::{monotonic_ns, Counters, Event, EventKind, ExitSource, Pressure, Stats, WatchId};
 pub use fd::{FdKind, FdStats, Released};
 pub use monitor::{signal_pid, Monitor, MonitorOptions};
 pub use process::{check_pid, signal, spawn, subreaper, ExitStatus, Process};

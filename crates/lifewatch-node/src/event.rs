@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lifewatch_core::{signal, Counters, Event, EventKind, ExitStatus, Stats};
+use lifewatch_core::{signal, Counters, Event, EventKind, ExitStatus, Pressure, Stats};
 use napi::bindgen_prelude::BigInt;
 use napi::Env;
 use napi_derive::napi;
@@ -80,7 +80,36 @@ pub struct NativeCgroupStats {
     pub memory_peak: Option<f64>,
     pub memory_max: Option<f64>,
     pub memory_events: HashMap<String, f64>,
+    pub swap_current: Option<f64>,
     pub pids_current: Option<f64>,
+    pub pids_peak: Option<f64>,
+    pub cpu_user_usec: Option<f64>,
+    pub cpu_system_usec: Option<f64>,
+    pub psi: Option<NativePsi>,
+}
+
+/// PSI avg10 per resource, absent where the kernel has no such file.
+#[napi(object, object_from_js = false)]
+pub struct NativePsi {
+    pub cpu: Option<NativePressure>,
+    pub memory: Option<NativePressure>,
+    pub io: Option<NativePressure>,
+}
+
+/// PSI avg10 in percent: `some` (a task stalled), `full` (all stalled).
+#[napi(object, object_from_js = false)]
+pub struct NativePressure {
+    pub some: Option<f64>,
+    pub full: Option<f64>,
+}
+
+impl From<Pressure> for NativePressure {
+    fn from(p: Pressure) -> Self {
+        NativePressure {
+            some: p.some_avg10.map(|v| v as f64 / 100.0),
+            full: p.full_avg10.map(|v| v as f64 / 100.0),
+        }
+    }
 }
 
 pub fn counters(c: Counters) -> HashMap<String, f64> {
@@ -94,7 +123,18 @@ impl From<Stats> for NativeCgroupStats {
             memory_peak: s.memory_peak.map(|v| v as f64),
             memory_max: s.memory_max.map(|v| v as f64),
             memory_events: counters(s.memory_events),
+            swap_current: s.swap_current.map(|v| v as f64),
             pids_current: s.pids_current.map(|v| v as f64),
+            pids_peak: s.pids_peak.map(|v| v as f64),
+            cpu_user_usec: s.cpu_user_usec.map(|v| v as f64),
+            cpu_system_usec: s.cpu_system_usec.map(|v| v as f64),
+            psi: (s.psi_cpu.is_some() || s.psi_memory.is_some() || s.psi_io.is_some()).then(|| {
+                NativePsi {
+                    cpu: s.psi_cpu.map(Into::into),
+                    memory: s.psi_memory.map(Into::into),
+                    io: s.psi_io.map(Into::into),
+                }
+            }),
         }
     }
 }

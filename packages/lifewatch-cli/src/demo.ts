@@ -3,70 +3,47 @@
 // stubborn one escalated to SIGKILL, a non-child watched to its exit; events, the shutdown
 // span trees and the fd metrics. As non-root it says what it cannot do and runs the rest.
 
-import { LifewatchError } from '../errors.js'
-import type { LifewatchEvent } from '../events.js'
-import { Monitor } from '../monitor.js'
-import { Platform } from '../platform.js'
-import { shutdown, ShutdownError, type ShutdownResult } from '../shutdown.js'
-import { fdStats, monotonicTime } from '../stats.js'
-import { Task } from '../task.js'
-import { parse } from './args.js'
+import { fdStats, LifewatchError, monotonicTime, Monitor, Platform, shutdown, ShutdownError, Task, type LifewatchEvent, type ShutdownResult } from 'lifewatch'
+
+import { Channel } from './channel.js'
+import { eventRecord, humanEvent } from './format.js'
 import { nonChild } from './nonchild.js'
-import { bold, dim, green, humanLine, jsonLine, red, yellow } from './format.js'
-import { startCliTelemetry, type CliTelemetry } from './otel.js'
+import { startTelemetry } from './otel.js'
 import { renderTree } from './spantree.js'
+import { exitStatus, shutdownRecord } from './summary.js'
+import { sleep } from './timers.js'
 
-export const demoHelp = `Usage: lifewatch demo [--json]
+/** How long OTLP export may take at the end of the demo. */
+const EXPORT_BUDGET_MS = 600
 
-Runs, one after the other, on processes it starts itself:
-  1. a memory hog (tail /dev/zero) in a new 32M cgroup: OOM-killed, the kill reported before
-     the exit it caused, then the shutdown with the OOM kill as a span event
-  2. a well-behaved task in a cgroup that cleans up on SIGTERM: shut down gracefully
-  3. a task that ignores SIGTERM: the shutdown escalates to SIGKILL (lifewatch.kill.forced)
-  4. a non-child (a shell's background job) watched to its exit through its pidfd
-and prints each event, each shutdown's span tree and lifewatch's fd counters by kind.
-Creating cgroups needs root (or a delegated cgroup subtree); without it 1 is skipped and
-2 runs without a cgroup, with a line that says so.
-
-  --json       events and shutdown summaries as NDJSON
-  -h, --help   this text
-
-With OTEL_EXPORTER_OTLP_ENDPOINT set, the traces and metrics are exported over OTLP.`
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-export async function demo(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } })
-  if (values.help) {
-    console.log(demoHelp)
-    return 0
-  }
-  const json = values.json === true
-  const say = (s: string) => json || console.log(s)
-  const since = monotonicTime()
-  const tel = await startCliTelemetry()
+export async function demo(f: { json?: boolean }): Promise<number> {
+  const ch = Channel.open({ json: f.json }, 'stdout')
+  const { bold, dim, green, yellow } = ch.paint
+  const say = (s: string) => ch.note([s])
+  const tel = await startTelemetry()
+  for (const w of tel.warnings) ch.warn(w)
   const telOpts = { tracerProvider: tel.tracerProvider, meterProvider: tel.meterProvider }
-  const show = (ev: LifewatchEvent) => (json ? console.log(jsonLine(ev)) : say(`  ${humanLine(ev, since)}`))
+  const show = (ev: LifewatchEvent) => ch.event(eventRecord(ev), (p) => `  ${humanEvent(ev, p)}`)
   let printedSpans = 0
-  const report = (r: ShutdownResult) => {
-    if (json) {
-      console.log(JSON.stringify({ type: 'shutdown', pid: r.pid, exitCode: r.exit?.exitCode ?? null, signal: r.exit?.signal ?? null, killed: r.killed, forced: r.forced, oomKills: r.oomKills, cgroupsRemoved: r.cgroupsRemoved, errors: r.errors.map((e) => e.message) }))
-      return
-    }
+  const report = (task: Task, r: ShutdownResult) => {
+    const status = exitStatus(r.exit)
+    ch.event(
+      shutdownRecord(task.watch.id, r, status),
+      (p) => `  ${p.bold('shutdown')} ${p.dim(`exit status ${status}`)}`,
+    )
     const spans = tel.tracerProvider.spans.slice(printedSpans)
     printedSpans = tel.tracerProvider.spans.length
     say(dim('  shutdown span tree:'))
-    for (const line of renderTree(spans)) say(`  ${line}`)
+    for (const line of renderTree(spans, ch.paint)) say(`  ${line}`)
   }
   /** Runs the traced shutdown; a failed step is shown, not fatal to the demo. */
   const shut = async (task: Task, monitor: Monitor, platform: Platform | undefined, killTimeout = 5000) => {
     try {
-      report(await shutdown(task, { monitor, platform, killTimeout, ...telOpts }))
+      report(task, await shutdown(task, { monitor, platform, killTimeout, ...telOpts }))
     } catch (e) {
       if (!(e instanceof ShutdownError)) throw e
-      report(e.result)
-      for (const err of e.errors) say(red(`  shutdown step failed: ${err.message}`))
+      report(task, e.result)
+      for (const err of e.errors) ch.warn(`shutdown step failed: ${err.message}`)
     }
   }
   /** Prints a monitor's and a platform's events until the monitor closes. */
@@ -159,19 +136,12 @@ export async function demo(argv: string[]): Promise<number> {
 
   // fd metrics.
   const fds = fdStats()
-  if (json) {
-    console.log(JSON.stringify({ type: 'fds', ...fds }))
-  } else {
-    say(`\n${bold('fd counters')} ${dim('(lifewatch.fd.allocated / released / in_use / leak_prevented by lifewatch.fd.kind)')}`)
-    for (const [kind, c] of Object.entries(fds)) {
-      const ok = c.inUse === 0 ? green('0 in use') : yellow(`${c.inUse} in use`)
-      say(`  ${kind.padEnd(8)} ${String(c.allocated).padStart(4)} allocated ${String(c.released).padStart(4)} released  ${ok}  ${dim(`${c.leakPrevented} leak prevented`)}`)
-    }
-    exportNote(tel, say)
+  ch.event({ type: 'fds', ...fds, time: monotonicTime() }, () => `${bold('fd counters')} ${dim('(lifewatch.fd.allocated / released / in_use / leak_prevented by lifewatch.fd.kind)')}`)
+  for (const [kind, c] of Object.entries(fds)) {
+    const ok = c.inUse === 0 ? green('0 in use') : yellow(`${c.inUse} in use`)
+    say(`  ${kind.padEnd(8)} ${String(c.allocated).padStart(4)} allocated ${String(c.released).padStart(4)} released  ${ok}  ${dim(`${c.leakPrevented} leak prevented`)}`)
   }
+  if (tel.targets.length) say(dim(`\n  exporting over OTLP: ${tel.targets.join(', ')}`))
+  for (const problem of await tel.stop(performance.now() + EXPORT_BUDGET_MS)) process.stderr.write(`lifewatch: ${problem}\n`)
   return 0
-}
-
-function exportNote(tel: CliTelemetry, say: (s: string) => void): void {
-  if (tel.exporting) say(dim(`\n  traces and metrics exported over OTLP (${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'per-signal endpoints'})`))
 }

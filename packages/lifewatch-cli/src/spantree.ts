@@ -13,7 +13,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api'
 
-import { bold, dim, red } from './format.js'
+import type { Paint } from './color.js'
 
 export interface RecordedSpan {
   name: string
@@ -98,7 +98,8 @@ function attrText(a: Attributes, parent?: Attributes): string {
 }
 
 /** The trees of every recorded root, one line per span: name, duration, key attributes. */
-export function renderTree(spans: RecordedSpan[]): string[] {
+export function renderTree(spans: RecordedSpan[], p: Paint): string[] {
+  const { bold, dim, red } = p
   const ids = new Set(spans.map((s) => s.spanId))
   const children = new Map<string | undefined, RecordedSpan[]>()
   for (const s of spans) {
