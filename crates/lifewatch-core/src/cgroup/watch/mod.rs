@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use crate::cgroup::layout::Layout;
 use crate::cgroup::stats::{self, Counters};
 use crate::error::{Code, Error, Result, SysResult};
-use crate::event::{monotonic_ns, WatchId};
+use crate::event::{monotonic_ns, Event, EventKind, WatchId};
 use crate::fd::{CountedFd, Release, Released};
 use crate::reactor::{AfterTurn, Reactor, Registration, Source};
 use hub::{lock, CgWatch, EventsState, Hub, OomFile, OomState, SharedHub, WdKind};
@@ -83,6 +83,25 @@ pub struct CgroupWatched {
     pub left_out: Vec<(WatchPart, Error)>,
 }
 
+fn is_exit(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Exit { .. })
+}
+
+/// Puts `flushed` and every `oom` that comes after the first exit of `out` right before that
+/// exit, keeping the order of the rest.
+fn ooms_before_exits(out: &mut Vec<Event>, flushed: Vec<Event>) {
+    let Some(i) = out.iter().position(is_exit) else {
+        return;
+    };
+    let (late, rest): (Vec<_>, Vec<_>) = out
+        .split_off(i)
+        .into_iter()
+        .partition(|e| matches!(e.kind, EventKind::Oom { .. }));
+    out.extend(flushed);
+    out.extend(late);
+    out.extend(rest);
+}
+
 /// The cgroup watches of one monitor: the hub their sources share, how to find the layout,
 /// and the system-wide PSI watches.
 pub struct CgroupWatcher {
@@ -118,21 +137,19 @@ impl CgroupWatcher {
     }
 
     /// What a monitor runs after each turn: an OOM kill counted before the exit it caused is
-    /// reported before that exit (see `Hub::flush_oom`).
+    /// reported before that exit: counters not yet reported are read now (see
+    /// `Hub::flush_oom`), and an `oom` a source reported in this turn after an exit (epoll
+    /// lists ready fds in no particular order) moves ahead of it.
     pub fn before_exits(&self) -> AfterTurn {
         let hub = Arc::clone(&self.hub);
         Box::new(move |turn| {
-            let mut hub = lock(&hub);
-            let Some(i) = turn
-                .out
-                .iter()
-                .position(|e| matches!(e.kind, crate::event::EventKind::Exit { .. }))
-            else {
+            if !turn.out.iter().any(is_exit) {
                 return;
-            };
-            let mut first = Vec::new();
-            hub.flush_oom(turn.time, &mut first);
-            turn.out.splice(i..i, first);
+            }
+            let mut flushed = Vec::new();
+            let mut hub = lock(&hub);
+            hub.flush_oom(turn.time, &mut flushed);
+            ooms_before_exits(turn.out, flushed);
             if let Some((key, at)) = hub.v2_wake() {
                 turn.wake_at(key, at);
             }
@@ -433,5 +450,59 @@ impl CgroupWatcher {
             st.key = key;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ExitSource;
+
+    fn exit(watch: WatchId) -> Event {
+        Event {
+            watch,
+            time: 1,
+            kind: EventKind::Exit {
+                pid: 7,
+                status: None,
+                source: ExitSource::Pidfd,
+            },
+        }
+    }
+
+    fn oom(watch: WatchId) -> Event {
+        Event {
+            watch,
+            time: 1,
+            kind: EventKind::Oom {
+                cgroup: "/job".into(),
+                kills: 1,
+                deltas: Default::default(),
+                counters: Default::default(),
+                stats: Default::default(),
+            },
+        }
+    }
+
+    fn populated(watch: WatchId) -> Event {
+        Event {
+            watch,
+            time: 1,
+            kind: EventKind::Populated {
+                cgroup: "/job".into(),
+                value: false,
+            },
+        }
+    }
+
+    #[test]
+    fn an_oom_reported_after_an_exit_in_one_turn_moves_ahead_of_it() {
+        let mut out = vec![populated(1), exit(2), populated(3), oom(4), exit(5), oom(6)];
+        ooms_before_exits(&mut out, vec![oom(9)]);
+        let order: Vec<WatchId> = out.iter().map(|e| e.watch).collect();
+        assert_eq!(order, [1, 9, 4, 6, 2, 3, 5]);
+        let mut quiet = vec![populated(1), oom(2)];
+        ooms_before_exits(&mut quiet, vec![]);
+        assert_eq!(quiet.len(), 2, "no exit: nothing moves");
     }
 }
