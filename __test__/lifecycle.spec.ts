@@ -131,6 +131,15 @@ test('an unref-ed monitor does not keep Node alive; a ref-ed one does until its 
   t.regex(refd.stdout, /exit code 0/, 'stayed alive until the watched process exited')
 })
 
+test('a pending iteration keeps Node alive after the last watch ended, until the monitor closes', async (t) => {
+  const refd = await node([fixture('loop.ts'), 'ref'])
+  t.is(refd.code, 0, refd.stderr)
+  t.is(refd.stdout, 'event exit\nafter the loop\n', 'the loop ended when the monitor closed, not when Node gave up')
+  const unrefd = await node([fixture('loop.ts'), 'unref'])
+  t.is(unrefd.code, 13, 'an unref-ed monitor lets Node abandon the pending top-level await')
+  t.false(unrefd.stdout.includes('after the loop'))
+})
+
 test('a monitor dropped without close is freed by its finalizer', async (t) => {
   const r = await node(['--expose-gc', fixture('gc.ts')])
   t.is(r.code, 0, r.stderr)

@@ -70,7 +70,7 @@ interface Tracked {
   feed: CgroupWatchFeed
 }
 
-// Open, ref'd monitors with active watches are GC roots, as Node's own ref'd handles are:
+// Open, ref'd monitors with active watches or a pending iteration are GC roots, as Node's own ref'd handles are:
 // a `for await` over a monitor nothing else references must not be collected mid-loop.
 const keptAlive = new Set<Monitor>()
 
@@ -310,14 +310,14 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     return { pid: w.pid, signal: (signo) => this.#trySignal(w, signo), wait: (o) => w.wait(o) }
   }
 
-  /** Keeps Node's event loop alive while there are active watches (the default). */
+  /** Keeps Node alive while there are active watches or a pending iteration (the default). */
   ref(): this {
     this.#wantRef = true
     this.#updateRef()
     return this
   }
 
-  /** Lets Node exit even while this monitor watches something. */
+  /** Lets Node exit even while this monitor watches something or a loop awaits its events. */
   unref(): this {
     this.#wantRef = false
     this.#updateRef()
@@ -377,7 +377,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     if (value) return Promise.resolve({ done: false, value })
     if (this.#abortReason) return Promise.reject(this.#abortReason)
     if (this.#closed) return Promise.resolve({ done: true, value: undefined })
-    return new Promise((resolve, reject) => this.#pending.push({ resolve, reject }))
+    const next = new Promise<IteratorResult<LifewatchEvent>>((resolve, reject) => this.#pending.push({ resolve, reject }))
+    this.#updateRef()
+    return next
   }
 
   #deliver(batch: LifewatchEvent[]): void {
@@ -453,9 +455,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     this.close()
   }
 
-  /** Ref'd exactly when wanted, open, and watching something. */
+  /**
+   * Ref'd exactly when wanted, open, and watching something or awaited by a pending `next()`:
+   * as with `fs.promises.watch`, a loop waiting for events keeps Node alive (Node would
+   * otherwise abandon a pending top-level await and exit with code 13).
+   */
   #updateRef(): void {
-    const want = this.#wantRef && !this.#closed && this.#watches.size + this.#tracked.size > 0
+    const want = this.#wantRef && !this.#closed && this.#watches.size + this.#tracked.size + this.#pending.length > 0
     if (want === this.#refed) return
     this.#refed = want
     if (want) {

@@ -20,7 +20,8 @@ export interface CgroupFactory {
 }
 
 export interface PlatformOptions extends TelemetryOptions {
-  /** The OOM watcher. Default: a new Monitor the platform owns. */
+  /** The OOM watcher, which the platform iterates until it closes (so a ref'd one keeps Node
+   *  alive until then). Default: an unref'd Monitor the platform owns. */
   oomWatcher?: Monitor
   /** The cgroup manager's factory. Default: lifewatch's `Cgroup`. */
   cgroups?: CgroupFactory
@@ -75,7 +76,9 @@ export class Platform {
       meterProvider: true,
     })
     this.#drainMs = checkDuration(o.drainTimeout ?? 1000, 'drainTimeout')
-    this.oomWatcher = o.oomWatcher ?? new Monitor()
+    // Its own watcher is unref'd: the pump below always awaits it, and a platform must not keep
+    // Node alive by itself (each task keeps it alive while its process runs).
+    this.oomWatcher = o.oomWatcher ?? new Monitor({ unref: true })
     this.#cgroupFactory = o.cgroups ?? Cgroup
     this.#cgroupRoot = o.cgroupRoot
     this.#telemetry = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
