@@ -4,12 +4,12 @@
 import test from 'ava'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { Cgroup, LifewatchError, Monitor, fdStats } from '../src/index.js'
-import { openFds, root } from './helpers.js'
+import { Cgroup, cgroupLayout, LifewatchError, Monitor, Task, fdStats } from '../src/index.js'
+import { openFds, root, threaded } from './helpers.js'
 
 const isRoot = process.getuid?.() === 0
 if (!isRoot) console.log('cgroup.spec: SKIPPED: the tests that create cgroups: not running as root (the unprivileged path is tested by the ERR_PERMISSION test)')
@@ -239,4 +239,101 @@ rooted('stdio inherit reaches the child although Node opens its stdio close-on-e
   t.is(r.status, 0, r.stderr)
   t.regex(r.stdout, /inherited-stdout/)
   t.regex(r.stderr, /inherited-stderr/)
+})
+
+rooted('create refuses a cgroup that exists (ERR_CGROUP_EXISTS, its limits untouched); adopt takes it over', async (t) => {
+  const cg = Cgroup.create(name('exists'), { memory: '64M' })
+  const memoryDir = cg.dirs.memory ?? cg.dirs.unified!
+  const limitFile = cg.dirs.memory ? 'memory.limit_in_bytes' : 'memory.max'
+  const e = t.throws(() => Cgroup.create(name('exists'), { memory: '32M' }), { instanceOf: LifewatchError })
+  t.is(e!.code, 'ERR_CGROUP_EXISTS')
+  t.regex(e!.message, /exists already/)
+  t.is(read(memoryDir, limitFile), String(64 << 20), 'the refused create wrote nothing')
+  // Two creators racing for one path: exactly one wins.
+  const racing = await Promise.allSettled(Array.from({ length: 8 }, async () => Cgroup.create(name('race'))))
+  const won = racing.filter((r) => r.status === 'fulfilled')
+  t.is(won.length, 1)
+  t.true(racing.every((r) => r.status === 'fulfilled' || (r.reason as LifewatchError).code === 'ERR_CGROUP_EXISTS'))
+  await (won[0] as PromiseFulfilledResult<Cgroup>).value.delete()
+  const adopted = Cgroup.create(name('exists'), { memory: '32M' }, { adopt: true })
+  t.is(read(memoryDir, limitFile), String(32 << 20))
+  t.throws(() => Cgroup.create(name('exists'), {}, { adopt: 'yes' as never }), { code: 'ERR_INVALID_ARGUMENT' })
+  await adopted.delete()
+  await cg.delete()
+  t.false(existsSync(memoryDir))
+})
+
+rooted('add refuses a thread ID: the kernel would move its whole process', async (t) => {
+  const cg = Cgroup.create(name('tid'))
+  const { child, tid } = await threaded()
+  const e = t.throws(() => cg.add(tid), { instanceOf: LifewatchError })
+  t.is(e!.code, 'ERR_INVALID_ARGUMENT')
+  t.is(e!.message, `pid ${tid} is a thread of process ${child.pid}, not a process`)
+  t.deepEqual(cg.procs(), [], 'nothing was moved')
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  await cg.delete()
+})
+
+rooted('a cgroup named by its directory must exist there, not only in another hierarchy', async (t) => {
+  const { memory, cpu } = cgroupLayout().v1
+  if (!memory || !cpu) return t.pass('needs the v1 memory and cpu hierarchies (hybrid or v1 host)')
+  const dir = join(memory.mount, name('elsewhere'))
+  mkdirSync(dir)
+  const monitor = new Monitor()
+  try {
+    const w = monitor.watchCgroup(dir)
+    t.true(w.active)
+    for (const call of [() => monitor.watchCgroup(join(cpu.mount, name('elsewhere'))), () => Cgroup.open(join(cpu.mount, name('elsewhere')))]) {
+      const e = t.throws(call, { instanceOf: LifewatchError })
+      t.is(e!.code, 'ERR_NO_SUCH_CGROUP')
+      t.regex(e!.message, /does not exist/)
+    }
+    const none = t.throws(() => monitor.watchCgroup(dir, { oom: false, events: false }), { instanceOf: LifewatchError })
+    t.is(none!.code, 'ERR_INVALID_ARGUMENT', 'a watch for nothing is the caller\'s mistake')
+  } finally {
+    monitor.close()
+    rmdirSync(dir)
+  }
+})
+
+rooted('a command that cannot start fails the same way with or without a cgroup', async (t) => {
+  const monitor = new Monitor()
+  const cg = Cgroup.create(name('same'))
+  try {
+    for (const [cmd, cwd] of [
+      ['/nonexistent/cmd', undefined],
+      ['/etc/passwd/x', undefined],
+      ['/etc/passwd', undefined],
+      ['true', '/nonexistent-dir'],
+      ['true', '/etc/passwd'],
+    ] as const) {
+      const plain = (await Task.spawn(cmd, [], { monitor, cwd, stdio: 'ignore' }).catch((e) => e)) as LifewatchError
+      const inCgroup = (await Task.spawn(cmd, [], { monitor, cwd, stdio: 'ignore', cgroup: cg }).catch((e) => e)) as LifewatchError
+      const what = `${cmd} in ${cwd ?? 'this directory'}`
+      t.true(plain instanceof LifewatchError, `${what}: ${plain}`)
+      t.deepEqual(
+        { code: plain.code, errno: plain.errno, syscall: plain.syscall, message: plain.message },
+        { code: inCgroup.code, errno: inCgroup.errno, syscall: inCgroup.syscall, message: inCgroup.message },
+        what,
+      )
+    }
+    const missing = (await Task.spawn('/nonexistent/cmd', [], { monitor }).catch((e) => e)) as LifewatchError
+    t.like(missing, { code: 'ERR_NO_SUCH_COMMAND', errno: -2, syscall: 'execve' })
+  } finally {
+    await cg.delete()
+    monitor.close()
+  }
+})
+
+test('limit errors show the value as JavaScript wrote it', (t) => {
+  for (const [limits, shown] of [
+    [{ memory: -1 }, 'memory limit -1 is invalid: negative'],
+    [{ memory: Infinity }, 'memory limit Infinity is invalid: use "max" for no limit'],
+    [{ pids: -3 }, 'pids limit -3 is invalid: negative'],
+    [{ cpu: Infinity }, 'cpu limit Infinity is invalid: use "max" for no limit'],
+    [{ cpuWeight: 1e20 }, 'cpuWeight limit 100000000000000000000 is invalid: larger than 10000'],
+  ] as const) {
+    t.throws(() => Cgroup.create(name('shown'), limits), { code: 'ERR_INVALID_ARGUMENT', message: shown })
+  }
 })

@@ -81,3 +81,13 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
 }
 
 export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+
+/** A child Node process (idle, with V8's worker threads) and the ID of one of its threads that
+ *  is not the leader: those threads live as long as the process. */
+export async function threaded(): Promise<{ child: ChildProcess; tid: number }> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  await once(child.stdout!, 'data')
+  const tid = readdirSync(`/proc/${child.pid}/task`).map(Number).find((id) => id !== child.pid)
+  if (tid === undefined) throw new Error(`no thread besides the leader in ${child.pid}`)
+  return { child, tid }
+}

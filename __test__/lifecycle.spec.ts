@@ -135,9 +135,15 @@ test('a pending iteration keeps Node alive after the last watch ended, until the
   const refd = await node([fixture('loop.ts'), 'ref'])
   t.is(refd.code, 0, refd.stderr)
   t.is(refd.stdout, 'event exit\nafter the loop\n', 'the loop ended when the monitor closed, not when Node gave up')
-  const unrefd = await node([fixture('loop.ts'), 'unref'])
-  t.is(unrefd.code, 13, 'an unref-ed monitor lets Node abandon the pending top-level await')
-  t.false(unrefd.stdout.includes('after the loop'))
+  for (const mode of ['unref', 'transient']) {
+    const r = await node([fixture('loop.ts'), mode])
+    t.is(r.code, 13, `${mode}: Node abandons the pending top-level await`)
+    t.false(r.stdout.includes('after the loop'))
+  }
+  const monitor = new Monitor()
+  t.throws(() => monitor.events({ persistent: 1 as never }), { code: 'ERR_INVALID_ARGUMENT' })
+  t.throws(() => monitor.events({ persistant: false } as never), { code: 'ERR_INVALID_ARGUMENT' })
+  monitor.close()
 })
 
 test('a monitor dropped without close is freed by its finalizer', async (t) => {

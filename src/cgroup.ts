@@ -26,6 +26,12 @@ export interface CgroupOptions {
   cgroupRoot?: string
 }
 
+export interface CgroupCreateOptions extends CgroupOptions {
+  /** Take over a cgroup that exists already, overwriting its limits. Default false: an
+   *  existing cgroup is `ERR_CGROUP_EXISTS`, since its limits and processes are someone else's. */
+  adopt?: boolean
+}
+
 export interface CgroupSpawnOptions extends Omit<MonitorSpawnOptions, 'cgroup'> {
   /** The monitor that watches (and reaps) the child; its exit arrives there as an event. */
   monitor: Monitor
@@ -117,14 +123,16 @@ export class Cgroup implements AsyncDisposable {
   }
 
   /**
-   * Creates the cgroup (or takes over an existing one) and writes its limits. Invalid limits
-   * are ERR_INVALID_ARGUMENT and nothing is created; if any later step fails, what was created
-   * is removed again.
+   * Creates the cgroup and writes its limits; `ERR_CGROUP_EXISTS` if it exists already
+   * (unless `adopt`). Invalid limits are ERR_INVALID_ARGUMENT and nothing is created; if any
+   * later step fails, what was created is removed again.
    */
-  static create(path: string, limits?: CgroupLimits, options?: CgroupOptions): Cgroup {
+  static create(path: string, limits?: CgroupLimits, options?: CgroupCreateOptions): Cgroup {
     checkPath(path)
     const l = checkOptions<CgroupLimits>(limits, 'limits', { memory: true, swap: true, pids: true, cpu: true, cpuWeight: true })
-    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }))
+    const o = checkOptions<CgroupCreateOptions>(options, 'options', { cgroupRoot: true, adopt: true })
+    const root = checkRoot(o)
+    const adopt = checkBool(o.adopt, 'adopt')
     const nl: Binding.NativeLimits = {
       memory: checkLimit('memory', l.memory),
       swap: checkLimit('swap', l.swap),
@@ -132,7 +140,7 @@ export class Cgroup implements AsyncDisposable {
       cpu: checkLimit('cpu', l.cpu),
       cpuWeight: checkLimit('cpuWeight', l.cpuWeight),
     }
-    return new Cgroup(binding.NativeCgroup.create(path, nl, root))
+    return new Cgroup(binding.NativeCgroup.create(path, nl, root, adopt))
   }
 
   /** An existing cgroup; ERR_NO_SUCH_CGROUP if it exists in no hierarchy. */

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ERR_UNSUPPORTED_PLATFORM'
   | 'ERR_CLOSED'
   | 'ERR_CGROUP_BUSY'
+  | 'ERR_CGROUP_EXISTS'
   | 'ERR_TOO_MANY_FILES'
   | 'ERR_TIMEOUT'
   | 'ERR_IO'

@@ -1,5 +1,6 @@
 import type { LifewatchError } from './errors.js'
 import type { NativeEvent } from './native.js'
+import type { SignalName } from './signals.js'
 
 interface BaseEvent {
   /** The id of the watch that produced the event (`Watch.id`). */
@@ -16,7 +17,7 @@ export interface ExitEvent extends BaseEvent {
   /** Set when the process called exit(); absent when killed or when the kernel could not tell. */
   exitCode?: number
   /** Set when a signal ended the process, e.g. `'SIGKILL'`. */
-  signal?: string
+  signal?: SignalName
   /** With `signal`: whether a core dump was written. */
   core?: boolean
   /** `pidfd` (status from PIDFD_INFO_EXIT or /proc), `waitid` (a child's status), `fallback` (no pidfd: polling). */
@@ -112,8 +113,16 @@ export type CgroupEvent = OomEvent | PressureEvent | PopulatedEvent | FrozenEven
 
 export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent
 
-/** An addon event as its type says it is: its `error` is created as a LifewatchError. */
-type Delivered<E> = E extends { type: 'error' } ? Omit<E, 'error'> & { error: LifewatchError } : E
+/** An addon event as its type says it is: its `error` is created as a LifewatchError, its
+ *  `signal` named by the core's display names (which `signalNumber` reads back). */
+type Delivered<E> = E extends { type: 'error' }
+  ? Omit<E, 'error'> & { error: LifewatchError }
+  : E extends { type: 'exit' }
+    ? NativeExit<E>
+    : E
+
+/** An addon exit status with its signal name typed as such. */
+export type NativeExit<E extends object> = Omit<E, 'signal'> & { signal?: SignalName }
 
 /**
  * The addon delivers these very objects (one variant per type, only the fields that event

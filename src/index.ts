@@ -3,6 +3,7 @@ export {
   Cgroup,
   type ByteLimit,
   type CgroupLimits,
+  type CgroupCreateOptions,
   type CgroupOptions,
   type CgroupSpawnOptions,
   type CgroupUsage,
@@ -39,7 +40,7 @@ export {
 } from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'
-export type { Signal } from './validate.js'
+export { signalName, signalNumber, type RealtimeSignal, type Signal, type SignalName } from './signals.js'
 export { Watch, type WaitOptions } from './watch.js'
 export type { ReleasedFds } from './native.js'
 export { Task, type AttachOptions, type CgroupLike, type OomRecord, type SpawnOptions, type TaskKillOptions, type TaskKillResult } from './task.js'

@@ -3,7 +3,8 @@ import { AbortError, LifewatchError, invalid } from './errors.js'
 import { delivered, type LifewatchEvent } from './events.js'
 import { escalate, type Killable, type KillResult } from './kill.js'
 import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
-import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe } from './validate.js'
+import { checkSignal, type Signal } from './signals.js'
 import { Watch, type WatchFeed } from './watch.js'
 
 export interface MonitorOptions {
@@ -62,7 +63,7 @@ export interface MonitorSpawnOptions {
 /** A spawned child's watch: its exit arrives on the monitor (which reaps it), and through `wait()`. */
 export type SpawnedWatch = Watch & { readonly placement: 'clone_into_cgroup' | 'joined_in_child' | 'none' }
 
-type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void }
+type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void; persistent: boolean }
 
 /** A non-process watch this monitor feeds (a cgroup watch). */
 interface Tracked {
@@ -279,7 +280,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
    * watch's pidfd and can never reach another process that reused the PID.
    */
   signal(target: Watch | number, sig: Signal = 'SIGTERM'): void {
-    const signo = signalNumber(sig)
+    const signo = checkSignal(sig)
     this.#checkOpen()
     const w = this.#resolve(target)
     if (w) this.#native.signal(w.id, signo)
@@ -293,7 +294,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
    */
   async kill(target: Watch | number, options?: KillOptions): Promise<KillResult> {
     const opts = checkOptions<KillOptions>(options, 'options', { killSignal: true, timeout: true, signal: true })
-    const signo = signalNumber(opts.killSignal ?? 'SIGTERM', 'killSignal')
+    const signo = checkSignal(opts.killSignal ?? 'SIGTERM', 'killSignal')
     const grace = checkDuration(opts.timeout ?? 5000, 'timeout')
     const signal = checkAbortSignal(opts.signal)
     this.#checkOpen()
@@ -345,19 +346,31 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     this.close()
   }
 
-  /** One iteration per monitor; breaking out of `for await` closes the monitor. */
+  /** `for await (const ev of monitor)`: `events()` with its defaults. */
   [Symbol.asyncIterator](): AsyncIterator<LifewatchEvent> {
+    return this.events()[Symbol.asyncIterator]()
+  }
+
+  /**
+   * The monitor's events, in kernel order. One iteration per monitor (a second is
+   * ERR_INVALID_STATE); breaking out of it closes the monitor. `persistent` (default true), as
+   * for `fs.promises.watch`: whether a loop waiting here keeps Node alive while the monitor is
+   * open and ref'd, even once no watch is left.
+   */
+  events(options?: { persistent?: boolean }): AsyncIterable<LifewatchEvent> {
+    const persistent = checkBool(checkOptions<{ persistent?: boolean }>(options, 'options', { persistent: true }).persistent, 'persistent') ?? true
     if (this.#iterating) {
       throw new LifewatchError('ERR_INVALID_STATE', 'this monitor is already being iterated; a monitor has one consumer')
     }
     this.#iterating = true
-    return {
-      next: () => this.#next(),
+    const iterator: AsyncIterator<LifewatchEvent> = {
+      next: () => this.#next(persistent),
       return: async () => {
         this.close()
         return { done: true, value: undefined }
       },
     }
+    return { [Symbol.asyncIterator]: () => iterator }
   }
 
   /**
@@ -372,12 +385,12 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     }
   }
 
-  #next(): Promise<IteratorResult<LifewatchEvent>> {
+  #next(persistent: boolean): Promise<IteratorResult<LifewatchEvent>> {
     const value = this.#queue.shift()
     if (value) return Promise.resolve({ done: false, value })
     if (this.#abortReason) return Promise.reject(this.#abortReason)
     if (this.#closed) return Promise.resolve({ done: true, value: undefined })
-    const next = new Promise<IteratorResult<LifewatchEvent>>((resolve, reject) => this.#pending.push({ resolve, reject }))
+    const next = new Promise<IteratorResult<LifewatchEvent>>((resolve, reject) => this.#pending.push({ resolve, reject, persistent }))
     this.#updateRef()
     return next
   }
@@ -456,12 +469,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /**
-   * Ref'd exactly when wanted, open, and watching something or awaited by a pending `next()`:
-   * as with `fs.promises.watch`, a loop waiting for events keeps Node alive (Node would
-   * otherwise abandon a pending top-level await and exit with code 13).
+   * Ref'd exactly when wanted, open, and watching something or awaited by a persistent
+   * `next()`: as with `fs.promises.watch`, a loop waiting for events keeps Node alive (Node
+   * would otherwise abandon a pending top-level await and exit with code 13).
    */
   #updateRef(): void {
-    const want = this.#wantRef && !this.#closed && this.#watches.size + this.#tracked.size + this.#pending.length > 0
+    const waited = this.#pending.some((p) => p.persistent)
+    const want = this.#wantRef && !this.#closed && (this.#watches.size + this.#tracked.size > 0 || waited)
     if (want === this.#refed) return
     this.#refed = want
     if (want) {

@@ -20,8 +20,8 @@ export interface CgroupFactory {
 }
 
 export interface PlatformOptions extends TelemetryOptions {
-  /** The OOM watcher, which the platform iterates until it closes (so a ref'd one keeps Node
-   *  alive until then). Default: an unref'd Monitor the platform owns. */
+  /** The OOM watcher (the platform is its consumer; its pending iteration does not keep Node
+   *  alive, its watches do). Default: a new Monitor the platform owns. */
   oomWatcher?: Monitor
   /** The cgroup manager's factory. Default: lifewatch's `Cgroup`. */
   cgroups?: CgroupFactory
@@ -76,9 +76,7 @@ export class Platform {
       meterProvider: true,
     })
     this.#drainMs = checkDuration(o.drainTimeout ?? 1000, 'drainTimeout')
-    // Its own watcher is unref'd: the pump below always awaits it, and a platform must not keep
-    // Node alive by itself (each task keeps it alive while its process runs).
-    this.oomWatcher = o.oomWatcher ?? new Monitor({ unref: true })
+    this.oomWatcher = o.oomWatcher ?? new Monitor()
     this.#cgroupFactory = o.cgroups ?? Cgroup
     this.#cgroupRoot = o.cgroupRoot
     this.#telemetry = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }
@@ -176,7 +174,7 @@ export class Platform {
 
   #startPump(): void {
     this.#pump ??= (async () => {
-      for await (const ev of this.oomWatcher) callEach(this.#listeners, ev)
+      for await (const ev of this.oomWatcher.events({ persistent: false })) callEach(this.#listeners, ev)
     })().catch(() => {})
   }
 

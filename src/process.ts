@@ -1,11 +1,12 @@
 // One-shot helpers for callers that do not keep a Monitor around.
 import { Monitor, type KillOptions, type KillResult } from './monitor.js'
 import { binding } from './native.js'
-import { checkPid, signalNumber, type Signal } from './validate.js'
+import { checkPid } from './validate.js'
+import { checkSignal, type Signal } from './signals.js'
 
 /** Sends one signal through a short-lived pidfd (kill(2) on kernels without pidfd). */
 export function signal(pid: number, sig: Signal = 'SIGTERM'): void {
-  const signo = signalNumber(sig)
+  const signo = checkSignal(sig)
   binding.signalPid(checkPid(pid), signo)
 }
 

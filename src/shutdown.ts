@@ -10,7 +10,8 @@ import { escalate } from './kill.js'
 import { monotonicTime } from './stats.js'
 import { ATTR, OOM_EVENT, SPAN, telemetry, type Outcome, type Telemetry, type TelemetryOptions } from './telemetry.js'
 import { TIMED_OUT, within } from './timers.js'
-import { checkAbortSignal, checkDuration, checkOptions, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkDuration, checkOptions } from './validate.js'
+import { checkSignal, type Signal } from './signals.js'
 
 /** Fds released, by kind (`monitor.close()` reports them so). */
 export interface FdCounts {
@@ -187,7 +188,7 @@ function run(task: ShutdownTask, opts: Partial<ShutdownOptions>): Promise<Shutdo
     stepTimeout: checkDuration(opts.stepTimeout ?? 10_000, 'stepTimeout'),
     killTimeout: checkDuration(opts.killTimeout ?? 5000, 'killTimeout'),
     killSignal,
-    signo: signalNumber(killSignal, 'killSignal'),
+    signo: checkSignal(killSignal, 'killSignal'),
     signal: checkAbortSignal(opts.signal),
   }
   const tel = telemetry(opts)
@@ -271,7 +272,7 @@ async function orchestrate(
     if (exit.exitCode !== undefined) span.setAttribute(ATTR.exitCode, exit.exitCode)
     if (exit.signal) {
       span.setAttribute(ATTR.exitSignal, exit.signal)
-      span.setAttribute(ATTR.exitCode, 128 + signalNumber(exit.signal))
+      span.setAttribute(ATTR.exitCode, 128 + checkSignal(exit.signal))
     }
   }
 

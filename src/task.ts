@@ -4,19 +4,21 @@
 // (`running`, `kill`, `wait`) stays true to the kernel after that monitor has closed.
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { basename } from 'node:path'
 
 import type { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError, invalid } from './errors.js'
-import type { ExitEvent, OomEvent } from './events.js'
+import type { ExitEvent, NativeExit, OomEvent } from './events.js'
 import { escalate, type KillResult } from './kill.js'
 import { within } from './timers.js'
 import { Monitor, type StdioOption } from './monitor.js'
 import { binding, type NativeProcess } from './native.js'
 import { Subreaper, type OrphanEvent } from './subreaper.js'
 import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
-import { checkAbortSignal, checkDuration, checkOptions, checkPid, describe, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkDuration, checkOptions, checkPid, describe } from './validate.js'
+import { checkSignal, type Signal } from './signals.js'
 import type { Watch, WaitOptions } from './watch.js'
 
 /**
@@ -92,6 +94,35 @@ export interface TaskKillResult extends KillResult {
   signalled: boolean
   /** The first signal's name. */
   killSignal: string
+}
+
+/**
+ * A Node spawn failure read as the core reads its own: the same code for the same errno. Node
+ * reports a missing working directory as the command's ENOENT; the directory is looked at to
+ * tell the two apart.
+ */
+function spawnError(cmd: string, cwd: string | undefined, e: unknown): Error {
+  const errno = (e as NodeJS.ErrnoException | undefined)?.errno
+  if (typeof errno === 'number') {
+    const dir = cwd === undefined ? undefined : cwdErrno(cwd)
+    return dir === undefined ? binding.spawnError(cmd, -errno) : binding.spawnError(cmd, dir, String(cwd))
+  }
+  // Not the kernel's refusal: an option Node itself rejected (a bad env, cwd or stdio value).
+  const message = `spawning ${JSON.stringify(cmd)}: ${e instanceof Error ? e.message : String(e)}`
+  const code = /^ERR_INVALID_ARG/.test(String((e as { code?: unknown })?.code)) ? 'ERR_INVALID_ARGUMENT' : 'ERR_IO'
+  return new LifewatchError(code, message, { cause: e })
+}
+
+/** Why a process could not change to `cwd` (a positive errno), or undefined if it could. */
+function cwdErrno(cwd: string): number | undefined {
+  try {
+    if (!statSync(cwd).isDirectory()) return osConstants.errno.ENOTDIR
+    accessSync(cwd, fsConstants.X_OK)
+    return undefined
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).errno
+    return typeof errno === 'number' ? -errno : undefined
+  }
 }
 
 /**
@@ -231,15 +262,16 @@ export class Task implements AsyncDisposable {
       } else {
         // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's
         // event loop can reap the child, so even an instant exit is seen with its status.
-        const child = spawnChild(cmd, args, { stdio: opts.stdio ?? 'inherit', env: opts.env, cwd: opts.cwd })
+        let child: ChildProcess
+        try {
+          child = spawnChild(cmd, args, { stdio: opts.stdio ?? 'inherit', env: opts.env, cwd: opts.cwd })
+        } catch (e) {
+          // Some exec failures (ENOTDIR) are thrown at once, others come as an 'error' event.
+          throw spawnError(cmd, opts.cwd, e)
+        }
         if (child.pid === undefined) {
-          const [err] = (await once(child, 'error')) as [NodeJS.ErrnoException]
-          const missing = err.code === 'ENOENT'
-          throw new LifewatchError(missing ? 'ERR_NO_SUCH_COMMAND' : err.code === 'EACCES' ? 'ERR_PERMISSION' : 'ERR_IO', `spawning ${cmd}: ${err.message}`, {
-            syscall: 'execve',
-            errno: typeof err.errno === 'number' ? err.errno : undefined,
-            path: cmd,
-          })
+          const [err] = (await once(child, 'error')) as [unknown]
+          throw spawnError(cmd, opts.cwd, err)
         }
         child.on('error', () => {}) // reported through the exit event
         const watch = monitor.watchPid(child.pid)
@@ -347,7 +379,7 @@ export class Task implements AsyncDisposable {
    * had already exited (as `subprocess.kill()` answers).
    */
   signal(killSignal: Signal = 'SIGTERM'): boolean {
-    const signo = signalNumber(killSignal, 'killSignal')
+    const signo = checkSignal(killSignal, 'killSignal')
     if (!this.running) return false
     try {
       if (this.#watch.active) this.monitor.signal(this.#watch, signo)
@@ -365,7 +397,7 @@ export class Task implements AsyncDisposable {
    */
   async kill(killSignal: Signal = 'SIGTERM', options?: TaskKillOptions): Promise<TaskKillResult> {
     const opts = checkOptions<TaskKillOptions>(options, 'options', { timeout: true, signal: true })
-    const signo = signalNumber(killSignal, 'killSignal')
+    const signo = checkSignal(killSignal, 'killSignal')
     const grace = checkDuration(opts.timeout ?? 5000, 'timeout')
     const signal = checkAbortSignal(opts.signal)
     const name = typeof killSignal === 'number' ? `${killSignal}` : killSignal.startsWith('SIG') ? killSignal : `SIG${killSignal}`
@@ -408,7 +440,7 @@ export class Task implements AsyncDisposable {
       const exit = new Promise<ExitEvent>((resolve, reject) =>
         handle.waitExit(this.#reaps, hold, (outcome) => {
           if (!outcome.exit) return reject(outcome.error)
-          const ev: ExitEvent = { type: 'exit', watch: this.#watch.id, pid: this.pid, ...outcome.exit }
+          const ev: ExitEvent = { type: 'exit', watch: this.#watch.id, pid: this.pid, ...(outcome.exit as NativeExit<typeof outcome.exit>) }
           this.#exited(ev)
           resolve(ev)
         }),

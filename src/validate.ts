@@ -1,5 +1,4 @@
 import { abortError, invalid } from './errors.js'
-import { binding } from './native.js'
 
 /** Linux's PID_MAX_LIMIT: no PID is larger. */
 export const PID_MAX = 4_194_304
@@ -9,24 +8,6 @@ export function checkPid(pid: unknown, what = 'pid'): number {
     throw invalid(`${what} must be an integer from 1 to ${PID_MAX}, got ${describe(pid)}`)
   }
   return pid
-}
-
-export type Signal = NodeJS.Signals | number
-
-/** A signal name (`'SIGTERM'`, `'TERM'`) or number (1..64) to its number. */
-export function signalNumber(sig: unknown, what = 'signal'): number {
-  if (typeof sig === 'number') {
-    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw invalid(`${what} must be 1..64, got ${describe(sig)}`)
-    return sig
-  }
-  if (typeof sig !== 'string' || sig.length === 0 || /^\d/.test(sig)) {
-    throw invalid(`${what} must be a name such as 'SIGTERM' or a number, got ${describe(sig)}`)
-  }
-  try {
-    return binding.signalNumber(sig)
-  } catch {
-    throw invalid(`${what}: unknown signal ${JSON.stringify(sig)}`)
-  }
 }
 
 /** A duration in milliseconds: 0..Infinity (what 0 and Infinity mean is the option's to say). */

@@ -16,6 +16,8 @@ pub enum Code {
     UnsupportedKernel,
     Closed,
     CgroupBusy,
+    /// A cgroup to create exists already.
+    CgroupExists,
     TooManyFiles,
     Io,
 }
@@ -31,6 +33,7 @@ impl Code {
             Code::UnsupportedKernel => "ERR_UNSUPPORTED_KERNEL",
             Code::Closed => "ERR_CLOSED",
             Code::CgroupBusy => "ERR_CGROUP_BUSY",
+            Code::CgroupExists => "ERR_CGROUP_EXISTS",
             Code::TooManyFiles => "ERR_TOO_MANY_FILES",
             Code::Io => "ERR_IO",
         }

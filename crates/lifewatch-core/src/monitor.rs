@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::event::{Event, WatchId};
 use crate::fd::{Release, Released};
 use crate::process::spawn::{self, CgroupDirs, Placement, SpawnOptions};
-use crate::process::{check_pid, pidfd, signal, Process, Processes};
+use crate::process::{check_not_thread, check_pid, pidfd, signal, Process, Processes};
 use crate::reactor::{Notify, Reactor};
 
 #[derive(Debug, Clone, Default)]
@@ -257,6 +257,7 @@ pub fn signal_pid(pid: i64, signo: i32) -> Result<()> {
             Ok(())
         }
         Err(e) if e.code == Code::UnsupportedKernel => {
+            check_not_thread(pid)?;
             // SAFETY: plain kill(2) with a validated PID and signal.
             if unsafe { libc::kill(pid, signo) } == 0 {
                 Ok(())

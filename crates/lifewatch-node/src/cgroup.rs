@@ -76,13 +76,15 @@ fn timeout(ms: Option<f64>) -> Option<Duration> {
 
 #[napi]
 impl NativeCgroup {
-    /// Creates the cgroup with its limits (validated before anything is written).
+    /// Creates (or, with `adopt`, takes over) the cgroup with its limits, validated before
+    /// anything is written.
     #[napi(factory)]
     pub fn create(
         env: Env,
         path: String,
         limits: NativeLimits,
         cgroup_root: Option<String>,
+        adopt: Option<bool>,
     ) -> Result<Self> {
         let raw = RawLimits {
             memory: input(limits.memory),
@@ -94,7 +96,12 @@ impl NativeCgroup {
         let limits = raw.parse().or_throw(&env)?;
         let layout = layout(cgroup_root).or_throw(&env)?;
         Ok(NativeCgroup {
-            inner: Cgroup::create(&layout, &path, &limits).or_throw(&env)?,
+            inner: if adopt == Some(true) {
+                Cgroup::adopt(&layout, &path, &limits)
+            } else {
+                Cgroup::create(&layout, &path, &limits)
+            }
+            .or_throw(&env)?,
         })
     }
 

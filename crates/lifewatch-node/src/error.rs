@@ -38,6 +38,21 @@ pub fn js_error(env: &Env, e: CoreError) -> napi::Error {
     }
 }
 
+/// A core error as a JavaScript value to return rather than throw.
+pub struct ErrorValue(sys::napi_value);
+
+impl ErrorValue {
+    pub fn new(env: &Env, e: &CoreError) -> napi::Result<ErrorValue> {
+        create(env, e).map(ErrorValue)
+    }
+}
+
+impl ToNapiValue for ErrorValue {
+    unsafe fn to_napi_value(_: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
 fn create(env: &Env, e: &CoreError) -> napi::Result<sys::napi_value> {
     let raw = env.raw();
     let string = |s: &str| -> napi::Result<sys::napi_value> {

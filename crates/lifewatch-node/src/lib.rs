@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod monitor;
 mod process;
+mod signal;
 mod spawn;
 mod stats;
 mod subreaper;

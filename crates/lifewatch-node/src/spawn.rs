@@ -6,7 +6,7 @@ use lifewatch_core::spawn::{CgroupDirs, SpawnOptions, Stdio};
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::error::OrThrow;
+use crate::error::{ErrorValue, OrThrow};
 use crate::monitor::NativeMonitor;
 
 #[napi(object, object_from_js = false)]
@@ -78,4 +78,22 @@ impl NativeMonitor {
             placement: s.placement.as_str().into(),
         })
     }
+}
+
+/// The error for a command that could not be started, as the core reports it for its own
+/// spawns, so that Node's `child_process` failures read the same (code, message, errno): a
+/// failed chdir when `cwd` is given, else a failed exec.
+#[napi(ts_return_type = "Error")]
+pub fn spawn_error(
+    env: Env,
+    program: String,
+    errno: i32,
+    cwd: Option<String>,
+) -> Result<ErrorValue> {
+    use lifewatch_core::spawn::{chdir_error, exec_error};
+    let e = match cwd {
+        Some(dir) => chdir_error(&program, &PathBuf::from(dir), errno),
+        None => exec_error(&program, errno),
+    };
+    ErrorValue::new(&env, &e)
 }

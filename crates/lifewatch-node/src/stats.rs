@@ -1,10 +1,7 @@
-//! Process-wide fd accounting and small stateless helpers.
+//! Process-wide fd accounting and the monotonic clock.
 
-use lifewatch_core::{fd, signal, FdKind, Released};
-use napi::{Env, Result};
+use lifewatch_core::{fd, FdKind, Released};
 use napi_derive::napi;
-
-use crate::error::OrThrow;
 
 #[napi(object)]
 pub struct FdKindStats {
@@ -57,18 +54,6 @@ impl From<Released> for ReleasedFds {
             timerfd: n(FdKind::Timerfd),
         }
     }
-}
-
-/// `SIGTERM`, `term` or `15` to a signal number; anything else is ERR_INVALID_ARGUMENT.
-#[napi]
-pub fn signal_number(env: Env, name: String) -> Result<i32> {
-    signal::parse(&name).or_throw(&env)
-}
-
-/// One signal to a PID through a short-lived pidfd (kill(2) where there is no pidfd).
-#[napi]
-pub fn signal_pid(env: Env, pid: i64, signo: i32) -> Result<()> {
-    lifewatch_core::signal_pid(pid, signo).or_throw(&env)
 }
 
 /// CLOCK_MONOTONIC ns, the clock of every event's `time`.

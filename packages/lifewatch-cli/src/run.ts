@@ -13,6 +13,7 @@ import {
   type CgroupStats,
   type OrphanEvent,
   type ShutdownResult,
+  type SignalName,
   type Task,
 } from 'lifewatch'
 
@@ -33,7 +34,7 @@ export interface RunFlags extends ChannelOptions {
   name?: string
   parent: string
   bestEffort?: boolean
-  stopSignal: NodeJS.Signals
+  stopSignal: SignalName
   /** ms; Infinity: never SIGKILL. */
   killTimeout: number
   /** ms; 0 or Infinity: none. */
@@ -84,7 +85,7 @@ async function supervise(cmd: string, args: string[], f: RunFlags, limits: Cgrou
   }
   let interrupts = 0
   const stopHow = `${f.stopSignal}${f.killTimeout === Infinity ? '' : `, then SIGKILL after ${f.killTimeout} ms`}`
-  const send = (sig: NodeJS.Signals) => {
+  const send = (sig: SignalName) => {
     try {
       if (task?.running) monitor.signal(task.watch, sig)
     } catch {
@@ -142,7 +143,7 @@ async function supervise(cmd: string, args: string[], f: RunFlags, limits: Cgrou
   for (const sig of early.splice(0)) forward(sig)
 
   const pump = (async () => {
-    for await (const ev of monitor) ch.event(eventRecord(ev), (pp) => humanEvent(ev, pp))
+    for await (const ev of monitor.events({ persistent: false })) ch.event(eventRecord(ev), (pp) => humanEvent(ev, pp))
   })().catch(() => {})
 
   let endedAt = Infinity

@@ -1,11 +1,9 @@
 // The end summary of `run`, as `systemd-run --wait` prints it: result, how the command ended,
 // runtime, CPU time, memory and pids peaks, OOM kills. Figures are the cgroup's, read when the
 // command ended (before its cgroup is removed); without a cgroup only what the exit tells.
-import { monotonicTime, type CgroupStats, type ExitEvent, type ShutdownResult } from 'lifewatch'
+import { monotonicTime, signalNumber, type CgroupStats, type ExitEvent, type ShutdownResult } from 'lifewatch'
 
 import type { Record } from './format.js'
-
-import { signalNumber } from './units.js'
 
 /** systemd's names for how a unit ended. */
 export type Result = 'success' | 'exit-code' | 'signal' | 'core-dump' | 'oom-kill' | 'timeout'
@@ -25,8 +23,7 @@ export interface Summary {
 /** The status a shell would report: the exit code, or 128 + the signal number. */
 export function exitStatus(exit: ExitEvent | undefined): number {
   if (exit?.exitCode !== undefined) return exit.exitCode
-  const n = exit?.signal ? signalNumber(exit.signal) : undefined
-  return n === undefined ? 1 : 128 + n
+  return exit?.signal ? 128 + signalNumber(exit.signal) : 1
 }
 
 export function summarize(exit: ExitEvent | undefined, started: bigint, stats: CgroupStats | undefined, oomKills: number, deadline: boolean): Summary {

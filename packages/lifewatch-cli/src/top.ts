@@ -131,7 +131,7 @@ export async function top(f: TopFlags): Promise<number> {
   let stopTimer = () => {}
   const restoreTerminal = tty ? enterScreen(() => finish(0)) : () => {}
   const pump = (async () => {
-    for await (const ev of monitor) onEvent(ev)
+    for await (const ev of monitor.events({ persistent: false })) onEvent(ev)
   })().catch(() => {})
   try {
     refresh()

@@ -2,6 +2,8 @@
 // its flag in the one-line error a bad value gets (exit 125).
 import { constants } from 'node:os'
 
+import { signalName, signalNumber, type SignalName } from 'lifewatch'
+
 import { UsageError } from './usage.js'
 
 const bad = (flag: string, what: string, text: string) => new UsageError(`${flag}: ${what}: ${JSON.stringify(text)}`)
@@ -63,20 +65,11 @@ export function fd(flag: string, text: string): number {
 /** The standard signals by name (`SIGTERM`), from Node's table for this platform. */
 export const SIGNALS = Object.keys(constants.signals) as NodeJS.Signals[]
 
-/** `TERM`, `SIGTERM`, `sigterm` or `15` to a signal name Node and lifewatch know. */
-export function signal(flag: string, text: string): NodeJS.Signals {
-  const name = /^\d+$/.test(text)
-    ? SIGNALS.find((s) => constants.signals[s] === Number(text))
-    : SIGNALS.find((s) => s === text.toUpperCase() || s === `SIG${text.toUpperCase()}`)
-  if (!name) throw bad(flag, 'not a signal such as TERM, SIGINT or 9', text)
-  return name
-}
-
-/** The number of a signal an exit event names (`SIGKILL`, `SIGRTMIN+6`), for 128 + n. */
-export function signalNumber(name: string): number | undefined {
-  const known = constants.signals[name as NodeJS.Signals]
-  if (known !== undefined) return known
-  // Real-time signals are named from SIGRTMIN, which glibc puts at 34 (two are its own).
-  const rt = /^SIGRTMIN\+(\d+)$/.exec(name)
-  return rt ? 34 + Number(rt[1]) : undefined
+/** `TERM`, `SIGTERM`, `sigterm`, `RTMIN+2` or `15` to the name lifewatch gives that signal. */
+export function signal(flag: string, text: string): SignalName {
+  try {
+    return signalName(/^\d+$/.test(text) ? Number(text) : signalNumber(text))
+  } catch {
+    throw bad(flag, 'not a signal such as TERM, SIGINT, RTMIN+1 or 9', text)
+  }
 }

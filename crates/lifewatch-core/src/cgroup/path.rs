@@ -56,6 +56,28 @@ impl CgroupPath {
         Ok(CgroupPath(parts.join("/")))
     }
 
+    /// `parse` for a cgroup that must exist: an absolute directory must exist itself, not just
+    /// the same path in another hierarchy (`/sys/fs/cgroup/cpu/x` where only
+    /// `/sys/fs/cgroup/memory/x` exists names nothing).
+    pub fn parse_existing(input: &str, layout: &Layout) -> Result<CgroupPath> {
+        let path = CgroupPath::parse(input, layout)?;
+        let named = Path::new(input);
+        if mount_prefix(input, layout).is_some() && named.exists() && !named.is_dir() {
+            return Err(
+                Error::invalid(format!("{input} is a file, not a cgroup directory"))
+                    .with_path(input),
+            );
+        }
+        if mount_prefix(input, layout).is_some() && !named.is_dir() {
+            return Err(Error::new(
+                Code::NoSuchCgroup,
+                format!("cgroup directory {input} does not exist"),
+            )
+            .with_path(input));
+        }
+        Ok(path)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

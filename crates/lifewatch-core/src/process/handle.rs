@@ -11,6 +11,7 @@ use rustix::time::Timespec;
 use crate::error::{Error, Result, SysResult};
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::process::exit::{zombie, Zombie};
+use crate::process::pid::check_not_thread;
 use crate::process::{pidfd, procstat};
 
 #[derive(Debug)]
@@ -67,6 +68,7 @@ impl Process {
                 return Err(e).sys("kill", format!("watching pid {pid}"));
             }
         }
+        check_not_thread(pid)?;
         crate::failpoint::hook("fallback.checked");
         let stat = procstat::read(pid);
         Ok(Process {

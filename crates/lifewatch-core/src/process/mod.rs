@@ -22,7 +22,7 @@ use crate::event::WatchId;
 use crate::fd::{Release, Released};
 use crate::reactor::{Reactor, Registration};
 pub use handle::Process;
-pub use pid::{check_pid, PID_MAX_LIMIT};
+pub use pid::{check_not_thread, check_pid, PID_MAX_LIMIT};
 pub use status::ExitStatus;
 use watch::ProcessWatch;
 

@@ -4,8 +4,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags, WaitId, WaitIdOptions};
 
-use crate::error::{Code, Error, Result, SysResult};
+use crate::error::{Code, Error, Result};
 use crate::fd::{CountedFd, FdKind};
+use crate::process::pid::check_not_thread;
 use crate::process::status::ExitStatus;
 
 /// Opens a pidfd (CLOEXEC by the kernel's own rule) for any process, child or not.
@@ -13,7 +14,19 @@ pub fn open(pid: i32) -> Result<CountedFd> {
     let p = Pid::from_raw(pid).ok_or_else(|| Error::invalid(format!("pid {pid} is not valid")))?;
     let fd = crate::failpoint::hit("pidfd_open")
         .and_then(|()| pidfd_open(p, PidfdFlags::empty()))
-        .sys("pidfd_open", format!("watching pid {pid}"))?;
+        .map_err(|e| {
+            // A thread's ID: ENOENT since Linux 6.9, EINVAL before. Say so.
+            if matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) {
+                if let Err(thread) = check_not_thread(pid) {
+                    return thread;
+                }
+            }
+            Error::sys(
+                "pidfd_open",
+                e.raw_os_error(),
+                format!("watching pid {pid}"),
+            )
+        })?;
     Ok(CountedFd::new(fd, FdKind::Pidfd))
 }
 

@@ -36,6 +36,14 @@ const NAMES: &[(&str, i32)] = &[
     ("SIGSYS", libc::SIGSYS),
 ];
 
+/// Other names the C library gives to signals above: `kill -l` accepts them too.
+const ALIASES: &[(&str, i32)] = &[
+    ("SIGIOT", libc::SIGABRT),
+    ("SIGPOLL", libc::SIGIO),
+    ("SIGCLD", libc::SIGCHLD),
+    ("SIGUNUSED", libc::SIGSYS),
+];
+
 /// The highest signal number Linux delivers (SIGRTMAX on x86_64 and aarch64).
 pub const MAX_SIGNAL: i32 = 64;
 
@@ -50,35 +58,73 @@ pub fn check(signo: i32) -> Result<i32> {
     }
 }
 
-/// `SIGTERM`, `TERM`, `sigterm` or a number in range.
+/// The real-time range as the C library defines it: it keeps the kernel's first two or three
+/// for its threads, so `SIGRTMIN` means what it means to `kill -l` and to the process signalled.
+fn realtime() -> (i32, i32) {
+    (libc::SIGRTMIN(), libc::SIGRTMAX())
+}
+
+/// A signal name or number as `kill -l` spells them, with or without `SIG`, in any case:
+/// `SIGTERM`, `term`, `15`, `SIGIOT`, `SIGRTMIN`, `RTMIN+3`, `SIGRTMAX-2`, `SIG32`.
 pub fn parse(name: &str) -> Result<i32> {
+    let unknown = || Error::invalid(format!("unknown signal {name:?}"));
     if let Ok(n) = name.parse::<i32>() {
         return check(n);
     }
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let full = format!("SIG{bare}");
+    if let Some(&(_, s)) = NAMES.iter().chain(ALIASES).find(|(n, _)| *n == full) {
+        return Ok(s);
+    }
+    let (min, max) = realtime();
+    let offset = |digits: &str| -> Option<i32> {
+        // Only plain digits: `+3`, not `+ 3`, `++3` or `+0x3`.
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<i32>().ok())
+            .flatten()
+            .filter(|&k| k <= max - min)
     };
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == full)
-        .map(|&(_, s)| s)
-        .ok_or_else(|| Error::invalid(format!("unknown signal {name:?}")))
+    let signo = match bare {
+        "RTMIN" => Some(min),
+        "RTMAX" => Some(max),
+        _ => {
+            if let Some(k) = bare.strip_prefix("RTMIN+") {
+                offset(k).map(|k| min + k)
+            } else if let Some(k) = bare.strip_prefix("RTMAX-") {
+                offset(k).map(|k| max - k)
+            } else if upper.starts_with("SIG") && bare.bytes().all(|b| b.is_ascii_digit()) {
+                // `SIG32`: how a number without a name is displayed.
+                bare.parse::<i32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_SIGNAL).contains(n))
+            } else {
+                None
+            }
+        }
+    };
+    signo.ok_or_else(unknown)
 }
 
-/// The conventional name of a signal number, when it has one.
+/// The conventional name of a standard signal (not its aliases, not a real-time signal).
 pub fn name(signo: i32) -> Option<&'static str> {
     NAMES.iter().find(|&&(_, s)| s == signo).map(|&(n, _)| n)
 }
 
-/// A name for any signal number: `SIGKILL`, or `SIGRTMIN+6` for real-time signals.
+/// A name for any signal number, as `kill -l` shows it and `parse` reads it back: `SIGKILL`;
+/// `SIGRTMIN`, `SIGRTMIN+1`.. up to the middle of the real-time range, then `SIGRTMAX-14`..
+/// `SIGRTMAX`; `SIG32` for the numbers the C library keeps for itself.
 pub fn display_name(signo: i32) -> String {
-    match name(signo) {
-        Some(n) => n.to_string(),
-        None if signo >= libc::SIGRTMIN() => format!("SIGRTMIN+{}", signo - libc::SIGRTMIN()),
-        None => format!("SIG{signo}"),
+    if let Some(n) = name(signo) {
+        return n.to_string();
+    }
+    let (min, max) = realtime();
+    match signo {
+        s if s == min => "SIGRTMIN".to_string(),
+        s if s == max => "SIGRTMAX".to_string(),
+        s if s > min && s - min <= (max - min) / 2 => format!("SIGRTMIN+{}", s - min),
+        s if s > min && s < max => format!("SIGRTMAX-{}", max - s),
+        s => format!("SIG{s}"),
     }
 }
 
@@ -91,10 +137,51 @@ mod tests {
         assert_eq!(parse("SIGTERM").unwrap(), 15);
         assert_eq!(parse("term").unwrap(), 15);
         assert_eq!(parse("9").unwrap(), 9);
+        assert_eq!(parse("SIGIOT").unwrap(), libc::SIGABRT);
+        assert_eq!(parse("poll").unwrap(), libc::SIGIO);
+        assert_eq!(parse("SIGCLD").unwrap(), libc::SIGCHLD);
+        let (min, max) = realtime();
+        assert_eq!(parse("SIGRTMIN").unwrap(), min);
+        assert_eq!(parse("rtmin+0").unwrap(), min);
+        assert_eq!(parse("SIGRTMIN+3").unwrap(), min + 3);
+        assert_eq!(parse("SIGRTMAX").unwrap(), max);
+        assert_eq!(parse("SIGRTMAX-2").unwrap(), max - 2);
+        assert_eq!(parse("SIG32").unwrap(), 32);
         assert_eq!(name(9), Some("SIGKILL"));
         assert_eq!(name(40), None);
-        for bad in ["SIGNOPE", "", "0", "65", "-1", "SIG"] {
+        let too_far = format!("SIGRTMIN+{}", max - min + 1);
+        for bad in [
+            "SIGNOPE",
+            "",
+            "0",
+            "65",
+            "-1",
+            "SIG",
+            "SIG0",
+            "SIG65",
+            "SIGRTMIN+",
+            "SIGRTMIN-1",
+            "SIGRTMAX+1",
+            "SIGRTMIN+-1",
+            "SIGRTMIN++1",
+            "SIGRTMIN+ 1",
+            &too_far,
+            "SIGSIGTERM",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn every_number_round_trips_through_its_name() {
+        for n in 1..=MAX_SIGNAL {
+            let shown = display_name(n);
+            assert_eq!(parse(&shown).unwrap(), n, "{n} shown as {shown}");
+        }
+        let (min, max) = realtime();
+        assert_eq!(display_name(min), "SIGRTMIN");
+        assert_eq!(display_name(min + 1), "SIGRTMIN+1");
+        assert_eq!(display_name(max - 1), "SIGRTMAX-1");
+        assert_eq!(display_name(max), "SIGRTMAX");
     }
 }

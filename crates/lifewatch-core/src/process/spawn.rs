@@ -155,6 +155,38 @@ fn resolve(program: &str, env: Option<&[(String, String)]>) -> Result<PathBuf> {
     .with_path(program))
 }
 
+/// Why `program` could not be executed, however it was spawned: a command that is not there
+/// (ENOENT, or ENOTDIR for a path through a file) is its own code, as a shell tells 127 from 126.
+pub fn exec_error(program: &str, errno: i32) -> Error {
+    let e = Error::sys(
+        "execve",
+        errno,
+        format!("spawning {program:?}: executing the command"),
+    )
+    .with_path(program);
+    if matches!(errno, libc::ENOENT | libc::ENOTDIR) {
+        e.with_code(Code::NoSuchCommand)
+    } else {
+        e
+    }
+}
+
+/// Why the child could not change to its working directory `cwd`: one that is not there (or
+/// not a directory) is the caller's argument, not an I/O failure.
+pub fn chdir_error(program: &str, cwd: &Path, errno: i32) -> Error {
+    let e = Error::sys(
+        "chdir",
+        errno,
+        format!("spawning {program:?}: changing to the working directory"),
+    )
+    .with_path(cwd);
+    if matches!(errno, libc::ENOENT | libc::ENOTDIR) {
+        e.with_code(Code::InvalidArgument)
+    } else {
+        e
+    }
+}
+
 fn control(fd: OwnedFd) -> CountedFd {
     CountedFd::new(fd, FdKind::Control).commit()
 }
@@ -351,19 +383,13 @@ pub fn spawn(opts: &SpawnOptions, cgroup: Option<&CgroupDirs>) -> Result<Child> 
         STAGE_CHDIR => ("chdir", "changing to the working directory"),
         _ => ("execve", "executing the command"),
     };
-    let mut e = Error::sys(syscall, errno, format!("{what}: {step}"));
     if stage == STAGE_EXEC {
-        // A command that is not there is its own code, as a shell tells 127 from 126.
-        if matches!(errno, libc::ENOENT | libc::ENOTDIR) {
-            e = e.with_code(Code::NoSuchCommand);
-        }
-        e = e.with_path(path);
-    } else if stage == STAGE_CHDIR {
-        if let Some(c) = &opts.cwd {
-            e = e.with_path(c);
-        }
+        return Err(exec_error(&opts.program, errno).with_path(path));
     }
-    Err(e)
+    if let (STAGE_CHDIR, Some(cwd)) = (stage, &opts.cwd) {
+        return Err(chdir_error(&opts.program, cwd, errno));
+    }
+    Err(Error::sys(syscall, errno, format!("{what}: {step}")))
 }
 
 /// Clones the child (with all signals blocked around it, so no handler of this process
@@ -548,6 +574,12 @@ mod tests {
         let e = spawn(&o, None).unwrap_err();
         assert_eq!(e.syscall, Some("chdir"));
         assert_eq!(e.errno, Some(libc::ENOENT));
+        assert_eq!(
+            e.code,
+            Code::InvalidArgument,
+            "a missing cwd is the caller's argument"
+        );
+        assert_eq!(e.path.as_deref(), Some(Path::new("/nonexistent-lifewatch")));
     }
 
     #[test]

@@ -98,8 +98,36 @@ const CPU_PERIOD_MIN: u64 = 1_000;
 const CPU_PERIOD_MAX: u64 = 1_000_000;
 const CPU_QUOTA_MIN: u64 = 1_000;
 
-fn invalid(what: &str, v: impl std::fmt::Debug, why: &str) -> Error {
-    Error::invalid(format!("{what} limit {v:?} is invalid: {why}"))
+/// A value as the JavaScript caller wrote it: `-1`, `Infinity`, `1.5`, `"64Q"` (not Rust's
+/// `-1.0` or `inf`).
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for f64 {
+    fn shown(&self) -> String {
+        match *self {
+            n if n == f64::INFINITY => "Infinity".into(),
+            n if n == f64::NEG_INFINITY => "-Infinity".into(),
+            n => n.to_string(),
+        }
+    }
+}
+
+impl Shown for u64 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Shown for &str {
+    fn shown(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+fn invalid(what: &str, v: impl Shown, why: &str) -> Error {
+    Error::invalid(format!("{what} limit {} is invalid: {why}", v.shown()))
 }
 
 /// Refuses anything that could smuggle a second value into a cgroup file.
@@ -124,7 +152,10 @@ fn whole_number(what: &str, n: f64, max: u64) -> Result<u64> {
     if n < 0.0 {
         return Err(invalid(what, n, "negative"));
     }
-    if !n.is_finite() || n > SAFE_INTEGER || n > max as f64 {
+    if n.is_infinite() {
+        return Err(invalid(what, n, "use \"max\" for no limit"));
+    }
+    if n > SAFE_INTEGER || n > max as f64 {
         return Err(invalid(what, n, &format!("larger than {max}")));
     }
     if n.fract() != 0.0 {
@@ -222,17 +253,18 @@ pub fn pids(v: &Input) -> Result<Max> {
 /// CPU bandwidth: a number of CPUs (`0.5`, `2`, as a number or a string), `max`, or the
 /// v2 file's own form `"<quota> <period>"` / `"max <period>"` in microseconds.
 pub fn cpu_max(v: &Input) -> Result<CpuMax> {
-    let cores = |n: f64, shown: &dyn std::fmt::Debug| -> Result<CpuMax> {
-        if n.is_nan() || !n.is_finite() || n <= 0.0 || n > 1024.0 {
-            return Err(invalid(
-                "cpu",
-                shown,
-                "expected a positive number of CPUs (at most 1024)",
-            ));
+    let cores = |n: f64, shown: &dyn Fn() -> String| -> Result<CpuMax> {
+        let invalid =
+            |why: &str| Error::invalid(format!("cpu limit {} is invalid: {why}", shown()));
+        if n == f64::INFINITY {
+            return Err(invalid("use \"max\" for no limit"));
+        }
+        if n.is_nan() || n <= 0.0 || n > 1024.0 {
+            return Err(invalid("expected a positive number of CPUs (at most 1024)"));
         }
         let quota = (n * CPU_PERIOD_DEFAULT as f64).round() as u64;
         if quota < CPU_QUOTA_MIN {
-            return Err(invalid("cpu", shown, "less than 0.01 CPU"));
+            return Err(invalid("less than 0.01 CPU"));
         }
         Ok(CpuMax {
             quota: Some(quota),
@@ -240,7 +272,7 @@ pub fn cpu_max(v: &Input) -> Result<CpuMax> {
         })
     };
     let s = match v {
-        Input::Number(n) => return cores(*n, n),
+        Input::Number(n) => return cores(*n, &|| n.shown()),
         Input::Text(s) => clean("cpu", s)?,
     };
     if s == "max" {
@@ -301,7 +333,7 @@ pub fn cpu_max(v: &Input) -> Result<CpuMax> {
                     },
                 ));
             }
-            cores(s.parse().unwrap_or(f64::NAN), &s)
+            cores(s.parse().unwrap_or(f64::NAN), &|| s.shown())
         }
     }
 }
@@ -359,6 +391,45 @@ mod tests {
             bytes("memory", &Input::Number(67108864.0)).unwrap(),
             Max::Value(64 << 20)
         );
+    }
+
+    #[test]
+    fn errors_show_values_as_javascript_wrote_them() {
+        let msg = |r: Result<Max>| r.unwrap_err().message;
+        let n = Input::Number;
+        assert_eq!(
+            msg(bytes("memory", &n(-1.0))),
+            "memory limit -1 is invalid: negative"
+        );
+        assert_eq!(
+            msg(bytes("memory", &n(f64::INFINITY))),
+            "memory limit Infinity is invalid: use \"max\" for no limit"
+        );
+        assert_eq!(msg(pids(&n(-3.0))), "pids limit -3 is invalid: negative");
+        assert_eq!(
+            msg(pids(&n(2.5))),
+            "pids limit 2.5 is invalid: not a whole number"
+        );
+        assert_eq!(
+            msg(bytes("swap", &t("64Q"))),
+            "swap limit \"64Q\" is invalid: expected a number with an optional unit k, M, G, T or P, or \"max\""
+        );
+        let cpu = |v: Input| cpu_max(&v).unwrap_err().message;
+        assert_eq!(
+            cpu(n(f64::INFINITY)),
+            "cpu limit Infinity is invalid: use \"max\" for no limit"
+        );
+        assert_eq!(
+            cpu(n(-1.5)),
+            "cpu limit -1.5 is invalid: expected a positive number of CPUs (at most 1024)"
+        );
+        assert_eq!(
+            cpu(n(f64::NAN)),
+            "cpu limit NaN is invalid: expected a positive number of CPUs (at most 1024)"
+        );
+        for m in [msg(bytes("memory", &n(f64::NEG_INFINITY))), cpu(t("0.001"))] {
+            assert!(!m.contains(".0 ") && !m.contains("inf "), "{m}");
+        }
     }
 
     #[test]

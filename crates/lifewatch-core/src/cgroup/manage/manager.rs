@@ -11,7 +11,7 @@ use crate::cgroup::layout::Layout;
 use crate::cgroup::manage::limits::{weight_to_shares, Limits, Max};
 use crate::cgroup::path::CgroupPath;
 use crate::error::{Code, Error, Result};
-use crate::process::check_pid;
+use crate::process::{check_not_thread, check_pid};
 
 /// v1 controllers a managed cgroup lives in, when mounted (`freezer` only without a
 /// unified hierarchy, whose `cgroup.freeze` does the job).
@@ -38,10 +38,21 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Creates (or takes over, if it exists) the cgroup in every hierarchy it needs and
-    /// writes its limits. Nothing is written before every limit is known to be applicable;
-    /// on any failure every directory made here is removed again.
+    /// Creates the cgroup in every hierarchy it needs and writes its limits. A cgroup that
+    /// already exists in any of them is `CgroupExists`: its limits are someone else's (see
+    /// `adopt`). Nothing is written before every limit is known to be applicable; on any
+    /// failure every directory made here is removed again.
     pub fn create(layout: &Layout, path: &str, limits: &Limits) -> Result<Cgroup> {
+        Cgroup::make(layout, path, limits, false)
+    }
+
+    /// `create`, taking over the cgroup if it exists already: its limits are overwritten, and
+    /// only what this call made is removed again by `delete`'s cleanup of parents.
+    pub fn adopt(layout: &Layout, path: &str, limits: &Limits) -> Result<Cgroup> {
+        Cgroup::make(layout, path, limits, true)
+    }
+
+    fn make(layout: &Layout, path: &str, limits: &Limits, adopt: bool) -> Result<Cgroup> {
         let path = CgroupPath::parse(path, layout)?;
         if path.is_root() {
             return Err(Error::invalid("cannot create the root cgroup"));
@@ -117,7 +128,7 @@ impl Cgroup {
             .filter(|&(_, p)| p == Place::V2)
             .map(|(c, _)| c)
             .collect();
-        match cg.build(layout, &v2_controllers, limits) {
+        match cg.build(layout, &v2_controllers, limits, adopt) {
             Ok(()) => Ok(cg),
             Err(e) => {
                 cg.remove_created();
@@ -126,8 +137,30 @@ impl Cgroup {
         }
     }
 
-    fn build(&self, layout: &Layout, v2_controllers: &[&str], limits: &Limits) -> Result<()> {
+    fn build(
+        &self,
+        layout: &Layout,
+        v2_controllers: &[&str],
+        limits: &Limits,
+        adopt: bool,
+    ) -> Result<()> {
         let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        // The leaf's own mkdir decides whether it existed: no window for a second creator.
+        let made = |dir: &PathBuf, leaf: &PathBuf| -> Result<bool> {
+            let new = files::mkdir(dir, "creating the cgroup")?;
+            if !new && dir == leaf && !adopt {
+                return Err(Error::new(
+                    Code::CgroupExists,
+                    format!(
+                        "cgroup /{} exists already ({}); open it, or adopt it to take over its limits",
+                        self.path.as_str(),
+                        dir.display()
+                    ),
+                )
+                .with_path(dir));
+            }
+            Ok(new)
+        };
         if let (Some(h), Some(leaf)) = (&layout.unified, &self.unified) {
             if !layout.fake {
                 crate::cgroup::path::check_cgroupfs(&h.mount)?;
@@ -135,7 +168,7 @@ impl Cgroup {
             let mut parent = h.mount.clone();
             for dir in files::chain(&h.mount, leaf) {
                 enable_controllers(&parent, v2_controllers)?;
-                if files::mkdir(&dir, "creating the cgroup")? {
+                if made(&dir, leaf)? {
                     created.push(dir.clone());
                 }
                 parent = dir;
@@ -147,7 +180,7 @@ impl Cgroup {
                 crate::cgroup::path::check_cgroupfs(&h.mount)?;
             }
             for dir in files::chain(&h.mount, leaf) {
-                if files::mkdir(&dir, "creating the cgroup")? {
+                if made(&dir, leaf)? {
                     created.push(dir.clone());
                 }
             }
@@ -219,7 +252,7 @@ impl Cgroup {
 
     /// An existing cgroup: found in the unified hierarchy and/or the managed v1 ones.
     pub fn open(layout: &Layout, path: &str) -> Result<Cgroup> {
-        let path = CgroupPath::parse(path, layout)?;
+        let path = CgroupPath::parse_existing(path, layout)?;
         let mut unified = None;
         let mut v1 = BTreeMap::new();
         let mut first_error = None;
@@ -308,9 +341,11 @@ impl Cgroup {
         out
     }
 
-    /// Moves a process (all its threads) into the cgroup in every hierarchy.
+    /// Moves a process (all its threads) into the cgroup in every hierarchy. A thread's ID is
+    /// refused: the kernel would move its whole process without a word.
     pub fn add(&self, pid: i64) -> Result<()> {
         let pid = check_pid(pid)?;
+        check_not_thread(pid)?;
         let what = format!("adding pid {pid} to cgroup /{}", self.path.as_str());
         for dir in self.v1_dirs().into_iter().chain(self.unified_dir()) {
             files::write(dir, "cgroup.procs", &pid.to_string(), &what).map_err(|e| {

@@ -48,7 +48,16 @@ fn unsupported(msg: String) -> Error {
 
 impl Plan {
     pub(crate) fn make(input: &str, opts: &CgroupWatchOptions, layout: &Layout) -> Result<Plan> {
-        let path = CgroupPath::parse(input, layout)?;
+        if opts.oom == Some(false)
+            && opts.events == Some(false)
+            && opts.pressure.is_none()
+            && opts.psi.is_empty()
+        {
+            return Err(Error::invalid(format!(
+                "watching cgroup {input} for nothing: oom and events are false, and no pressure or psi is asked for"
+            )));
+        }
+        let path = CgroupPath::parse_existing(input, layout)?;
         let name = format!("/{}", path.as_str());
         let pressure = opts
             .pressure
@@ -251,6 +260,11 @@ mod tests {
         assert_eq!(p.events, Some(t.join("unified/job/cgroup.events")));
         let p = Plan::make("only-v1", &o(), &l).unwrap();
         assert!(p.events.is_none(), "events: where available");
+        let named = |h: &str| t.join(h).join("only-v1").to_str().unwrap().to_string();
+        assert!(Plan::make(&named("memory"), &o(), &l).is_ok());
+        let e = Plan::make(&named("unified"), &o(), &l).unwrap_err();
+        assert_eq!(e.code, Code::NoSuchCgroup, "{e:?}");
+        assert!(e.message.contains("does not exist"), "{}", e.message);
         assert_eq!(
             Plan::make(
                 "only-v1",
@@ -306,7 +320,8 @@ mod tests {
                     ..o()
                 }
             ),
-            Code::UnsupportedKernel
+            Code::InvalidArgument,
+            "a watch that asks for nothing is the caller's mistake, not the kernel's"
         );
         std::fs::remove_dir_all(&t).unwrap();
     }
