@@ -1,14 +1,15 @@
-// `npm run reliability`: issue 6's reliability and security suite, then one summary table
+// `npm run reliability`: the reliability and security suite, then one summary table
 // (tests tried and passed, what was checked, fds leaked, events lost) per part.
 //   node scripts/reliability.mjs           everything, long settings: 10,000 cycles, 60 s of
 //                                           stress, 60 s of fuzzing (a few minutes; .ci/run)
 //   node scripts/reliability.mjs --quick   the settings `npm test` uses (1,000 cycles, 5 s)
 // Exit status 1 if any part failed, leaked an fd or lost an event.
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { root } from './lib.mjs'
+import { root, stream } from './lib.mjs'
+import { tapCounts } from './results.mjs'
 
 const quick = process.argv.includes('--quick')
 const settings = quick
@@ -18,26 +19,6 @@ const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
 /** The adversarial cases' report lines: case, expected, observed (their own table at the end). */
 const cases = []
-
-/** Runs a command, echoing its output (when `quiet`, only its last lines: more of them on failure); resolves with exit
- * code and full output. */
-function stream(cmd, args, { env = {}, cwd = root, quiet = false } = {}) {
-  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    for (const s of [p.stdout, p.stderr]) {
-      s.on('data', (d) => {
-        if (!quiet) process.stdout.write(d)
-        out += d
-      })
-    }
-    p.on('close', (code) => {
-      if (quiet) console.log(out.trimEnd().split('\n').slice(code === 0 ? -5 : -80).join('\n'))
-      resolve({ code, out })
-    })
-  })
-}
 
 function reportLines(file) {
   if (!existsSync(file)) return []
@@ -111,17 +92,15 @@ async function vmUnit(part, suite, tests) {
 async function avaUnit(part, suite, specs, nodeArgs = []) {
   const file = join(reports, `${unit++}.jsonl`)
   const extra = nodeArgs.length ? [`--node-arguments=${nodeArgs.join(' ')}`] : []
-  const { code, out } = await stream('npx', ['ava', '--tap', ...extra, ...specs], { env: { ...settings, LIFEWATCH_RELIABILITY_REPORT: file } })
-  const n = (k) => +(new RegExp(`^# ${k} +(\\d+)`, 'm').exec(out)?.[1] ?? 0)
-  let tried = n('pass') + n('fail')
-  if (code !== 0 && n('fail') === 0) tried++
-  // Declared skips (ava's `# skip` count) are neither tried nor passed; their reasons are the
-  // `SKIPPED: ...` lines the specs print.
+  const { code, stdout, out } = await stream('npx', ['ava', '--tap', ...extra, ...specs], { env: { ...settings, LIFEWATCH_RELIABILITY_REPORT: file } })
+  const c = tapCounts(stdout, code)
+  // Declared skips are neither tried nor passed; their reasons are the `SKIPPED: ...` lines
+  // the specs print.
   const reasons = [...new Set([...out.matchAll(/SKIPPED: (.*)/g)].map((m) => m[1]))]
-  const skipped = n('skip') ? [`${n('skip')} skipped${reasons.length ? `: ${reasons.join('; ')}` : ''}`] : []
+  const skipped = c.skipped ? [`${c.skipped} skipped${reasons.length ? `: ${reasons.join('; ')}` : ''}`] : []
   const lines = reportLines(file)
   cases.push(...lines.filter((l) => l.expected !== undefined))
-  row(part, suite, tried, n('pass'), lines, skipped.join('; '))
+  row(part, suite, c.passed + c.failed, c.passed, lines, skipped.join('; '))
 }
 
 const hasNightly = spawnSync('rustup', ['toolchain', 'list']).stdout?.toString().includes('nightly') ?? false

@@ -2,11 +2,11 @@
 // guest (scripts/vm/run.sh), where the v2 tests (memory.events OOM, populated/frozen, PSI)
 // run for real instead of skipping. Prints the guest's `test result:` lines, then one line
 // `vm: N passed, N failed`. Exit 3 (with the reason) when the VM kit cannot run here.
-import { spawnSync, spawn } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import { root } from './lib.mjs'
+import { root, stream } from './lib.mjs'
 
 const build = spawnSync('cargo', ['test', '-p', 'lifewatch-core', '--no-run', '--message-format=json'], {
   cwd: root,
@@ -53,27 +53,13 @@ const args = ['--mem', process.env.LIFEWATCH_VM_MEM ?? '1536', '--smp', '2', '--
 for (const b of bins) args.push('--bin', b)
 args.push('--', 'sh', script)
 
+const { code, out } = await stream(join(root, 'scripts/vm/run.sh'), args)
 const totals = { passed: 0, failed: 0, ignored: 0 }
-const code = await new Promise((resolve) => {
-  const p = spawn(join(root, 'scripts/vm/run.sh'), args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  let buf = ''
-  p.stdout.on('data', (d) => {
-    process.stdout.write(d)
-    buf += d
-    const lines = buf.split('\n')
-    buf = lines.pop()
-    for (const line of lines) {
-      const m = /test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
-      if (m) {
-        totals.passed += +m[1]
-        totals.failed += +m[2]
-        totals.ignored += +m[3]
-      }
-    }
-  })
-  p.stderr.on('data', (d) => process.stderr.write(d))
-  p.on('close', (c) => resolve(c))
-})
+for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
+  totals.passed += +m[1]
+  totals.failed += +m[2]
+  totals.ignored += +m[3]
+}
 rmSync(work, { recursive: true, force: true })
 if (code === 3) {
   console.log('vm: skipped (the VM kit cannot run on this host; see the reason above)')
