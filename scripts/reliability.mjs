@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { root, stream } from './lib.mjs'
+import { runTests } from './nextest.mjs'
 import { tapCounts } from './results.mjs'
 
 const quick = process.argv.includes('--quick')
@@ -54,7 +55,7 @@ function row(part, suite, tried, passed, lines, extra = '') {
   rows.push({ part, suite, tried, passed, checked: [detail(lines), extra].filter(Boolean).join('; '), fdsLeaked, eventsLost })
 }
 
-/** Tests tried and passed from libtest's `test result:` lines (a crash counts as one failure). */
+/** Tests tried and passed from libtest's `test result:` lines in the VM's console (a crash counts as one failure). */
 function libtestCounts(code, out) {
   let tried = 0
   let passed = 0
@@ -69,10 +70,8 @@ function libtestCounts(code, out) {
 let unit = 0
 async function cargoUnit(part, suite, tests, env = {}) {
   const file = join(reports, `${unit++}.jsonl`)
-  const args = ['test', '-p', 'lifewatch-core', '--color', 'never', ...tests.flatMap((t) => ['--test', t])]
-  const { code, out } = await stream('cargo', args, { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
-  const { tried, passed } = libtestCounts(code, out)
-  row(part, suite, tried, passed, reportLines(file))
+  const c = await runTests(['-p', 'lifewatch-core', ...tests.flatMap((t) => ['--test', t])], { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
+  row(part, suite, c.passed + c.failed, c.passed, reportLines(file))
 }
 
 /** Core tests that only run in the cgroup-v2 VM (scripts/vm/core-tests.sh); its exit 3 is a skip. */
@@ -131,29 +130,16 @@ async function valgrindUnit() {
     return
   }
   // rustix's raw-syscall backend reads the vDSO straight from memory valgrind does not map:
-  // build the valgrind binaries on rustix's libc backend instead.
-  const env = { CARGO_TARGET_DIR: join(root, 'target/valgrind'), RUSTFLAGS: '--cfg=rustix_use_libc' }
-  const build = await stream('cargo', ['test', '-p', 'lifewatch-core', '--no-run', '--message-format=json-render-diagnostics'], { env })
-  const bins = build.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-    .filter((m) => m.reason === 'compiler-artifact' && m.executable && m.target.name !== 'common').map((m) => m.executable)
-  let tried = 0
-  let passed = 0
-  let clean = 0
-  for (const bin of bins) {
-    const skips = VALGRIND_SKIP.flatMap((s) => ['--skip', s])
-    const { code, out } = await stream('valgrind', ['-q', '--leak-check=full', '--errors-for-leak-kinds=definite,indirect,possible',
-      `--suppressions=${join(root, 'scripts/valgrind.supp')}`, '--error-exitcode=99', bin, '--test-threads=2', ...skips],
-    { env: { ...settings, LIFEWATCH_CYCLES: '100', LIFEWATCH_PARSE_ROUNDS: '500' } })
-    const m = /^test result: \w+\. (\d+) passed; (\d+) failed/m.exec(out)
-    if (m) {
-      tried += +m[1] + +m[2]
-      passed += +m[1]
-    }
-    if (code === 0) clean++
-    else if (!m || +m[2] === 0) tried++ // valgrind errors with passing tests: a failure
-  }
-  rows.push({ part: '8', suite: 'core tests under valgrind --leak-check=full', tried, passed, fdsLeaked: 0, eventsLost: 0,
-    checked: `${clean}/${bins.length} binaries clean; ${VALGRIND_SKIP.length} pidfd-only tests skipped (valgrind 3.19: pidfd_open ENOSYS)` })
+  // build the valgrind binaries on rustix's libc backend instead. Each test runs in its own
+  // valgrind (nextest's target runner): an error or a leak fails that test.
+  const valgrind = ['valgrind', '-q', '--leak-check=full', '--errors-for-leak-kinds=definite,indirect,possible',
+    `--suppressions=${join(root, 'scripts/valgrind.supp')}`, '--error-exitcode=99']
+  const c = await runTests(['-p', 'lifewatch-core', '--config', `target.${host}.runner=${JSON.stringify(valgrind)}`,
+    '--', ...VALGRIND_SKIP.flatMap((s) => ['--skip', s])], {
+    env: { ...settings, LIFEWATCH_CYCLES: '100', LIFEWATCH_PARSE_ROUNDS: '500', CARGO_TARGET_DIR: join(root, 'target/valgrind'), RUSTFLAGS: '--cfg=rustix_use_libc' },
+  })
+  rows.push({ part: '8', suite: 'core tests under valgrind --leak-check=full', tried: c.passed + c.failed, passed: c.passed, fdsLeaked: 0, eventsLost: 0,
+    checked: `${c.skipped} skipped: pidfd-only (valgrind 3.19: pidfd_open ENOSYS) or VM-only` })
 }
 
 async function asanUnit() {
@@ -162,14 +148,13 @@ async function asanUnit() {
     return
   }
   const file = join(reports, `${unit++}.jsonl`)
-  const { code, out } = await stream('cargo', ['+nightly', 'test', '-p', 'lifewatch-core', '--target', host, '--color', 'never'], {
-    env: { ...settings, LIFEWATCH_CYCLES: '1000', CARGO_TARGET_DIR: join(root, 'target/asan'), RUSTFLAGS: '-Zsanitizer=address',
+  const c = await runTests(['-p', 'lifewatch-core', '--target', host], {
+    env: { ...settings, RUSTUP_TOOLCHAIN: 'nightly', LIFEWATCH_CYCLES: '1000', CARGO_TARGET_DIR: join(root, 'target/asan'), RUSTFLAGS: '-Zsanitizer=address',
       RUSTDOCFLAGS: '-Zsanitizer=address', LIFEWATCH_RSS_BOUND: 'off', LIFEWATCH_RELIABILITY_REPORT: file },
   })
-  const { tried, passed } = libtestCounts(code, out)
-  const leaks = (out.match(/ERROR: (AddressSanitizer|LeakSanitizer)/g) ?? []).length
-  rows.push({ part: '8', suite: 'core tests under AddressSanitizer + LeakSanitizer', tried, passed, fdsLeaked: 0, eventsLost: 0,
-    checked: `all core tests incl. pidfd paths; ${leaks} sanitizer reports` })
+  // A sanitizer report makes its test's process exit non-zero: that test fails, by name.
+  rows.push({ part: '8', suite: 'core tests under AddressSanitizer + LeakSanitizer', tried: c.passed + c.failed, passed: c.passed, fdsLeaked: 0, eventsLost: 0,
+    checked: 'all core tests incl. pidfd paths; each in its own process, failed by any sanitizer report' })
 }
 
 async function fuzzUnit() {

@@ -1,21 +1,20 @@
-// `npm test`: the core's cargo tests, then the ava suite; ends with one summary line
-// `N passed, N failed[, N skipped]` that counts both.
+// `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM and
+// a bench smoke run; ends with one summary line `N passed, N failed[, N skipped]` that counts
+// them all.
 import { root, stream } from './lib.mjs'
+import { runTests } from './nextest.mjs'
 import { add, summary, tapCounts } from './results.mjs'
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
 
-/** Adds up cargo's `test result:` lines (on the host or echoed from the VM's console). */
+/** Adds up cargo's `test result:` lines echoed from the VM's console. */
 function countCargo(out) {
   for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
     add(totals, { passed: +m[1], failed: +m[2], skipped: +m[3] })
   }
 }
 
-const cargo = await stream('cargo', ['test', '--workspace', '--color', 'never'])
-const before = totals.failed
-countCargo(cargo.out)
-if (cargo.code !== 0 && totals.failed === before) totals.failed++ // a build failure counts as a failure
+add(totals, await runTests(['--workspace']))
 
 // The OTLP end-to-end test needs Jaeger, built from the Go module proxy once (minutes on a
 // fresh machine, then cached): built here so no ava test waits that long. A failure only
