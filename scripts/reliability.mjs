@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { root, stream } from './lib.mjs'
 import { runTests } from './nextest.mjs'
 import { tapCounts } from './results.mjs'
+import { testVm } from './test-vm.mjs'
 
 const quick = process.argv.includes('--quick')
 const settings = quick
@@ -55,18 +56,6 @@ function row(part, suite, tried, passed, lines, extra = '') {
   rows.push({ part, suite, tried, passed, checked: [detail(lines), extra].filter(Boolean).join('; '), fdsLeaked, eventsLost })
 }
 
-/** Tests tried and passed from libtest's `test result:` lines in the VM's console (a crash counts as one failure). */
-function libtestCounts(code, out) {
-  let tried = 0
-  let passed = 0
-  for (const m of out.matchAll(/^test result: \w+\. (\d+) passed; (\d+) failed/gm)) {
-    passed += +m[1]
-    tried += +m[1] + +m[2]
-  }
-  if (code !== 0 && tried === passed) tried++
-  return { tried, passed }
-}
-
 let unit = 0
 async function cargoUnit(part, suite, tests, env = {}) {
   const file = join(reports, `${unit++}.jsonl`)
@@ -74,18 +63,15 @@ async function cargoUnit(part, suite, tests, env = {}) {
   row(part, suite, c.passed + c.failed, c.passed, reportLines(file))
 }
 
-/** Core tests that only run in the cgroup-v2 VM (scripts/vm/core-tests.sh); its exit 3 is a skip. */
+/** Core tests that only run in the cgroup-v2 VM (scripts/test-vm.mjs); a host where it cannot run is a skip. */
 async function vmUnit(part, suite, tests) {
   const file = join(reports, `${unit++}.jsonl`)
-  const { code, out } = await stream(join(root, 'scripts/vm/core-tests.sh'), tests.flatMap((t) => ['--test', t]),
-    { env: { LIFEWATCH_RELIABILITY_REPORT: file } })
-  if (code === 3) {
-    const why = out.trim().split('\n').pop()
-    rows.push({ part, suite, tried: 0, passed: 0, checked: `skipped: ${why}`, fdsLeaked: 0, eventsLost: 0 })
+  const c = await testVm({ tests, report: file })
+  if (c.unavailable) {
+    rows.push({ part, suite, tried: 0, passed: 0, checked: `skipped: ${c.unavailable}`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
-  const { tried, passed } = libtestCounts(code, out)
-  row(part, suite, tried, passed, reportLines(file))
+  row(part, suite, c.passed + c.failed, c.passed, reportLines(file))
 }
 
 async function avaUnit(part, suite, specs, nodeArgs = []) {

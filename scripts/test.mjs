@@ -1,18 +1,13 @@
 // `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM and
 // a bench smoke run; ends with one summary line `N passed, N failed[, N skipped]` that counts
-// them all.
+// them all. Arguments go to ava and select a subset of its suite (then the bench is left out).
 import { root, stream } from './lib.mjs'
 import { runTests } from './nextest.mjs'
 import { add, summary, tapCounts } from './results.mjs'
+import { testVm } from './test-vm.mjs'
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
-
-/** Adds up cargo's `test result:` lines echoed from the VM's console. */
-function countCargo(out) {
-  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
-    add(totals, { passed: +m[1], failed: +m[2], skipped: +m[3] })
-  }
-}
+const subset = process.argv.length > 2
 
 add(totals, await runTests(['--workspace']))
 
@@ -26,19 +21,16 @@ add(totals, tapCounts(ava.stdout, ava.code))
 
 // The core's tests again inside a cgroup-v2 VM (real v2 OOM, PSI, populated/frozen), when
 // the VM kit can run here (qemu installable); LIFEWATCH_SKIP_VM=1 skips it.
-if (process.env.LIFEWATCH_SKIP_VM === '1') {
-  console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
-} else {
-  const vm = await stream('node', ['scripts/test-vm.mjs'])
-  const failedBefore = totals.failed
-  if (vm.code === 3) console.log('vm: skipped: the VM kit cannot run on this host (reason above)')
-  else countCargo(vm.out)
-  if (vm.code !== 0 && vm.code !== 3 && totals.failed === failedBefore) totals.failed++
+if (process.env.LIFEWATCH_SKIP_VM === '1') console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
+else {
+  const vm = await testVm()
+  if (vm.unavailable) console.log(`vm: skipped: the VM kit cannot run on this host: ${vm.unavailable}`)
+  else add(totals, vm)
 }
 
-// Smoke run of the bench: it must not crash; no timing is checked. Skipped when arguments
-// select a subset of the ava suite.
-if (process.argv.length <= 2) {
+if (subset) console.log('\nbench smoke run: skipped (arguments select a subset of the ava suite)')
+else {
+  // Smoke run of the bench: it must not crash; no timing is checked.
   const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', `${root}bench/results/smoke.tmp`])
   totals[bench.code === 0 ? 'passed' : 'failed']++
 }
