@@ -1,8 +1,10 @@
-// `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM and
-// a bench smoke run; ends with one summary line `N passed, N failed[, N skipped]` that counts
-// them all. Arguments go to ava and select a subset of its suite (then the bench is left out).
+// `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM, the
+// package on the other living Node lines and a bench smoke run; ends with one summary line
+// `N passed, N failed[, N skipped]` that counts them all. Arguments go to ava and select a
+// subset of its suite (then the Node lines and the bench are left out).
 import { root, stream } from './lib.mjs'
 import { runTests } from './nextest.mjs'
+import { testNodeLines } from './node-lines.mjs'
 import { add, summary, tapCounts } from './results.mjs'
 import { testVm } from './test-vm.mjs'
 
@@ -28,8 +30,9 @@ else {
   else add(totals, vm)
 }
 
-if (subset) console.log('\nbench smoke run: skipped (arguments select a subset of the ava suite)')
+if (subset) console.log('\nnode lines and bench smoke run: skipped (arguments select a subset of the ava suite)')
 else {
+  add(totals, await testNodeLines())
   // Smoke run of the bench: it must not crash; no timing is checked.
   const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', `${root}bench/results/smoke.tmp`])
   totals[bench.code === 0 ? 'passed' : 'failed']++
