@@ -20,8 +20,8 @@ import { junitCounts } from './results.mjs'
 // The version installed when none is on PATH (any 0.9 on PATH is used as it is).
 const VERSION = '0.9.151'
 const cache = join(process.env.LIFEWATCH_CACHE ?? join(homedir(), '.cache/lifewatch'), 'nextest', VERSION)
-// The JUnit report of nextest's default profile (.config/nextest.toml), under the target dir.
-export const JUNIT = 'nextest/default/junit.xml'
+// The JUnit report of nextest's default profile (.config/nextest.toml).
+export const JUNIT = join(root, 'target/nextest/default/junit.xml')
 
 function onPath(name) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -62,7 +62,7 @@ const LEFT_OUT = { ignored: '#[ignore]d: the attribute says why', expression: "l
 /**
  * The tests that `args` (nextest's selection options: -p, --test, -E, --run-ignored, filters
  * after --) pick, as `nextest run` with the same options runs them: the ids (`binary-id name`)
- * to expect in the report, the skipped ones with why, and the target dir; or `error`.
+ * to expect in the report and the skipped ones with why; or `error`.
  */
 export function listTests(bin, args, env = {}) {
   const list = listJson(bin, args, env)
@@ -76,10 +76,10 @@ export function listTests(bin, args, env = {}) {
       else skipped.push({ id, why: LEFT_OUT[match.reason] ?? `left out: ${match.reason}` })
     }
   }
-  return { expected, skipped, targetDir: list['rust-build-meta']['target-directory'] }
+  return { expected, skipped }
 }
 
-/** Counts for a run of `list`'s tests, from the report at `junit`; prints the skipped and the failed by name. */
+/** Counts for a run of `list`'s tests, from the report at `junit` (JUNIT, or where it was carried to); prints the skipped and the failed by name. */
 export function countResults(list, junit, code) {
   for (const s of list.skipped) console.log(`skipped: ${s.id} (${s.why})`)
   const c = junitCounts(junit, list.expected)
@@ -103,8 +103,7 @@ export async function runTests(select, { env = {} } = {}) {
     console.log(list.error)
     return { passed: 0, failed: 1, skipped: 0 }
   }
-  const junit = join(list.targetDir, JUNIT)
-  rmSync(junit, { force: true }) // a report left by an earlier run must never be counted
+  rmSync(JUNIT, { force: true }) // a report left by an earlier run must never be counted
   const { code } = await stream(bin, ['nextest', 'run', ...select], { env })
-  return countResults(list, junit, code)
+  return countResults(list, JUNIT, code)
 }

@@ -79,7 +79,7 @@ export async function testVm({ tests = [], filters = [], report } = {}) {
     const run = [bin, 'nextest', 'run', '--binaries-metadata', join(work, 'binaries.json'), '--cargo-metadata', join(work, 'metadata.json'),
       '--no-capture', '--show-progress', 'none', ...select]
     // The JUnit report and the reliability lines come back through the console, one marked line each.
-    const carry = { junit: join(list.targetDir, JUNIT), report: guestReport }
+    const carry = { junit: JUNIT, report: guestReport }
     const script = join(work, 'run-tests.sh')
     writeFileSync(script, [
       `${run.map(q).join(' ')}`,
