@@ -112,7 +112,7 @@ rooted('spawn errors: missing command, bad cwd, monitor required', async (t) => 
   await using cg = Cgroup.create(name('spawnerr'))
   const monitor = new Monitor()
   const e1 = t.throws(() => cg.spawn('lifewatch-no-such-command', [], { monitor })) as LifewatchError
-  t.is(e1.errno, 2)
+  t.like(e1, { code: 'ERR_NO_SUCH_COMMAND', errno: -2, syscall: 'execve' })
   const e2 = t.throws(() => cg.spawn('true', [], { monitor, cwd: '/nonexistent-lifewatch' })) as LifewatchError
   t.is(e2.syscall, 'chdir')
   t.is(t.throws(() => cg.spawn('true', [], {} as never))?.message.includes('monitor'), true)

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path'
 
 import { cgroupLayout, cgroupOf, LifewatchError, Monitor, type LifewatchEvent } from '../src/index.js'
-import { node, openFds, reaped, sh } from './helpers.js'
+import { lines } from './cli-lines.js'
+import { cli, openFds, reaped, sh } from './helpers.js'
 
 const layout = cgroupLayout()
 const unified = layout.unified?.mount
@@ -136,13 +137,13 @@ withUnified('CLI: lifewatch watch --cgroup streams JSON until the cgroup is remo
   const member = sh(`echo $$ > ${dir}/cgroup.procs && exec sleep 4`)
   member.on('exit', () => setTimeout(() => cg.remove(), 100))
   while (!readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim()) await new Promise((r) => setTimeout(r, 5))
-  const r = await node(['src/cli.ts', 'watch', '--cgroup', cg.rel, '--json'], { timeoutMs: 20_000 })
+  const r = await cli(['watch', '--cgroup', cg.rel, '--json'], { timeoutMs: 20_000 })
   await reaped(member)
   cg.remove()
   t.is(r.code, 0, r.stderr)
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; value?: boolean; cgroup: string })
+  const got = lines(t, r.stdout)
   t.deepEqual(
-    lines.map((l) => [l.type, l.value]),
+    got.map((l) => [l.type, l.value]),
     [
       ['populated', false],
       ['removed', undefined],

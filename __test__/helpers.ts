@@ -18,7 +18,7 @@ export function sh(script: string): ChildProcess {
   return spawn('sh', ['-c', script], { stdio: 'ignore' })
 }
 
-export { nonChild } from '../src/cli/nonchild.js'
+export { nonChild } from '../packages/lifewatch-cli/src/nonchild.js'
 
 /**
  * A non-child that exits with `code` after 200 ms while its parent (perl) only reaps it
@@ -52,6 +52,14 @@ export function reaped(child: ChildProcess): Promise<unknown> {
 
 type Ran = { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }
 type RunOptions = { timeoutMs?: number; env?: NodeJS.ProcessEnv }
+
+/** The built `lifewatch` command (npm test builds it first). */
+export const CLI = `${root}packages/lifewatch-cli/dist/cli.js`
+
+/** Runs `lifewatch <args>`; resolves with its exit status and output. */
+export function cli(args: string[], opts: RunOptions = {}): Promise<Ran> {
+  return run(process.execPath, [CLI, ...args], { timeoutMs: 30_000, ...opts })
+}
 
 /** Runs `node` with the tsx loader on a script; resolves with its exit status and output. */
 export function node(args: string[], opts: RunOptions = {}): Promise<Ran> {

@@ -5,7 +5,7 @@ import test from 'ava'
 // @ts-expect-error: a plain .mjs kit without types
 import { getTraces, startJaeger } from '../scripts/jaeger/start.mjs'
 import { SPAN } from '../src/index.js'
-import { node } from './helpers.js'
+import { cli } from './helpers.js'
 
 interface JaegerSpan {
   spanID: string
@@ -36,7 +36,7 @@ withJaeger('lifewatch run exports the shutdown trace over OTLP; Jaeger returns e
   try {
     const service = `lifewatch-e2e-${process.pid}`
     const oom = process.getuid?.() === 0
-    const r = await node(['src/cli.ts', 'run', '--memory', '32M', '--swap', '0', '--', 'tail', '/dev/zero'], {
+    const r = await cli(['run', '--memory', '32M', '--swap', '0', '--', 'tail', '/dev/zero'], {
       timeoutMs: 60_000,
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl, OTEL_SERVICE_NAME: service, OTEL_METRICS_EXPORTER: 'none', NO_COLOR: '1' },
     })

@@ -9,12 +9,12 @@ test.serial('close during a pending iteration ends it; close is idempotent and r
   const monitor = new Monitor()
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
   const w = monitor.watchPid(child.pid!)
-  t.is(openFds(), before + 4, 'sources epoll, reactor epoll, waker eventfd, pidfd')
+  t.is(openFds(), before + 5, 'sources epoll, reactor epoll, waker eventfd, timerfd, pidfd')
   const it = monitor[Symbol.asyncIterator]()
   const pending = it.next()
   const waiting = w.wait()
   const released = monitor.close()
-  t.like(released, { epoll: 2, eventfd: 1, pidfd: 1 })
+  t.like(released, { epoll: 2, eventfd: 1, timerfd: 1, pidfd: 1 })
   t.deepEqual(await pending, { done: true, value: undefined })
   await t.throwsAsync(waiting, { instanceOf: LifewatchError, code: 'ERR_CLOSED' })
   t.like(monitor.close(), { epoll: 0, eventfd: 0, pidfd: 0 })
@@ -57,7 +57,7 @@ test.serial('await using closes at the end of the scope', async (t) => {
   {
     await using monitor = new Monitor()
     escaped = monitor
-    t.is(openFds(), before + 3, 'two epolls and the waker')
+    t.is(openFds(), before + 4, 'two epolls, the waker and the timerfd')
   }
   t.true(escaped.closed)
   t.is(openFds(), before)

@@ -1,8 +1,9 @@
 // Brings a fresh clone (or a stale build) up to date: npm packages, the native addon,
-// the TypeScript output. Each step runs only when its inputs are newer than its outputs.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+// the library's TypeScript output, the CLI package (packages/lifewatch-cli: its TypeScript
+// output and man page). Each step runs only when its inputs are newer than its outputs.
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { addonName, mtime, newest, root, run } from './lib.mjs'
 
 if (process.platform !== 'linux') {
@@ -10,7 +11,7 @@ if (process.platform !== 'linux') {
   process.exit(1)
 }
 
-if (mtime('node_modules/.package-lock.json') < Math.max(mtime('package.json'), mtime('package-lock.json'))) {
+if (mtime('node_modules/.package-lock.json') < Math.max(mtime('package.json'), mtime('package-lock.json'), mtime('packages/lifewatch-cli/package.json'))) {
   // `npm install`, not `npm ci`: npm 11.19 refuses even a freshly written lock (it reports the
   // empty-version optional entries of @napi-rs/lzma as missing). install still follows the lock.
   run('npm', ['install', '--no-audit', '--no-fund'])
@@ -36,5 +37,18 @@ if (mtime(addon) < nativeInputs || !mtime('binding.cjs') || builtProfile !== pro
 
 if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'))) {
   run('npx', ['tsc', '-p', 'tsconfig.build.json'])
-  chmodSync(`${root}/dist/cli.js`, 0o755)
+}
+
+const cli = 'packages/lifewatch-cli'
+// The CLI's output depends on its own sources only (the library's types are checked, not
+// compiled in).
+if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`))) {
+  run('npx', ['tsc', '-p', `${cli}/tsconfig.json`])
+  // A module removed from src/ must not live on in dist/ (and in the tarball). Removed after
+  // the build, never before: tests may be running the CLI meanwhile (npm test packs it).
+  const sources = new Set(readdirSync(join(root, cli, 'src')).map((f) => f.replace(/\.ts$/, '.js')))
+  for (const f of readdirSync(join(root, cli, 'dist'))) if (!sources.has(f.replace(/\.map$/, ''))) rmSync(join(root, cli, 'dist', f))
+  chmodSync(join(root, cli, 'dist/cli.js'), 0o755)
+  mkdirSync(join(root, cli, 'man'), { recursive: true })
+  writeFileSync(join(root, cli, 'man/lifewatch.1'), execFileSync(process.execPath, [join(root, cli, 'dist/cli.js'), 'man']))
 }

@@ -1,5 +1,6 @@
 // Builds the npm tarballs: the main package and this machine's platform package, as
-// `napi prepublish` would lay them out, into pack/. Prints the tarball paths as JSON.
+// `napi prepublish` would lay them out, and the CLI package (packages/lifewatch-cli), into
+// pack/. Prints the tarball paths as JSON.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -10,10 +11,10 @@ rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
 
 // Always a release build: a debug addon left by a development loop must never ship.
-run('npx', ['napi', 'build', '--platform', '--release', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
-  '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
-run('npx', ['tsc', '-p', 'tsconfig.build.json'])
-run('npx', ['napi', 'create-npm-dirs'])
+// ensure.mjs builds one when the last build was not (it records the profile), and rebuilds
+// the addon, the library and the CLI only when stale: a fresh tree is not rewritten while
+// other specs load it (npm test packs in parallel with them).
+run(process.execPath, ['scripts/ensure.mjs'], { env: { ...process.env, LIFEWATCH_DEBUG_BUILD: '0' } })
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const triples = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'x86_64-unknown-linux-musl': 'linux-x64-musl',
@@ -24,8 +25,16 @@ const platform = addonName().replace(/^lifewatch\./, '').replace(/\.node$/, '')
 const local = join(out, 'napi.json')
 const triple = Object.keys(triples).find((t) => triples[t] === platform)
 writeFileSync(local, JSON.stringify({ ...pkg.napi, targets: [triple] }))
-run('npx', ['napi', 'artifacts', '--output-dir', '.', '--config-path', local])
-const platformDir = join(root, 'npm', platform)
+// napi lays out the platform package in a copy of the package (its package.json and the
+// addon): `napi artifacts` rewrites the addon in the package root too, and npm test packs
+// while other specs load the repo's addon.
+const napiRoot = join(out, 'napi')
+mkdirSync(join(napiRoot, 'addon'), { recursive: true })
+cpSync(join(root, 'package.json'), join(napiRoot, 'package.json'))
+cpSync(join(root, addonName()), join(napiRoot, 'addon', addonName()))
+run('npx', ['napi', 'create-npm-dirs', '--cwd', napiRoot])
+run('npx', ['napi', 'artifacts', '--cwd', napiRoot, '--output-dir', 'addon', '--config-path', local])
+const platformDir = join(napiRoot, 'npm', platform)
 if (!existsSync(join(platformDir, addonName()))) throw new Error(`napi artifacts did not place ${addonName()} in ${platformDir}`)
 
 // The main package names every platform package as optional, as `napi prepublish` does.
@@ -35,9 +44,12 @@ for (const f of [...pkg.files, 'README.md', 'LICENSE']) if (existsSync(join(root
 pkg.optionalDependencies = Object.fromEntries(pkg.napi.targets.map((t) => [`${pkg.name}-${triples[t]}`, pkg.version]))
 delete pkg.devDependencies
 delete pkg.scripts
+// This repo's workspace layout, not the published package's.
+delete pkg.workspaces
+delete pkg.overrides
 writeFileSync(join(stage, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
 
 const pack = (dir) => join(out, execFileSync('npm', ['pack', '--silent', '--pack-destination', out], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop())
-const result = { main: pack(stage), platform: pack(platformDir) }
+const result = { main: pack(stage), platform: pack(platformDir), cli: pack(join(root, 'packages/lifewatch-cli')) }
 rmSync(stage, { recursive: true })
 console.log(JSON.stringify(result))

@@ -1,11 +1,9 @@
-// Cgroup watching on a Monitor: `monitor.watchCgroup(path, options)` and system-wide PSI
-// through `monitor.watchPressure(trigger)`; `cgroupOf(pid)` and `cgroupLayout()`.
-import { abortError, LifewatchError, fromNative, invalid, native } from './errors.js'
-import type { CgroupEvent, CgroupStats, LifewatchEvent, RemovedEvent } from './events.js'
-import { internals, Monitor } from './monitor.js'
-import { binding } from './native.js'
+// A cgroup watch (`monitor.watchCgroup(path, options)`, `monitor.watchPressure(trigger)`):
+// its options, and the object that delivers its events to listeners and waits.
+import { abortError, LifewatchError, invalid } from './errors.js'
+import type { CgroupEvent, LifewatchEvent, RemovedEvent } from './events.js'
 import { callEach } from './listeners.js'
-import { checkAbortSignal, checkBool, checkOptions, checkPid, describe } from './validate.js'
+import { checkAbortSignal, checkBool, checkOptions, describe } from './validate.js'
 import type { WaitOptions } from './watch.js'
 
 export type PsiResource = 'memory' | 'cpu' | 'io'
@@ -49,6 +47,13 @@ export interface LeftOutPart {
   error: LifewatchError
 }
 
+/** How the monitor that made a cgroup watch feeds it (given to the monitor at construction). */
+export interface CgroupWatchFeed {
+  /** Delivers one of its events; true when it was the last (`removed`). */
+  event(ev: LifewatchEvent): boolean
+  fail(error: LifewatchError): void
+}
+
 /**
  * One watched cgroup. Its events arrive through the monitor's iterator; `onEvent` and
  * `waitFor` see them too. Ends with a `removed` event once its directories are gone.
@@ -64,13 +69,22 @@ export class CgroupWatch {
   #removed: RemovedEvent | undefined
   #failed: LifewatchError | undefined
   #listeners = new Set<(ev: CgroupEvent) => void>()
+  #failers = new Set<{ fail(e: LifewatchError): void }>()
+  #unwatch: () => void
 
-  /** @internal */
-  constructor(id: number, path: string, parts: readonly CgroupWatchPart[], leftOut: readonly LeftOutPart[] = []) {
-    this.id = id
-    this.path = path
-    this.parts = Object.freeze([...parts])
-    this.leftOut = Object.freeze([...leftOut])
+  /**
+   * @internal Cgroup watches are made by a Monitor: it gets the feed of this one and gives back
+   * how to end it.
+   */
+  constructor(
+    init: { id: number; path: string; parts: readonly CgroupWatchPart[]; leftOut?: readonly LeftOutPart[] },
+    connect: (feed: CgroupWatchFeed) => () => void,
+  ) {
+    this.id = init.id
+    this.path = init.path
+    this.parts = Object.freeze([...init.parts])
+    this.leftOut = Object.freeze([...(init.leftOut ?? [])])
+    this.#unwatch = connect({ event: (ev) => this.#onEvent(ev), fail: (e) => this.#fail(e) })
   }
 
   get active(): boolean {
@@ -135,14 +149,16 @@ export class CgroupWatch {
     return this.waitFor((e) => e.type === 'removed', options) as Promise<RemovedEvent>
   }
 
-  #failers = new Set<{ fail(e: LifewatchError): void }>()
+  /** Stops watching (as `monitor.unwatch`); nothing once the watch has ended. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.active) this.#unwatch()
+  }
 
   #ended(): LifewatchError {
     return new LifewatchError('ERR_CLOSED', `cgroup ${this.path} was removed`)
   }
 
-  /** @internal */
-  onNative(ev: LifewatchEvent): boolean {
+  #onEvent(ev: LifewatchEvent): boolean {
     if (ev.type === 'exit' || ev.type === 'error') return false
     if (ev.type === 'removed') this.#removed = ev
     callEach(this.#listeners, ev)
@@ -154,8 +170,7 @@ export class CgroupWatch {
     return false
   }
 
-  /** @internal */
-  fail(error: LifewatchError): void {
+  #fail(error: LifewatchError): void {
     if (!this.active) return
     this.#failed = error
     this.#listeners.clear()
@@ -164,7 +179,8 @@ export class CgroupWatch {
   }
 }
 
-function checkPsi(t: unknown, what: string): { resource: string; kind: string; stallUs: number; windowUs: number } {
+/** The native form of a PSI trigger, validated. */
+export function checkPsi(t: unknown, what: string): { resource: string; kind: string; stallUs: number; windowUs: number } {
   const o = checkOptions<PsiTrigger>(t, what, { resource: true, kind: true, stallUs: true, windowUs: true })
   const resource = o.resource ?? 'memory'
   const kind = o.kind ?? 'some'
@@ -177,105 +193,20 @@ function checkPsi(t: unknown, what: string): { resource: string; kind: string; s
   return { resource, kind, stallUs: o.stallUs!, windowUs: o.windowUs! }
 }
 
-declare module './monitor.js' {
-  interface Monitor {
-    /**
-     * Watches a cgroup: `oom`, `pressure`, `populated`, `frozen` events, then `removed`.
-     * `path` is inside the hierarchy (`lifewatch/job1`) or a directory under a cgroup mount.
-     * Errors: `ERR_NO_SUCH_CGROUP`, `ERR_INVALID_ARGUMENT` (`..`, outside the cgroup mounts, a
-     * file, not cgroupfs), `ERR_UNSUPPORTED_KERNEL` (a required mechanism is missing),
-     * `ERR_PERMISSION`. Watching one cgroup twice is allowed: each watch gets every event.
-     * An option left to its default that needs a permission the caller lacks (v1 OOM as an
-     * unprivileged user) is left out rather than failing the watch: see `parts` and
-     * `leftOut`. Options given explicitly are all honoured or the call fails.
-     */
-    watchCgroup(path: string, options?: CgroupWatchOptions): CgroupWatch
-    /** A system-wide PSI trigger (/proc/pressure/<resource>): `pressure` events without `cgroup`. */
-    watchPressure(trigger: PsiTrigger): CgroupWatch
-  }
-}
-
-Monitor.prototype.watchCgroup = function watchCgroup(this: Monitor, path: string, options?: CgroupWatchOptions): CgroupWatch {
+/** The native form of `watchCgroup`'s path and options, validated. */
+export function checkCgroupWatch(path: unknown, options: unknown) {
   if (typeof path !== 'string' || path.length === 0) throw invalid(`path must be a non-empty string, got ${describe(path)}`)
   const o = checkOptions<CgroupWatchOptions>(options, 'options', { oom: true, events: true, pressure: true, psi: true, local: true })
   if (o.pressure !== undefined && typeof o.pressure !== 'string') throw invalid(`options.pressure must be a string, got ${describe(o.pressure)}`)
   if (o.psi !== undefined && !Array.isArray(o.psi)) throw invalid(`options.psi must be an array, got ${describe(o.psi)}`)
-  const opts = {
-    oom: checkBool(o.oom, 'options.oom'),
-    events: checkBool(o.events, 'options.events'),
-    local: checkBool(o.local, 'options.local'),
-    pressure: o.pressure,
-    psi: o.psi?.map((t, i) => checkPsi(t, `options.psi[${i}]`)),
+  return {
+    path,
+    options: {
+      oom: checkBool(o.oom, 'options.oom'),
+      events: checkBool(o.events, 'options.events'),
+      local: checkBool(o.local, 'options.local'),
+      pressure: o.pressure,
+      psi: o.psi?.map((t, i) => checkPsi(t, `options.psi[${i}]`)),
+    },
   }
-  const handle = internals.native(this)
-  const made = native(() => handle.watchCgroup(path, opts))
-  const leftOut = made.leftOut.map((l) => ({ part: l.part as CgroupWatchPart, error: fromNative(l.error) }))
-  const w = new CgroupWatch(made.id, path, made.parts as CgroupWatchPart[], leftOut)
-  const id = made.id
-  internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
-  return w
-}
-
-Monitor.prototype.watchPressure = function watchPressure(this: Monitor, trigger: PsiTrigger): CgroupWatch {
-  const t = checkPsi(trigger, 'trigger')
-  const handle = internals.native(this)
-  const id = native(() => handle.watchPressure(t))
-  const w = new CgroupWatch(id, `/proc/pressure/${t.resource}`, ['psi'])
-  internals.track(this, id, { watch: w, onEvent: (ev) => w.onNative(ev), fail: (e) => w.fail(e) })
-  return w
-}
-
-export interface Hierarchy {
-  /** Where it is mounted. */
-  mount: string
-  /** Which part of the hierarchy the mount shows (`/` unless in a cgroup namespace). */
-  root: string
-}
-
-export interface CgroupLayout {
-  mode: 'v1' | 'v2' | 'hybrid'
-  unified?: Hierarchy
-  /** v1 hierarchies by controller (`memory`, `pids`, `cpu`, `name=systemd`...). */
-  v1: Record<string, Hierarchy>
-}
-
-/** The cgroup layout of this system (or of a test tree laid out like /sys/fs/cgroup). */
-export function cgroupLayout(options?: { cgroupRoot?: string }): CgroupLayout {
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  const l = native(() => binding.cgroupLayout(o.cgroupRoot))
-  const out: CgroupLayout = { mode: l.mode as CgroupLayout['mode'], v1: { ...l.v1 } }
-  if (l.unified) out.unified = l.unified
-  return out
-}
-
-export interface ProcessCgroups {
-  /** The process's directory in the unified hierarchy, where mounted. */
-  unified?: string
-  /** Its path inside the unified hierarchy (the `0::` line of /proc/<pid>/cgroup). */
-  unifiedPath?: string
-  /** Its directory per v1 controller. */
-  v1: Record<string, string>
-}
-
-/** Which cgroups a process is in, as directories. `ERR_NO_SUCH_PROCESS` if it is gone. */
-export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): ProcessCgroups {
-  checkPid(pid)
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  const g = native(() => binding.cgroupOf(pid, o.cgroupRoot))
-  const out: ProcessCgroups = { v1: { ...g.v1 } }
-  if (g.unified != null) out.unified = g.unified
-  if (g.unifiedPath != null) out.unifiedPath = g.unifiedPath
-  return out
-}
-
-/** A resource snapshot of a cgroup: memory (current, peak, limit, event counters), pids. */
-export function cgroupStats(path: string, options?: { cgroupRoot?: string }): CgroupStats {
-  const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  const s = native(() => binding.cgroupStats(path, o.cgroupRoot))
-  const out: CgroupStats = { memoryEvents: { ...s.memoryEvents } }
-  if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-  if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
-  if (s.memoryMax != null) out.memoryMax = s.memoryMax
-  if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
-  return out
 }

@@ -1,10 +1,9 @@
-import { AbortError, LifewatchError, fromNative, invalid, native } from './errors.js'
-import { internals, type Monitor } from './monitor.js'
-import { binding, type NativeCgroup } from './native.js'
+import { abortError, LifewatchError, invalid } from './errors.js'
+import type { CgroupStats } from './events.js'
+import type { Monitor, MonitorSpawnOptions, SpawnedWatch } from './monitor.js'
+import { binding, type NativeCancel, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
 import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe } from './validate.js'
-import type { CgroupStats } from './events.js'
-import type { Watch } from './watch.js'
 
 /** A byte size (`67108864`, `'64M'`, `'1.5G'`, `'512k'`) or `'max'`. */
 export type ByteLimit = number | string
@@ -27,26 +26,18 @@ export interface CgroupOptions {
   cgroupRoot?: string
 }
 
-export type StdioOption = 'inherit' | 'ignore' | number
-
-export interface CgroupSpawnOptions {
+export interface CgroupSpawnOptions extends Omit<MonitorSpawnOptions, 'cgroup'> {
   /** The monitor that watches (and reaps) the child; its exit arrives there as an event. */
   monitor: Monitor
-  /** One value for all three, or one per slot: 'inherit' (default), 'ignore' (/dev/null) or an fd. */
-  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]
-  /** The whole environment (default: this process's). */
-  env?: Record<string, string>
-  cwd?: string
-  argv0?: string
 }
 
-export interface WaitOptions {
+export interface CgroupWaitOptions {
   signal?: AbortSignal
   /** Milliseconds; past it the call rejects with ERR_CGROUP_BUSY. Default: no limit. */
   timeout?: number
 }
 
-export interface DeleteOptions extends WaitOptions {
+export interface DeleteOptions extends CgroupWaitOptions {
   /** Kill every process first. Default false. */
   kill?: boolean
 }
@@ -69,9 +60,6 @@ export interface CgroupUsage extends CgroupStats {
   frozen?: boolean
 }
 
-/** A spawned child: its exit arrives on the monitor, and through `wait()`. */
-export type SpawnedWatch = Watch & { readonly placement: 'clone_into_cgroup' | 'joined_in_child' }
-
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0) throw invalid(`cgroup path must be a non-empty string, got ${describe(path)}`)
   return path
@@ -90,37 +78,26 @@ function checkLimit(name: string, v: unknown): number | string | undefined {
   throw invalid(`${name} limit must be a number or a string, got ${describe(v)}`)
 }
 
-function stdioSlot(v: unknown, i: number): number {
-  if (v === 'inherit' || v === undefined) return -1
-  if (v === 'ignore') return -2
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v
-  throw invalid(`stdio[${i}] must be 'inherit', 'ignore' or an fd, got ${describe(v)}`)
-}
-
 /**
  * Runs a native wait, cancellable by an AbortSignal: on abort the native side is told to
  * stop and the call rejects with AbortError at once.
  */
-async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: Binding.NativeCancel | null) => Promise<T>): Promise<T> {
-  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-  if (!signal) {
-    try {
-      return await run(null)
-    } catch (e) {
-      throw fromNative(e)
-    }
-  }
-  const cancel = native(() => new binding.NativeCancel())
+async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: NativeCancel | undefined) => Promise<T>): Promise<T> {
+  if (!signal) return run(undefined)
+  const cancel = new binding.NativeCancel()
   let onAbort: (() => void) | undefined
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => {
       cancel.cancel()
-      reject(new AbortError(undefined, { cause: signal.reason }))
+      reject(abortError(signal))
     }
     signal.addEventListener('abort', onAbort, { once: true })
   })
+  const work = run(cancel)
+  // Once aborted, how the cancelled wait ends is no longer anyone's to handle.
+  work.catch(() => {})
   try {
-    return await Promise.race([run(cancel).catch((e) => Promise.reject(fromNative(e))), aborted])
+    return await Promise.race([work, aborted])
   } finally {
     signal.removeEventListener('abort', onAbort!)
   }
@@ -132,6 +109,8 @@ async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: Bin
  */
 export class Cgroup implements AsyncDisposable {
   #native: NativeCgroup
+  /** Set once `delete` succeeded: disposal then has nothing left to do. */
+  #deleted = false
 
   private constructor(n: NativeCgroup) {
     this.#native = n
@@ -153,14 +132,14 @@ export class Cgroup implements AsyncDisposable {
       cpu: checkLimit('cpu', l.cpu),
       cpuWeight: checkLimit('cpuWeight', l.cpuWeight),
     }
-    return new Cgroup(native(() => binding.NativeCgroup.create(path, nl, root)))
+    return new Cgroup(binding.NativeCgroup.create(path, nl, root))
   }
 
   /** An existing cgroup; ERR_NO_SUCH_CGROUP if it exists in no hierarchy. */
   static open(path: string, options?: CgroupOptions): Cgroup {
     checkPath(path)
     const root = checkRoot(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }))
-    return new Cgroup(native(() => binding.NativeCgroup.open(path, root)))
+    return new Cgroup(binding.NativeCgroup.open(path, root))
   }
 
   /** The path inside the hierarchies, with a leading slash. */
@@ -176,45 +155,24 @@ export class Cgroup implements AsyncDisposable {
   /** Moves a process into the cgroup in every hierarchy. */
   add(pid: number): void {
     checkPid(pid)
-    native(() => this.#native.add(pid))
+    this.#native.add(pid)
   }
 
   /** The PIDs in the cgroup, across hierarchies. */
   procs(): number[] {
-    return native(() => this.#native.procs())
+    return this.#native.procs()
   }
 
   /**
-   * Spawns a command inside the cgroup: placed there before it execs (clone3
-   * CLONE_INTO_CGROUP, or joining in the child), its pidfd taken at creation. Returns the
-   * monitor's Watch of the child (its exit is reaped and reported there).
+   * Spawns a command inside the cgroup (as `monitor.spawn` with `cgroup: this`): placed there
+   * before it execs, its pidfd taken at creation. Returns the monitor's watch of the child (its
+   * exit is reaped and reported there).
    */
   spawn(command: string, args: readonly string[] = [], options?: CgroupSpawnOptions): SpawnedWatch {
-    if (typeof command !== 'string' || command.length === 0) throw invalid(`command must be a non-empty string, got ${describe(command)}`)
-    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
     const o = checkOptions<CgroupSpawnOptions>(options, 'options', { monitor: true, stdio: true, env: true, cwd: true, argv0: true })
     if (!o.monitor) throw invalid('options.monitor is required: the child is watched and reaped by a Monitor')
-    const stdio = Array.isArray(o.stdio) ? o.stdio : [o.stdio, o.stdio, o.stdio]
-    if (stdio.length !== 3) throw invalid('stdio must have three entries')
-    let env: string[] | undefined
-    if (o.env !== undefined) {
-      if (o.env === null || typeof o.env !== 'object') throw invalid('env must be an object')
-      env = Object.entries(o.env).flatMap(([k, v]) => {
-        if (typeof v !== 'string') throw invalid(`env.${k} must be a string, got ${describe(v)}`)
-        return [k, v]
-      })
-    }
-    for (const [k, v] of [['cwd', o.cwd], ['argv0', o.argv0]] as const) {
-      if (v !== undefined && typeof v !== 'string') throw invalid(`${k} must be a string, got ${describe(v)}`)
-    }
-    const monitor = o.monitor
-    const nm = internals.native(monitor)
-    const s = native(() =>
-      this.#native.spawn(nm, command, [...args], { stdio: stdio.map(stdioSlot), env, cwd: o.cwd, argv0: o.argv0 }),
-    )
-    const w = internals.adopt(monitor, s.watch, s.pid)
-    Object.defineProperty(w, 'placement', { value: s.placement, enumerable: true })
-    return w as SpawnedWatch
+    const { monitor, ...rest } = o
+    return monitor.spawn(command, args, { ...rest, cgroup: this })
   }
 
   /**
@@ -222,62 +180,80 @@ export class Cgroup implements AsyncDisposable {
    * hierarchy, `populated 0`): `cgroup.kill` where it exists, else freeze / SIGKILL each
    * member through a pidfd / thaw, repeated until empty.
    */
-  async kill(options?: WaitOptions): Promise<KillReport> {
+  async kill(options?: CgroupWaitOptions): Promise<KillReport> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.kill(timeout, c)) as Promise<KillReport>
   }
 
   /** Freezes every process; resolves once the kernel reports the cgroup frozen. */
-  async freeze(options?: WaitOptions): Promise<void> {
+  async freeze(options?: CgroupWaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.freeze(true, timeout, c))
   }
 
-  async thaw(options?: WaitOptions): Promise<void> {
+  async thaw(options?: CgroupWaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     return cancellable(signal, (c) => this.#native.freeze(false, timeout, c))
   }
 
   /** Resolves when the cgroup is empty; ERR_CGROUP_BUSY past `timeout`, AbortError on abort. */
-  async waitEmpty(options?: WaitOptions): Promise<void> {
+  async waitEmpty(options?: CgroupWaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     const empty = await cancellable(signal, (c) => this.#native.waitEmpty(timeout, c))
     if (!empty) throw new LifewatchError('ERR_CGROUP_BUSY', `cgroup ${this.path} still has processes after ${timeout} ms`)
   }
 
   /**
-   * Removes the cgroup from every hierarchy. A busy cgroup is retried until `timeout`
-   * (default 10 s), then ERR_CGROUP_BUSY. `kill: true` kills everything first.
+   * Resolves once a process runs in the cgroup, at once when one does: the state is read, not
+   * inferred from `populated` events (the kernel coalesces quick changes). `ERR_TIMEOUT` past
+   * `timeout`, AbortError on abort.
+   */
+  async waitPopulated(options?: CgroupWaitOptions): Promise<void> {
+    await this.#waitState('populated', 'has no process', options)
+  }
+
+  /**
+   * Resolves once the cgroup is frozen (`frozen: false`: thawed), at once when it is, whoever
+   * froze it. `ERR_TIMEOUT` past `timeout`, AbortError on abort.
+   */
+  async waitFrozen(frozen = true, options?: CgroupWaitOptions): Promise<void> {
+    await this.#waitState(checkBool(frozen, 'frozen') ? 'frozen' : 'thawed', frozen ? 'is not frozen' : 'is still frozen', options)
+  }
+
+  async #waitState(state: 'populated' | 'frozen' | 'thawed', not: string, options: unknown): Promise<void> {
+    const { signal, timeout } = this.#waitOptions(options)
+    const holds = await cancellable(signal, (c) => this.#native.waitState(state, timeout, c))
+    if (!holds) throw new LifewatchError('ERR_TIMEOUT', `cgroup ${this.path} ${not} after ${timeout} ms`)
+  }
+
+  /**
+   * Removes the cgroup from every hierarchy, and the parent directories `create` made. A busy
+   * cgroup is retried until `timeout` (no limit by default), then ERR_CGROUP_BUSY. `kill: true`
+   * kills everything first. A cgroup already removed (by someone else, or an earlier `delete`)
+   * is what delete wants: it succeeds.
    */
   async delete(options?: DeleteOptions): Promise<void> {
     const o = checkOptions<DeleteOptions>(options, 'options', { kill: true, signal: true, timeout: true })
     const kill = checkBool(o.kill, 'kill') ?? false
     const { signal, timeout } = this.#waitOptions({ signal: o.signal, timeout: o.timeout })
-    return cancellable(signal, (c) => this.#native.delete(kill, timeout, c))
+    await cancellable(signal, (c) => this.#native.delete(kill, timeout, c))
+    this.#deleted = true
   }
 
-  /** Current usage: memory (with its event counters), pids, population, freezing. */
+  /** Current usage: memory (with its event counters), swap, pids, CPU time, PSI, population, freezing. */
   stats(): CgroupUsage {
-    const u = native(() => this.#native.stats())
-    const s = u.stats
-    const out: CgroupUsage = { memoryEvents: { ...s.memoryEvents }, procs: u.procs }
-    if (s.memoryCurrent != null) out.memoryCurrent = s.memoryCurrent
-    if (s.memoryPeak != null) out.memoryPeak = s.memoryPeak
-    if (s.memoryMax != null) out.memoryMax = s.memoryMax
-    if (s.pidsCurrent != null) out.pidsCurrent = s.pidsCurrent
-    if (u.pidsMax != null) out.pidsMax = u.pidsMax
-    if (u.populated != null) out.populated = u.populated
-    if (u.frozen != null) out.frozen = u.frozen
+    const { stats, ...rest } = this.#native.stats()
+    const out: CgroupUsage = { ...stats, ...rest }
     return out
   }
 
-  /** Kills everything and deletes the cgroup. */
+  /** Kills everything and deletes the cgroup; nothing once it was deleted. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.delete({ kill: true })
+    if (!this.#deleted) await this.delete({ kill: true })
   }
 
   #waitOptions(options: unknown): { signal: AbortSignal | undefined; timeout: number | undefined } {
-    const o = checkOptions<WaitOptions>(options, 'options', { signal: true, timeout: true })
+    const o = checkOptions<CgroupWaitOptions>(options, 'options', { signal: true, timeout: true })
     const signal = checkAbortSignal(o.signal)
     const timeout = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'timeout')
     return { signal, timeout: timeout === Infinity ? undefined : timeout }

@@ -4,6 +4,7 @@ export type ErrorCode =
   | 'ERR_INVALID_STATE'
   | 'ERR_NO_SUCH_PROCESS'
   | 'ERR_NO_SUCH_CGROUP'
+  | 'ERR_NO_SUCH_COMMAND'
   | 'ERR_PERMISSION'
   | 'ERR_UNSUPPORTED_KERNEL'
   | 'ERR_UNSUPPORTED_PLATFORM'
@@ -14,12 +15,19 @@ export type ErrorCode =
   | 'ERR_IO'
 
 export interface ErrorDetails {
+  /** The system call the kernel refused. */
   syscall?: string
+  /** Its errno, negative as in Node's SystemError (`-3` for ESRCH; `util.getSystemErrorName(errno)` names it). */
   errno?: number
+  /** The file or directory involved. */
   path?: string
   cause?: unknown
 }
 
+/**
+ * Every error lifewatch raises (the native layer creates them as instances of this class), with
+ * a stable `code`, and `syscall`, `errno` and `path` when the kernel said no.
+ */
 export class LifewatchError extends Error {
   override readonly name = 'LifewatchError'
   readonly code: ErrorCode
@@ -53,29 +61,4 @@ export function abortError(signal: AbortSignal): AbortError {
 
 export function invalid(message: string): LifewatchError {
   return new LifewatchError('ERR_INVALID_ARGUMENT', message)
-}
-
-/** The binding reports core errors as a JSON reason; anything else is a bug surfaced as ERR_IO. */
-export function fromNative(e: unknown): LifewatchError {
-  if (e instanceof LifewatchError) return e
-  const text = e instanceof Error ? e.message : String(e)
-  try {
-    const r = JSON.parse(text) as { code: ErrorCode; message: string; syscall?: string; errno?: number; path?: string }
-    if (typeof r.code === 'string' && typeof r.message === 'string') {
-      return new LifewatchError(r.code, r.message, r)
-    }
-  } catch {
-    // Not one of ours: a conversion error from napi (wrong argument type) or similar.
-  }
-  const code = e instanceof TypeError || /expect|convert|Failed to/i.test(text) ? 'ERR_INVALID_ARGUMENT' : 'ERR_IO'
-  return new LifewatchError(code, text, { cause: e })
-}
-
-/** Runs a native call, turning its errors into `LifewatchError`. */
-export function native<T>(call: () => T): T {
-  try {
-    return call()
-  } catch (e) {
-    throw fromNative(e)
-  }
 }

@@ -8,9 +8,7 @@ export {
   type CgroupUsage,
   type DeleteOptions,
   type KillReport,
-  type SpawnedWatch,
-  type StdioOption,
-  type WaitOptions,
+  type CgroupWaitOptions,
 } from './cgroup.js'
 export type {
   CgroupEvent,
@@ -23,32 +21,38 @@ export type {
   LifewatchEvent,
   OomEvent,
   PopulatedEvent,
+  Pressure,
   PressureEvent,
   RemovedEvent,
 } from './events.js'
+export { CgroupWatch, type CgroupWatchOptions, type CgroupWatchPart, type LeftOutPart, type PressureLevel, type PsiResource, type PsiTrigger } from './cgroup-watch.js'
+export { cgroupLayout, cgroupOf, cgroupStats, type CgroupLayout, type Hierarchy, type ProcessCgroups } from './cgroup-info.js'
 export {
-  CgroupWatch,
-  cgroupLayout,
-  cgroupOf,
-  cgroupStats,
-  type CgroupLayout,
-  type CgroupWatchOptions,
-  type CgroupWatchPart,
-  type LeftOutPart,
-  type Hierarchy,
-  type PressureLevel,
-  type ProcessCgroups,
-  type PsiResource,
-  type PsiTrigger,
-} from './cgroup-watch.js'
-export { Monitor, type KillOptions, type KillResult, type MonitorOptions } from './monitor.js'
+  Monitor,
+  type KillOptions,
+  type KillResult,
+  type MonitorOptions,
+  type MonitorSpawnOptions,
+  type SpawnedWatch,
+  type SpawnTarget,
+  type StdioOption,
+} from './monitor.js'
 export { kill, signal } from './process.js'
 export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'
 export type { Signal } from './validate.js'
-export { Watch } from './watch.js'
+export { Watch, type WaitOptions } from './watch.js'
 export type { ReleasedFds } from './native.js'
 export { Task, type AttachOptions, type CgroupLike, type OomRecord, type SpawnOptions, type TaskKillOptions, type TaskKillResult } from './task.js'
 export { Platform, type CgroupFactory, type PlatformCloseResult, type PlatformEvent, type PlatformOptions } from './platform.js'
-export { shutdown, ShutdownError, type ShutdownOptions, type ShutdownResult, type ShutdownTask } from './shutdown.js'
+export {
+  shutdown,
+  ShutdownError,
+  type CgroupManagerCloseResult,
+  type FdCounts,
+  type ShutdownOom,
+  type ShutdownOptions,
+  type ShutdownResult,
+  type ShutdownTask,
+} from './shutdown.js'
 export { Subreaper, type OrphanEvent, type SubreaperOptions } from './subreaper.js'
 export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, SPAN, type TelemetryOptions } from './telemetry.js'

@@ -1,9 +1,10 @@
-import { AbortError, LifewatchError, native } from './errors.js'
-import { toEvent, type LifewatchEvent } from './events.js'
-import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
-import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, signalNumber, type Signal } from './validate.js'
+import { checkCgroupWatch, checkPsi, CgroupWatch, type CgroupWatchFeed, type CgroupWatchOptions, type CgroupWatchPart, type PsiTrigger } from './cgroup-watch.js'
+import { AbortError, LifewatchError, invalid } from './errors.js'
+import { delivered, type LifewatchEvent } from './events.js'
 import { escalate, type Killable, type KillResult } from './kill.js'
-import { Watch } from './watch.js'
+import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
+import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe, signalNumber, type Signal } from './validate.js'
+import { Watch, type WatchFeed } from './watch.js'
 
 export interface MonitorOptions {
   /** Closing on abort; pending and later `next()` calls reject with `AbortError`. */
@@ -36,42 +37,59 @@ export interface KillOptions {
 
 export type { KillResult }
 
-/**
- * For lifewatch's own modules that extend a monitor from their own files (cgroup watches,
- * spawning): the native handle, and adopting a watch id the native side registered.
- * @internal
- */
-export const internals = {} as {
-  native(monitor: Monitor): NativeMonitor
-  adopt(monitor: Monitor, id: number, pid: number): Watch
-  /** Tracks a non-process watch (a cgroup watch): it sees its events, keeps the monitor ref'd
-   *  while active, and is failed on close. */
-  track(monitor: Monitor, id: number, handle: Tracked): void
+/** What a spawn does with a standard stream: inherit it, /dev/null (`'ignore'`), or an fd. */
+export type StdioOption = 'inherit' | 'ignore' | number
+
+/** Where a spawned child goes: a cgroup's directories (`Cgroup` has them). */
+export interface SpawnTarget {
+  readonly path: string
+  /** Its directory per hierarchy: `unified`, and each v1 controller. */
+  readonly dirs: Record<string, string>
 }
 
-/** A watch kept by another module. `onEvent` returns true when the watch has ended. @internal */
-export interface Tracked {
-  /** The public object the caller holds, so a watch from another monitor is recognised. */
-  watch: object
-  onEvent(ev: LifewatchEvent): boolean
-  fail(error: LifewatchError): void
+export interface MonitorSpawnOptions {
+  /** Spawn into this cgroup: placed there before it execs (clone3 `CLONE_INTO_CGROUP` for the
+   *  unified hierarchy, the child joining each v1 hierarchy itself). */
+  cgroup?: SpawnTarget
+  /** One value for all three, or one per slot. Default `'inherit'`. */
+  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]
+  /** The whole environment (default: this process's). */
+  env?: Record<string, string>
+  cwd?: string
+  argv0?: string
 }
+
+/** A spawned child's watch: its exit arrives on the monitor (which reaps it), and through `wait()`. */
+export type SpawnedWatch = Watch & { readonly placement: 'clone_into_cgroup' | 'joined_in_child' | 'none' }
 
 type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void }
+
+/** A non-process watch this monitor feeds (a cgroup watch). */
+interface Tracked {
+  watch: CgroupWatch
+  feed: CgroupWatchFeed
+}
 
 // Open, ref'd monitors with active watches are GC roots, as Node's own ref'd handles are:
 // a `for await` over a monitor nothing else references must not be collected mid-loop.
 const keptAlive = new Set<Monitor>()
 
+function stdioSlot(v: unknown, i: number): number {
+  if (v === 'inherit' || v === undefined) return -1
+  if (v === 'ignore') return -2
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v
+  throw invalid(`stdio[${i}] must be 'inherit', 'ignore' or an fd, got ${describe(v)}`)
+}
+
 /**
- * Watches processes and delivers their events as an async iterable. One epoll reactor in
- * Rust per monitor; events reach JavaScript in batches.
+ * Watches processes and cgroups and delivers their events as an async iterable. One epoll
+ * reactor in Rust per monitor; events reach JavaScript in batches.
  */
 export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #native: NativeMonitor
   #queue: LifewatchEvent[] = []
   #pending: Pending[] = []
-  #watches = new Map<number, Watch>()
+  #watches = new Map<number, { watch: Watch; feed: WatchFeed }>()
   #byPid = new Map<number, Watch>()
   #tracked = new Map<number, Tracked>()
   #closed = false
@@ -79,19 +97,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #iterating = false
   #wantRef: boolean
   #refed = false
-  /** Every watch this monitor ever made: ids are per monitor, so another monitor's watch
-   *  with the same id must never reach this monitor's native side. */
-  #own = new WeakSet<Watch>()
   #abort: { signal: AbortSignal; onAbort: () => void } | undefined
-
-  static {
-    internals.native = (m) => m.#checkedNative()
-    internals.adopt = (m, id, pid) => m.#adopt(id, pid)
-    internals.track = (m, id, handle) => {
-      m.#tracked.set(id, handle)
-      m.#updateRef()
-    }
-  }
 
   constructor(options?: MonitorOptions) {
     const opts = checkOptions<MonitorOptions>(options, 'options', {
@@ -104,13 +110,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const signal = checkAbortSignal(opts.signal)
     const forceFallback = checkBool(opts.forceFallback, 'forceFallback') ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
     if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
-      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cgroupRoot must be a string')
+      throw invalid(`cgroupRoot must be a string, got ${describe(opts.cgroupRoot)}`)
     }
     const cgroupRoot = opts.cgroupRoot
     this.#wantRef = !checkBool(opts.unref, 'unref')
     const directWake = checkBool(opts.directWake, 'directWake') ?? true
     const onBatch = Monitor.#batchCallback(new WeakRef(this))
-    this.#native = native(() => new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot, directWake }))
+    this.#native = new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot, directWake })
     if (signal) {
       const onAbort = () => this.#onAbort(signal)
       signal.addEventListener('abort', onAbort, { once: true })
@@ -134,9 +140,10 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /**
-   * Active watches, how many batch deliveries (N-API calls) the monitor has made, and how
-   * many times the kernel's inotify queue overflowed (each one re-read every cgroup v2
-   * watch, so no state was lost; a steady count means a monitor too busy to keep up).
+   * Active watches (process and cgroup watches), how many batch deliveries (N-API calls) the
+   * monitor has made, and how many times the kernel's inotify queue overflowed (each one
+   * re-read every cgroup v2 watch, so no state was lost; a steady count means a monitor too
+   * busy to keep up).
    */
   get stats(): { watches: number; deliveries: number; inotifyOverflows: number } {
     const n = this.#native
@@ -150,45 +157,120 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   watchPid(pid: number): Watch {
     checkPid(pid)
     this.#checkOpen()
-    return this.#adopt(native(() => this.#native.watchPid(pid)), pid)
+    return this.#adopt(this.#native.watchPid(pid), pid)
+  }
+
+  /**
+   * Starts `command args` (resolved through `PATH`), in `options.cgroup` when given, with its
+   * pidfd taken at creation: the watch follows exactly that child from its first instant, and
+   * the monitor reaps it. A missing command is `ERR_NO_SUCH_COMMAND`, one that is not
+   * executable `ERR_PERMISSION`.
+   */
+  spawn(command: string, args: readonly string[] = [], options?: MonitorSpawnOptions): SpawnedWatch {
+    if (typeof command !== 'string' || command.length === 0) throw invalid(`command must be a non-empty string, got ${describe(command)}`)
+    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
+    const o = checkOptions<MonitorSpawnOptions>(options, 'options', { cgroup: true, stdio: true, env: true, cwd: true, argv0: true })
+    const stdio = Array.isArray(o.stdio) ? o.stdio : [o.stdio, o.stdio, o.stdio]
+    if (stdio.length !== 3) throw invalid('stdio must have three entries')
+    let env: string[] | undefined
+    if (o.env !== undefined) {
+      if (o.env === null || typeof o.env !== 'object') throw invalid('env must be an object')
+      env = Object.entries(o.env).flatMap(([k, v]) => {
+        if (typeof v !== 'string') throw invalid(`env.${k} must be a string, got ${describe(v)}`)
+        return [k, v]
+      })
+    }
+    for (const [k, v] of [['cwd', o.cwd], ['argv0', o.argv0]] as const) {
+      if (v !== undefined && typeof v !== 'string') throw invalid(`${k} must be a string, got ${describe(v)}`)
+    }
+    let dirs: { unified?: string; v1: string[] } | undefined
+    if (o.cgroup !== undefined) {
+      const all = o.cgroup?.dirs
+      if (all === null || typeof all !== 'object') throw invalid('options.cgroup must be a cgroup (a Cgroup, with dirs)')
+      const { unified, ...v1 } = all
+      dirs = { unified, v1: [...new Set(Object.values(v1))] }
+    }
+    this.#checkOpen()
+    const s = this.#native.spawn(command, [...args], { stdio: stdio.map(stdioSlot), env, cwd: o.cwd, argv0: o.argv0 }, dirs)
+    const w = this.#adopt(s.watch, s.pid)
+    Object.defineProperty(w, 'placement', { value: s.placement, enumerable: true })
+    return w as SpawnedWatch
+  }
+
+  /**
+   * Watches a cgroup: `oom`, `pressure`, `populated`, `frozen` events, then `removed`.
+   * `path` is inside the hierarchy (`lifewatch/job1`) or a directory under a cgroup mount.
+   * Errors: `ERR_NO_SUCH_CGROUP`, `ERR_INVALID_ARGUMENT` (`..`, outside the cgroup mounts, a
+   * file, not cgroupfs), `ERR_UNSUPPORTED_KERNEL` (a required mechanism is missing),
+   * `ERR_PERMISSION`. Watching one cgroup twice is allowed: each watch gets every event.
+   * An option left to its default that needs a permission the caller lacks (v1 OOM as an
+   * unprivileged user) is left out rather than failing the watch: see `parts` and
+   * `leftOut`. Options given explicitly are all honoured or the call fails.
+   */
+  watchCgroup(path: string, options?: CgroupWatchOptions): CgroupWatch {
+    const c = checkCgroupWatch(path, options)
+    this.#checkOpen()
+    const made = this.#native.watchCgroup(c.path, c.options)
+    const leftOut = made.leftOut.map((l) => ({ part: l.part, error: l.error as LifewatchError }))
+    return this.#track({ id: made.id, path, parts: made.parts, leftOut })
+  }
+
+  /** A system-wide PSI trigger (/proc/pressure/<resource>): `pressure` events without `cgroup`. */
+  watchPressure(trigger: PsiTrigger): CgroupWatch {
+    const t = checkPsi(trigger, 'trigger')
+    this.#checkOpen()
+    const id = this.#native.watchPressure(t)
+    return this.#track({ id, path: `/proc/pressure/${t.resource}`, parts: ['psi'] })
+  }
+
+  #track(init: { id: number; path: string; parts: readonly CgroupWatchPart[]; leftOut?: CgroupWatch['leftOut'] }): CgroupWatch {
+    let feed!: CgroupWatchFeed
+    const w: CgroupWatch = new CgroupWatch(init, (f) => {
+      feed = f
+      return () => this.#closed || this.unwatch(w)
+    })
+    this.#tracked.set(init.id, { watch: w, feed })
+    this.#updateRef()
+    return w
   }
 
   #adopt(id: number, pid: number): Watch {
-    const w = new Watch(id, pid)
-    this.#own.add(w)
-    this.#watches.set(id, w)
+    let feed!: WatchFeed
+    const w: Watch = new Watch(id, pid, (f) => {
+      feed = f
+      return () => this.#closed || this.unwatch(w)
+    })
+    this.#watches.set(id, { watch: w, feed })
     this.#byPid.set(pid, w)
     this.#updateRef()
     return w
   }
 
-  #checkedNative(): NativeMonitor {
-    this.#checkOpen()
-    return this.#native
-  }
-
-  /** Stops watching; the process's exit will not be reported. Returns false if it already ended. */
-  unwatch(watch: Watch | { readonly id: number }): boolean {
-    if (watch === null || typeof watch !== 'object') {
-      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'unwatch takes a watch returned by this monitor')
+  /** Stops a watch; a process's exit will not be reported. Returns false if it already ended. */
+  unwatch(watch: Watch | CgroupWatch): boolean {
+    if (!(watch instanceof Watch) && !(watch instanceof CgroupWatch)) {
+      throw invalid('unwatch takes a watch returned by this monitor')
     }
     this.#checkOpen()
-    if (!(watch instanceof Watch)) {
+    if (watch instanceof CgroupWatch) {
       const t = this.#tracked.get(watch.id)
-      if (t && t.watch !== watch) {
-        throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${watch.id} belongs to another monitor`)
-      }
+      if (t && t.watch !== watch) throw invalid(`watch ${watch.id} belongs to another monitor`)
       if (!t) return false
-      const stopped = native(() => this.#native.unwatch(watch.id))
+      const stopped = this.#native.unwatch(watch.id)
       this.#tracked.delete(watch.id)
-      t.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} was removed`))
+      t.feed.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} was removed`))
       this.#updateRef()
       return stopped
     }
-    this.#resolve(watch)
-    const stopped = native(() => this.#native.unwatch(watch.id))
+    const own = this.#own(watch)
+    if (!own) {
+      // Ended, or another monitor's: ids are per monitor, so it must never reach the native side.
+      if (watch.active) throw invalid(`watch ${watch.id} belongs to another monitor`)
+      return false
+    }
+    const stopped = this.#native.unwatch(watch.id)
     this.#forget(watch)
-    watch.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
+    own.feed.fail(new LifewatchError('ERR_CLOSED', `watch ${watch.id} of pid ${watch.pid} was removed`))
     return stopped
   }
 
@@ -200,8 +282,8 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const signo = signalNumber(sig)
     this.#checkOpen()
     const w = this.#resolve(target)
-    if (w) native(() => this.#native.signal(w.id, signo))
-    else native(() => binding.signalPid(checkPid(target), signo))
+    if (w) this.#native.signal(w.id, signo)
+    else binding.signalPid(checkPid(target), signo)
   }
 
   /**
@@ -244,18 +326,14 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /** Stops everything and closes every fd; ends pending iterations. Idempotent. */
   close(): ReleasedFds {
-    if (this.#closed) return { epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 }
+    if (this.#closed) return { epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0 }
     this.#closed = true
     keptAlive.delete(this)
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.onAbort)
     const released = this.#native.close()
     this.#queue.length = 0
     const closedError = new LifewatchError('ERR_CLOSED', 'the monitor was closed')
-    for (const w of this.#watches.values()) w.fail(closedError)
-    this.#watches.clear()
-    for (const t of this.#tracked.values()) t.fail(closedError)
-    this.#tracked.clear()
-    this.#byPid.clear()
+    this.#failAll(closedError)
     for (const p of this.#pending.splice(0)) {
       if (this.#abortReason) p.reject(this.#abortReason)
       else p.resolve({ done: true, value: undefined })
@@ -290,7 +368,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   static #batchCallback(self: WeakRef<Monitor>): (batch: NativeEvent[]) => void {
     return (batch) => {
       const monitor = self.deref()
-      if (monitor) monitor.#deliver(batch)
+      if (monitor) monitor.#deliver(delivered(batch))
     }
   }
 
@@ -302,25 +380,20 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     return new Promise((resolve, reject) => this.#pending.push({ resolve, reject }))
   }
 
-  #deliver(batch: NativeEvent[]): void {
+  #deliver(batch: LifewatchEvent[]): void {
     if (this.#closed) return
-    for (const n of batch) {
-      const ev = toEvent(n)
+    for (const ev of batch) {
       const tracked = this.#tracked.get(ev.watch)
-      if (tracked?.onEvent(ev)) this.#tracked.delete(ev.watch)
+      if (tracked?.feed.event(ev)) this.#tracked.delete(ev.watch)
       if (ev.type === 'exit') {
-        const w = this.#watches.get(ev.watch)
-        if (w) {
-          this.#forget(w)
-          w.settle(ev)
+        const own = this.#watches.get(ev.watch)
+        if (own) {
+          this.#forget(own.watch)
+          own.feed.settle(ev)
         }
       } else if (ev.type === 'error' && ev.watch === 0) {
         // The monitor itself failed (its wait loop stopped): no watch will ever settle.
-        for (const w of this.#watches.values()) w.fail(ev.error)
-        for (const t of this.#tracked.values()) t.fail(ev.error)
-        this.#watches.clear()
-        this.#byPid.clear()
-        this.#tracked.clear()
+        this.#failAll(ev.error)
       }
       const p = this.#pending.shift()
       if (p) p.resolve({ done: false, value: ev })
@@ -329,15 +402,31 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     this.#updateRef()
   }
 
+  #failAll(error: LifewatchError): void {
+    const watches = [...this.#watches.values()]
+    const tracked = [...this.#tracked.values()]
+    this.#watches.clear()
+    this.#byPid.clear()
+    this.#tracked.clear()
+    for (const w of watches) w.feed.fail(error)
+    for (const t of tracked) t.feed.fail(error)
+  }
+
+  #own(w: Watch): { watch: Watch; feed: WatchFeed } | undefined {
+    const own = this.#watches.get(w.id)
+    return own?.watch === w ? own : undefined
+  }
+
   #forget(w: Watch): void {
-    this.#watches.delete(w.id)
+    if (this.#own(w)) this.#watches.delete(w.id)
     if (this.#byPid.get(w.pid) === w) this.#byPid.delete(w.pid)
+    this.#updateRef()
   }
 
   #resolve(target: Watch | number): Watch | undefined {
     if (target instanceof Watch) {
-      if (!this.#own.has(target)) {
-        throw new LifewatchError('ERR_INVALID_ARGUMENT', `watch ${target.id} belongs to another monitor`)
+      if (!this.#own(target) && target.active) {
+        throw invalid(`watch ${target.id} belongs to another monitor`)
       }
       return target
     }
@@ -348,7 +437,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #trySignal(w: Watch, signo: number): void {
     if (!w.active) return
     try {
-      native(() => this.#native.signal(w.id, signo))
+      this.#native.signal(w.id, signo)
     } catch (e) {
       if ((e as LifewatchError).code !== 'ERR_NO_SUCH_PROCESS') throw e
     }

@@ -15,8 +15,13 @@ if (process.platform !== 'linux') {
 const require = createRequire(import.meta.url)
 
 export const binding: typeof Binding = require('../binding.cjs')
+// The addon creates every error it raises as a LifewatchError (code, errno, syscall, path).
+binding.setErrorClass(LifewatchError)
+
 export type NativeEvent = Binding.NativeEvent
 export type NativeMonitor = Binding.NativeMonitor
+export type NativeProcess = Binding.NativeProcess
+export type NativeCgroup = Binding.NativeCgroup
+export type NativeCancel = Binding.NativeCancel
 export type ReleasedFds = Binding.ReleasedFds
 export type FdKindStats = Binding.FdKindStats
-export type NativeCgroup = Binding.NativeCgroup

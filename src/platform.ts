@@ -2,12 +2,12 @@
 // with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
 // once, and reports what it released.
 import { Cgroup, type CgroupLimits } from './cgroup.js'
-import './cgroup-watch.js' // Monitor.prototype.watchCgroup
 import type { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError } from './errors.js'
 import type { LifewatchEvent } from './events.js'
 import { Monitor } from './monitor.js'
 import type { ReleasedFds } from './native.js'
+import type { CgroupManagerCloseResult } from './shutdown.js'
 import { Task, type CgroupLike, type SpawnOptions } from './task.js'
 import { callEach } from './listeners.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
@@ -33,13 +33,6 @@ export interface PlatformOptions extends TelemetryOptions {
   drainTimeout?: number
 }
 
-export interface CgroupManagerCloseResult {
-  /** Paths of the cgroups removed. */
-  deleted: string[]
-  /** Fds the cgroup objects released, by kind (when they report it). */
-  released: ReleasedFds
-}
-
 export interface PlatformCloseResult {
   oomWatcher: ReleasedFds
   cgroupManager: CgroupManagerCloseResult
@@ -48,7 +41,7 @@ export interface PlatformCloseResult {
 /** Any event of the OOM watcher (oom, pressure, populated, frozen, removed, exit, error). */
 export type PlatformEvent = LifewatchEvent
 
-const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0 })
+const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0 })
 
 function addFds(into: ReleasedFds, r: unknown): void {
   if (!r || typeof r !== 'object') return
@@ -56,12 +49,6 @@ function addFds(into: ReleasedFds, r: unknown): void {
     const v = (r as Record<string, unknown>)[k]
     if (typeof v === 'number') into[k] += v
   }
-}
-
-/** An OOM watch and the task it reports to, once bound. */
-interface OomBinding {
-  watch: CgroupWatch
-  bind(task: Task): void
 }
 
 export class Platform {
@@ -130,73 +117,58 @@ export class Platform {
    */
   watchOom(task: Task, path = task.cgroupPath): CgroupWatch {
     if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
-    const { watch, bind } = this.#watchOom(path)
-    bind(task)
-    return watch
+    const w = this.#watchOom(path, task)
+    task.trackOoms(w)
+    return w
   }
 
   /**
    * The OOM watch of a cgroup, registered before anything runs in it when spawning (counters
-   * are baselined at registration: a kill before it would go unreported). Kills seen before
-   * the task is bound are kept for it.
+   * are baselined at registration: a kill before it would go unreported).
    */
-  #watchOom(path: string): OomBinding {
+  #watchOom(path: string, task: Task | undefined): CgroupWatch {
     this.#checkOpen()
     const w = this.oomWatcher.watchCgroup(path, { oom: true })
-    let task: Task | undefined
-    const early: Parameters<Task['recordOom']>[0][] = []
     const tel = telemetry(this.#telemetry)
     tel.oomWatchers.add(1)
-    this.#oomWatches.set(w, undefined)
+    this.#oomWatches.set(w, task)
     w.onEvent((ev) => {
-      if (ev.type === 'oom') {
-        tel.oomKills.add(ev.kills, { 'lifewatch.cgroup.path': ev.cgroup })
-        if (task) task.recordOom(ev)
-        else early.push(ev)
-      } else if (ev.type === 'removed' && this.#oomWatches.delete(w)) {
-        tel.oomWatchers.add(-1)
-      }
+      if (ev.type === 'oom') tel.oomKills.add(ev.kills)
+      else if (ev.type === 'removed' && this.#oomWatches.delete(w)) tel.oomWatchers.add(-1)
     })
     this.#startPump()
-    return {
-      watch: w,
-      bind: (t) => {
-        task = t
-        if (this.#oomWatches.has(w)) this.#oomWatches.set(w, t)
-        for (const ev of early.splice(0)) t.recordOom(ev)
-      },
-    }
+    return w
   }
 
   /**
    * Spawns a task into a new cgroup with `limits` (the manager creates and owns it, the OOM
-   * watcher watches it). Without `cgroupPath`, a plain spawn.
+   * watcher watches it from before the task's first instant). Without `cgroupPath`, a plain
+   * spawn.
    */
   async spawn(
     cmd: string,
     args: string[],
-    options: Omit<SpawnOptions, 'cgroup'> & { cgroupPath?: string; limits?: CgroupLimits },
+    options: Omit<SpawnOptions, 'cgroup' | 'oomWatch'> & { cgroupPath?: string; limits?: CgroupLimits },
   ): Promise<Task> {
     const { cgroupPath, limits, ...spawnOptions } = options
     const tel = { ...this.#telemetry, ...spawnOptions }
     if (!cgroupPath) return Task.spawn(cmd, args, tel)
     const cgroup = await this.createCgroup(cgroupPath, limits)
-    let task: Task
-    let oom: OomBinding | undefined
+    let oomWatch: CgroupWatch | undefined
     try {
-      oom = this.#watchOom(cgroup.path)
-      task = await Task.spawn(cmd, args, { ...tel, cgroup })
+      oomWatch = this.#watchOom(cgroup.path, undefined)
+      const task = await Task.spawn(cmd, args, { ...tel, cgroup, oomWatch })
+      this.#oomWatches.set(oomWatch, task)
+      return task
     } catch (e) {
-      if (oom && this.#oomWatches.delete(oom.watch)) {
-        this.oomWatcher.unwatch(oom.watch)
+      if (oomWatch && this.#oomWatches.delete(oomWatch)) {
+        this.oomWatcher.unwatch(oomWatch)
         telemetry(this.#telemetry).oomWatchers.add(-1)
       }
       this.#cgroups.delete(cgroup)
       await cgroup.delete({ kill: true })
       throw e
     }
-    oom.bind(task)
-    return task
   }
 
   #startPump(): void {

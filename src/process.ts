@@ -1,5 +1,4 @@
 // One-shot helpers for callers that do not keep a Monitor around.
-import { native } from './errors.js'
 import { Monitor, type KillOptions, type KillResult } from './monitor.js'
 import { binding } from './native.js'
 import { checkPid, signalNumber, type Signal } from './validate.js'
@@ -7,7 +6,7 @@ import { checkPid, signalNumber, type Signal } from './validate.js'
 /** Sends one signal through a short-lived pidfd (kill(2) on kernels without pidfd). */
 export function signal(pid: number, sig: Signal = 'SIGTERM'): void {
   const signo = signalNumber(sig)
-  native(() => binding.signalPid(checkPid(pid), signo))
+  binding.signalPid(checkPid(pid), signo)
 }
 
 /** `Monitor.kill` on a temporary monitor: signal, escalate after `timeout`, confirmed exit.

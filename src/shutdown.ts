@@ -7,13 +7,38 @@ import { context, SpanStatusCode, trace, type Attributes, type Context, type Spa
 import { AbortError, LifewatchError } from './errors.js'
 import type { ExitEvent } from './events.js'
 import { escalate } from './kill.js'
-import type { ReleasedFds } from './native.js'
-import type { CgroupManagerCloseResult } from './platform.js'
 import { monotonicTime } from './stats.js'
-import type { OomRecord } from './task.js'
 import { ATTR, OOM_EVENT, SPAN, telemetry, type Outcome, type Telemetry, type TelemetryOptions } from './telemetry.js'
 import { TIMED_OUT, within } from './timers.js'
 import { checkAbortSignal, checkDuration, checkOptions, signalNumber, type Signal } from './validate.js'
+
+/** Fds released, by kind (`monitor.close()` reports them so). */
+export interface FdCounts {
+  epoll: number
+  pidfd: number
+  eventfd: number
+  inotify: number
+  psi: number
+  control: number
+  timerfd: number
+}
+
+/** An OOM kill a task saw (`Task.ooms` holds them): a span event at its shutdown. */
+export interface ShutdownOom {
+  cgroup: string
+  kills: number
+  /** CLOCK_MONOTONIC ns. */
+  time: bigint
+  counters?: Readonly<Record<string, number>>
+}
+
+/** What the cgroup manager's close did (`Platform.closeCgroupManager` reports it so). */
+export interface CgroupManagerCloseResult {
+  /** Paths of the cgroups removed. */
+  deleted: string[]
+  /** Fds the cgroup objects released, by kind (when they report it). */
+  released: FdCounts
+}
 
 /** What shutdown needs of a task (`Task` fits). */
 export interface ShutdownTask {
@@ -23,7 +48,7 @@ export interface ShutdownTask {
   readonly executableName?: string
   readonly containerId?: string
   readonly cgroupPath?: string
-  readonly ooms?: readonly OomRecord[]
+  readonly ooms?: readonly ShutdownOom[]
   /** Sends a signal through the task's pidfd; false when the task had already exited. */
   signal(signal: Signal): boolean
   /** The exit; stops waiting when `signal` aborts. */
@@ -34,12 +59,12 @@ export interface ShutdownTask {
 
 /** What shutdown needs of a monitor (`Monitor` fits). */
 export interface ShutdownMonitor {
-  close(): ReleasedFds
+  close(): FdCounts
 }
 
 /** What shutdown needs of a platform (`Platform` fits). */
 export interface ShutdownPlatform {
-  closeOomWatcher(options: { signal: AbortSignal }): Promise<ReleasedFds> | ReleasedFds
+  closeOomWatcher(options: { signal: AbortSignal }): Promise<FdCounts> | FdCounts
   closeCgroupManager(options: { signal: AbortSignal }): Promise<CgroupManagerCloseResult> | CgroupManagerCloseResult
 }
 
@@ -78,7 +103,7 @@ export interface ShutdownResult {
   /** Whether SIGKILL had to follow the first signal. */
   forced: boolean
   /** Fds released, by step and kind. */
-  released: { monitor?: ReleasedFds; oomWatcher?: ReleasedFds; cgroupManager?: ReleasedFds }
+  released: { monitor?: FdCounts; oomWatcher?: FdCounts; cgroupManager?: FdCounts }
   /** Cgroups removed by the task's delete and the cgroup manager. */
   cgroupsRemoved: string[]
   /** Milliseconds per phase, and `shutdown` for the whole. */
@@ -133,7 +158,7 @@ export function shutdown(task: ShutdownTask, options?: ShutdownOptions): Promise
   return p
 }
 
-function total(r: ReleasedFds | undefined): number {
+function total(r: FdCounts | undefined): number {
   return r ? Object.values(r).reduce((n: number, v) => n + (typeof v === 'number' ? v : 0), 0) : 0
 }
 

@@ -1,6 +1,6 @@
 import { binding, type FdKindStats } from './native.js'
 
-export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control'
+export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control' | 'timerfd'
 
 export interface FdCounters {
   allocated: number

@@ -4,17 +4,17 @@
 // silently: only `Subreaper.enable()` (or the `subreaper` option of `Task.spawn`) does it.
 //
 // Reaping is driven by SIGCHLD, not polling. Only zombies are reaped, never a running child,
-// and never one somebody else will wait for: the PIDs of running lifewatch tasks and the
-// caller's `exclude` are skipped, and a zombie is reaped only when it is still a zombie one
-// event-loop turn after SIGCHLD (Node's libuv reaps its own children in the same turn it sees
-// SIGCHLD, so a child_process child is never taken from it).
+// and never one somebody else will wait for: children lifewatch's own watches reap, the
+// caller's `exclude`, and a zombie is reaped only once it has been a zombie for a settle
+// period (Node's libuv reaps its own children in the loop turn it sees SIGCHLD, so a
+// child_process child is never taken from it). Orphans adopted while enabled are reaped until
+// the last of them has exited, even after the last `disable()`: none is left a zombie.
 import { EventEmitter } from 'node:events'
-import { readdirSync, readFileSync } from 'node:fs'
-import { constants } from 'node:os'
 
-import { native } from './errors.js'
 import { binding } from './native.js'
 import { monotonicTime } from './stats.js'
+import { timer } from './timers.js'
+import { checkDuration, checkOptions } from './validate.js'
 
 export interface OrphanEvent {
   type: 'orphan'
@@ -37,26 +37,20 @@ export interface SubreaperOptions {
   settle?: number
 }
 
-/** Signal number to name, e.g. 9 -> 'SIGKILL'. */
-export function signalName(signo: number): string {
-  const hit = Object.entries(constants.signals).find(([, n]) => n === signo)
-  return hit ? hit[0] : `SIG${signo}`
-}
-
-/** PIDs of processes lifewatch itself waits for (running tasks); registered by `Task`. */
-export const claimed = new Set<number>()
-
 /**
- * The process-wide subreaper. `enable()` marks this process; `'orphan'` events report each
- * orphan reaped. `disable()` restores the previous state and stops listening for SIGCHLD.
+ * The process-wide subreaper. `enable()` marks this process (reference-counted: each call
+ * needs one `disable()`, or a `using` scope); `'orphan'` events report each orphan reaped.
  */
-export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> {
+export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implements Disposable {
   static #current: Subreaper | undefined
   #users = 0
   #wasOn = false
+  #listening = false
   #timer: NodeJS.Timeout | undefined
   #excludes = new Set<() => Iterable<number>>()
   #settle = 50
+  /** Zombie children seen, and when each was first seen (performance.now() ms). */
+  #seen = new Map<number, number>()
   readonly #onChld = () => this.#schedule()
 
   private constructor() {
@@ -65,37 +59,44 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> {
 
   /** Whether this process is a child subreaper now (set by lifewatch or by anyone else). */
   static get active(): boolean {
-    return native(() => binding.isChildSubreaper())
+    return binding.isChildSubreaper()
   }
 
   /**
-   * Makes this process a child subreaper (reference-counted: each `enable()` needs one
-   * `disable()`). Returns the shared instance; listen to its `'orphan'` events.
+   * Makes this process a child subreaper. Returns the shared instance (listen to its
+   * `'orphan'` events); each `enable()` is undone by one `disable()`.
    */
-  static enable(options: SubreaperOptions = {}): Subreaper {
+  static enable(options?: SubreaperOptions): Subreaper {
+    const o = checkOptions<SubreaperOptions>(options, 'options', { exclude: true, settle: true })
+    if (o.exclude !== undefined && typeof o.exclude !== 'function') throw new TypeError('options.exclude must be a function')
+    const settle = o.settle === undefined ? undefined : checkDuration(o.settle, 'settle')
     const s = (Subreaper.#current ??= new Subreaper())
     if (s.#users++ === 0) {
+      // Still draining the orphans of an earlier enable: it marked the process off already.
       s.#wasOn = Subreaper.active
-      native(() => binding.setChildSubreaper(true))
-      process.on('SIGCHLD', s.#onChld)
+      binding.setChildSubreaper(true)
+      s.#listen(true)
     }
-    if (options.exclude) s.#excludes.add(options.exclude)
-    if (options.settle !== undefined) s.#settle = options.settle
+    if (o.exclude) s.#excludes.add(o.exclude)
+    if (settle !== undefined) s.#settle = settle
     return s
   }
 
-  /** Undoes one `enable()`; the last one reaps what is left and unmarks the process. */
+  /**
+   * Undoes one `enable()`. The last one reaps what has exited and unmarks the process (unless
+   * it was a subreaper before); orphans adopted and still running are reaped as they exit.
+   */
   disable(): OrphanEvent[] {
     if (this.#users === 0) return []
     if (--this.#users > 0) return []
+    if (!this.#wasOn) binding.setChildSubreaper(false)
     const last = this.reap()
-    process.off('SIGCHLD', this.#onChld)
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#excludes.clear()
-    if (!this.#wasOn) native(() => binding.setChildSubreaper(false))
-    Subreaper.#current = undefined
+    this.#stopWhenDone()
     return last
+  }
+
+  [Symbol.dispose](): void {
+    this.disable()
   }
 
   get enabled(): boolean {
@@ -103,55 +104,81 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> {
   }
 
   /**
-   * Live orphans: children of this process that are running and that nobody claimed (not a
-   * running lifewatch task, not excluded): descendants reparented here that have not exited.
-   * (Needs CONFIG_PROC_CHILDREN; empty without it.)
+   * Live orphans: children of this process that are running and that nobody else waits for
+   * (not a child lifewatch reaps itself, not excluded): descendants reparented here that have
+   * not exited. (Needs CONFIG_PROC_CHILDREN or a readable /proc.)
    */
   liveOrphans(): number[] {
-    const exclude = new Set(claimed)
-    for (const f of this.#excludes) for (const pid of f()) exclude.add(pid)
-    const zombies = new Set(native(() => binding.zombieChildren([])))
-    const out = new Set<number>()
-    try {
-      for (const tid of readdirSync('/proc/self/task')) {
-        const text = readFileSync(`/proc/self/task/${tid}/children`, 'utf8')
-        for (const p of text.split(' ').filter(Boolean).map(Number)) if (!exclude.has(p) && !zombies.has(p)) out.add(p)
-      }
-    } catch {
-      // no /proc/<pid>/task/<tid>/children here
-    }
-    return [...out]
+    return binding.runningChildren(this.#excluded())
   }
 
-  /** Reaps every zombie child that is not excluded, now; emits and returns the orphans. */
+  /**
+   * Reaps every zombie child that is not excluded and has been a zombie for the settle period
+   * (a younger one may be a child Node's libuv is about to reap: it is reaped later, once
+   * settled); emits and returns the orphans reaped.
+   */
   reap(): OrphanEvent[] {
-    const exclude = new Set(claimed)
-    for (const f of this.#excludes) for (const pid of f()) exclude.add(pid)
-    const zombies = native(() => binding.zombieChildren([...exclude]))
-    return this.#reap(zombies)
-  }
-
-  #reap(pids: number[]): OrphanEvent[] {
-    if (pids.length === 0) return []
-    const out = native(() => binding.reapZombies(pids)).map((r): OrphanEvent => {
-      const ev: OrphanEvent = { type: 'orphan', pid: r.pid, comm: r.comm, time: monotonicTime() }
-      if (r.exitCode != null) ev.exitCode = r.exitCode
-      if (r.signal != null) {
-        ev.signal = signalName(r.signal)
-        ev.core = r.core ?? false
-      }
-      return ev
-    })
+    const zombies = new Set(binding.zombieChildren(this.#excluded()))
+    const now = performance.now()
+    for (const pid of this.#seen.keys()) if (!zombies.has(pid)) this.#seen.delete(pid)
+    const settled: number[] = []
+    for (const pid of zombies) {
+      const since = this.#seen.get(pid) ?? now
+      this.#seen.set(pid, since)
+      if (now - since >= this.#settle) settled.push(pid)
+    }
+    if (settled.length < zombies.size) this.#schedule()
+    if (settled.length === 0) return []
+    for (const pid of settled) this.#seen.delete(pid)
+    const out = binding.reapZombies(settled).map((r): OrphanEvent => ({ type: 'orphan', ...r, time: monotonicTime() }))
     for (const ev of out) this.emit('orphan', ev)
     return out
   }
 
-  /** SIGCHLD: note the zombies now, reap those still unreaped one settle period later. */
+  /**
+   * Reaps the zombie children there are now, waiting the settle period for those too young to
+   * be reaped yet; resolves with the orphans reaped (each also emitted).
+   */
+  async drain(): Promise<OrphanEvent[]> {
+    const out = this.reap()
+    if (this.#seen.size === 0) return out
+    await timer(this.#settle).done
+    return [...out, ...this.reap()]
+  }
+
+  #excluded(): number[] {
+    const out: number[] = []
+    for (const f of this.#excludes) out.push(...f())
+    return out
+  }
+
+  #listen(on: boolean): void {
+    if (on === this.#listening) return
+    this.#listening = on
+    if (on) process.on('SIGCHLD', this.#onChld)
+    else {
+      process.off('SIGCHLD', this.#onChld)
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+  }
+
+  /** After the last `disable()`: keeps reaping until no adopted orphan is left, running or
+   *  a zombie waiting to settle. */
+  #stopWhenDone(): void {
+    if (this.#users > 0 || this.#seen.size > 0 || this.liveOrphans().length > 0) return
+    this.#listen(false)
+    this.#excludes.clear()
+    if (Subreaper.#current === this) Subreaper.#current = undefined
+  }
+
+  /** SIGCHLD: reap the zombies still unreaped one settle period later. */
   #schedule(): void {
-    if (this.#timer) return
+    if (this.#timer || !this.#listening) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      if (this.#users > 0) this.reap()
+      this.reap()
+      this.#stopWhenDone()
     }, this.#settle)
     this.#timer.unref()
   }

@@ -1,24 +1,27 @@
 // A Task: one process lifewatch spawned (optionally into a cgroup of its own) or attached to by
 // PID, with the containerd shim task's verbs: kill (TERM→KILL, confirmed exit), wait, delete.
+// It holds a pidfd of its own besides its monitor's watch, so what it says of its process
+// (`running`, `kill`, `wait`) stays true to the kernel after that monitor has closed.
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-import { LifewatchError } from './errors.js'
+import type { CgroupWatch } from './cgroup-watch.js'
+import { LifewatchError, invalid } from './errors.js'
 import type { ExitEvent, OomEvent } from './events.js'
-import type { KillResult, Monitor } from './monitor.js'
-import { claimed, Subreaper, type OrphanEvent } from './subreaper.js'
+import { escalate, type KillResult } from './kill.js'
+import { within } from './timers.js'
+import { Monitor, type StdioOption } from './monitor.js'
+import { binding, type NativeProcess } from './native.js'
+import { Subreaper, type OrphanEvent } from './subreaper.js'
 import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
-import { checkAbortSignal, checkOptions, checkPid, signalNumber, type Signal } from './validate.js'
+import { checkAbortSignal, checkDuration, checkOptions, checkPid, describe, signalNumber, type Signal } from './validate.js'
 import type { Watch, WaitOptions } from './watch.js'
 
-/** What a cgroup spawn can do with a standard stream: inherit it, /dev/null, or an fd. */
-export type CgroupStdio = 'inherit' | 'ignore' | number
-
 /**
- * What a Task needs of a cgroup. The cgroup manager's `Cgroup` (src/cgroup.ts) has this shape;
- * anything with it works (tests use fakes).
+ * What a Task needs of a cgroup. The cgroup manager's `Cgroup` has this shape; anything with it
+ * works (tests use fakes).
  */
 export interface CgroupLike {
   readonly path: string
@@ -26,7 +29,7 @@ export interface CgroupLike {
   spawn?(
     cmd: string,
     args: string[],
-    options: { monitor: Monitor; stdio?: CgroupStdio | [CgroupStdio, CgroupStdio, CgroupStdio]; env?: Record<string, string>; cwd?: string },
+    options: { monitor: Monitor; stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]; env?: Record<string, string>; cwd?: string },
   ): Watch | Promise<Watch>
   /** Kills everything in the cgroup and removes it; stops waiting when `signal` aborts. */
   delete(options?: { kill?: boolean; signal?: AbortSignal }): unknown
@@ -39,8 +42,8 @@ export interface OomRecord {
   kills: number
   /** CLOCK_MONOTONIC ns when the kernel reported it. */
   time: bigint
-  /** Counters from memory.events / memory.oom_control, when the watcher gave them. */
-  counters?: Record<string, number>
+  /** Counters from memory.events / memory.oom_control. */
+  counters: Record<string, number>
 }
 
 interface CommonOptions extends TelemetryOptions {
@@ -65,6 +68,8 @@ export interface SpawnOptions extends CommonOptions {
    * `Subreaper`'s `'orphan'` events). Process-wide: off by default, never switched on silently.
    */
   subreaper?: boolean
+  /** A cgroup watch whose OOM kills are the task's (as `trackOoms`), from its first instant. */
+  oomWatch?: CgroupWatch
 }
 
 export interface AttachOptions extends CommonOptions {
@@ -94,13 +99,13 @@ export interface TaskKillResult extends KillResult {
  * ChildProcess). 'inherit' is passed as this process's own fd numbers (0, 1, 2): the same
  * thing, and the form the cgroup manager's spawn handles reliably.
  */
-function cgroupStdio(stdio: StdioOptions | undefined): [CgroupStdio, CgroupStdio, CgroupStdio] {
-  const ok = (v: unknown): v is CgroupStdio => v === 'inherit' || v === 'ignore' || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
+function cgroupStdio(stdio: StdioOptions | undefined): [StdioOption, StdioOption, StdioOption] {
+  const ok = (v: unknown): v is StdioOption => v === 'inherit' || v === 'ignore' || (typeof v === 'number' && Number.isInteger(v) && v >= 0)
   const slots = stdio === undefined ? ['inherit', 'inherit', 'inherit'] : Array.isArray(stdio) ? stdio : [stdio, stdio, stdio]
   if (slots.length !== 3 || !slots.every(ok)) {
-    throw new LifewatchError('ERR_INVALID_ARGUMENT', `stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${JSON.stringify(stdio)}`)
+    throw invalid(`stdio for a spawn into a cgroup must be 'inherit', 'ignore' or fds, got ${describe(stdio)}`)
   }
-  return slots.map((v, i) => (v === 'inherit' ? i : v)) as [CgroupStdio, CgroupStdio, CgroupStdio]
+  return slots.map((v, i) => (v === 'inherit' ? i : v)) as [StdioOption, StdioOption, StdioOption]
 }
 
 function envOf(env: NodeJS.ProcessEnv | undefined): Record<string, string> | undefined {
@@ -116,8 +121,21 @@ function commOf(pid: number): string | undefined {
   }
 }
 
+/**
+ * The task's own pidfd, opened right after its monitor's watch took the PID. A process reaped
+ * and its PID reused in between would need the kernel to hand out all the other PIDs first
+ * (they are allocated in turn), so both name the same process.
+ */
+function handleOf(pid: number): NativeProcess | undefined {
+  try {
+    return binding.NativeProcess.open(pid)
+  } catch {
+    return undefined // already gone: the watch reports its exit
+  }
+}
+
 /** A process lifewatch spawned or attached to. */
-export class Task {
+export class Task implements AsyncDisposable {
   readonly pid: number
   /** `process.executable.name`: the command's basename (spawned) or `/proc/<pid>/comm` (attached). */
   readonly executableName: string | undefined
@@ -125,11 +143,18 @@ export class Task {
   readonly monitor: Monitor
   /** The Node child process, when spawned without a cgroup (its stdio streams live here). */
   readonly child: ChildProcess | undefined
-  /** OOM kills in the task's cgroup during its life. */
-  readonly ooms: OomRecord[] = []
   /** Orphaned descendants reaped while the task lived (with the `subreaper` option). */
   readonly orphans: OrphanEvent[] = []
   #watch: Watch
+  /** The task's own pidfd; closed once the exit is known. */
+  #process: NativeProcess | undefined
+  #exit: ExitEvent | undefined
+  /** Whether lifewatch reaps the process (spawned into a cgroup: its monitor's child). */
+  #reaps: boolean
+  /** The exit seen through the task's own pidfd, once its monitor's watch ended first; `held`
+   *  when that wait keeps Node alive. */
+  #following: { exit: Promise<ExitEvent>; held: boolean } | undefined
+  #ooms: OomRecord[] = []
   #cgroup: CgroupLike | undefined
   #cgroupPath: string | undefined
   #ownsCgroup: boolean
@@ -146,10 +171,13 @@ export class Task {
     cgroup?: CgroupLike
     cgroupPath?: string
     ownsCgroup: boolean
+    reaps: boolean
     telemetry: TelemetryOptions
   }) {
     this.#watch = init.watch
     this.pid = init.watch.pid
+    this.#process = handleOf(this.pid)
+    this.#reaps = init.reaps
     this.monitor = init.monitor
     this.executableName = init.executableName
     this.containerId = init.containerId
@@ -157,20 +185,22 @@ export class Task {
     this.#cgroup = init.cgroup
     this.#cgroupPath = init.cgroupPath ?? init.cgroup?.path
     this.#ownsCgroup = init.ownsCgroup
-    claimed.add(this.pid)
     const exits = telemetry(init.telemetry).processExits
     this.#watch.wait().then(
       (exit) => {
-        claimed.delete(this.pid)
+        this.#exited(exit)
         exits.add(1, { [ATTR.exitKind]: exit.signal ? 'signaled' : exit.exitCode !== undefined ? 'exited' : 'unknown' })
       },
-      () => claimed.delete(this.pid),
+      // The monitor closed (or unwatched) first: the task's own pidfd takes over, without
+      // keeping Node alive for it, so that a child lifewatch spawned is still reaped.
+      () => this.#reaps && void this.#follow(false).catch(() => {}),
     )
   }
 
   /**
    * Starts `cmd args` and watches it from its first instant: into `options.cgroup` when given
-   * (through the cgroup manager's spawn), otherwise as a plain Node child process.
+   * (through the cgroup's spawn), otherwise as a plain Node child process. A missing command is
+   * `ERR_NO_SUCH_COMMAND` either way.
    */
   static async spawn(cmd: string, args: string[] = [], options: SpawnOptions): Promise<Task> {
     const opts = checkOptions<SpawnOptions>(options, 'options', {
@@ -180,43 +210,42 @@ export class Task {
       env: true,
       cwd: true,
       subreaper: true,
+      oomWatch: true,
       containerId: true,
       tracerProvider: true,
       meterProvider: true,
     })
-    if (typeof cmd !== 'string' || cmd.length === 0) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'cmd must be a non-empty string')
-    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
-      throw new LifewatchError('ERR_INVALID_ARGUMENT', 'args must be an array of strings')
-    }
+    if (typeof cmd !== 'string' || cmd.length === 0) throw invalid(`cmd must be a non-empty string, got ${describe(cmd)}`)
+    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
     const monitor = opts.monitor
-    if (!monitor) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'options.monitor is required')
+    if (!(monitor instanceof Monitor)) throw invalid('options.monitor must be a Monitor')
     const tel = { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider }
     const subreaper = opts.subreaper ? Subreaper.enable() : undefined
     try {
       const common = { monitor, executableName: basename(cmd), containerId: opts.containerId, telemetry: tel }
       let task: Task
       if (opts.cgroup) {
-        if (typeof opts.cgroup.spawn !== 'function') {
-          throw new LifewatchError('ERR_INVALID_ARGUMENT', `cgroup ${opts.cgroup.path} cannot spawn processes`)
-        }
+        if (typeof opts.cgroup.spawn !== 'function') throw invalid(`cgroup ${opts.cgroup.path} cannot spawn processes`)
         const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: cgroupStdio(opts.stdio), env: envOf(opts.env), cwd: opts.cwd })
-        task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true })
+        task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true, reaps: true })
       } else {
         // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's
         // event loop can reap the child, so even an instant exit is seen with its status.
         const child = spawnChild(cmd, args, { stdio: opts.stdio ?? 'inherit', env: opts.env, cwd: opts.cwd })
         if (child.pid === undefined) {
           const [err] = (await once(child, 'error')) as [NodeJS.ErrnoException]
-          throw new LifewatchError(err.code === 'ENOENT' ? 'ERR_INVALID_ARGUMENT' : 'ERR_IO', `spawning ${cmd}: ${err.message}`, {
-            syscall: 'spawn',
-            errno: typeof err.errno === 'number' ? -err.errno : undefined,
+          const missing = err.code === 'ENOENT'
+          throw new LifewatchError(missing ? 'ERR_NO_SUCH_COMMAND' : err.code === 'EACCES' ? 'ERR_PERMISSION' : 'ERR_IO', `spawning ${cmd}: ${err.message}`, {
+            syscall: 'execve',
+            errno: typeof err.errno === 'number' ? err.errno : undefined,
             path: cmd,
           })
         }
         child.on('error', () => {}) // reported through the exit event
         const watch = monitor.watchPid(child.pid)
-        task = new Task({ ...common, watch, child, ownsCgroup: false })
+        task = new Task({ ...common, watch, child, ownsCgroup: false, reaps: false })
       }
+      if (opts.oomWatch) task.trackOoms(opts.oomWatch)
       if (subreaper) {
         task.#subreaper = subreaper
         subreaper.on('orphan', task.#onOrphan)
@@ -239,7 +268,7 @@ export class Task {
       meterProvider: true,
     })
     checkPid(pid)
-    if (!opts.monitor) throw new LifewatchError('ERR_INVALID_ARGUMENT', 'options.monitor is required')
+    if (!(opts.monitor instanceof Monitor)) throw invalid('options.monitor must be a Monitor')
     const watch = opts.monitor.watchPid(pid)
     const cg = typeof opts.cgroup === 'string' ? undefined : opts.cgroup
     return new Task({
@@ -250,11 +279,12 @@ export class Task {
       cgroup: cg,
       cgroupPath: typeof opts.cgroup === 'string' ? opts.cgroup : opts.cgroup?.path,
       ownsCgroup: opts.ownsCgroup ?? false,
+      reaps: false,
       telemetry: { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider },
     })
   }
 
-  /** The watch of the process (its id matches `event.watch`). */
+  /** The watch of the process on `monitor` (its id matches `event.watch`). */
   get watch(): Watch {
     return this.#watch
   }
@@ -268,22 +298,48 @@ export class Task {
     return this.#cgroup
   }
 
-  /** Until its exit event arrived. */
+  /**
+   * Until the process has exited, as the kernel says: the exit event when it came, the task's
+   * own pidfd otherwise (its monitor may have closed while the process lives on).
+   */
   get running(): boolean {
-    return this.#watch.active
+    if (this.#exit) return false
+    if (this.#watch.active) return true
+    return this.#process !== undefined && !this.#process.exited
   }
 
   get exit(): ExitEvent | undefined {
-    return this.#watch.exit
+    return this.#exit
   }
 
   get deleted(): boolean {
     return this.#deleted !== undefined
   }
 
-  /** Resolves with the exit event (rejects `ERR_CLOSED` if the monitor closes first). */
-  wait(options?: WaitOptions): Promise<ExitEvent> {
-    return this.#watch.wait(options)
+  /** OOM kills in the task's cgroup during its life (from the watches given to `trackOoms`). */
+  get ooms(): readonly OomRecord[] {
+    return this.#ooms
+  }
+
+  /** Total processes OOM-killed in the task's cgroup during its life. */
+  get oomKills(): number {
+    return this.#ooms.reduce((n, o) => n + o.kills, 0)
+  }
+
+  /** Records the OOM kills `watch` (a watch of the task's cgroup) reports from now on. */
+  trackOoms(watch: CgroupWatch): void {
+    watch.onEvent((ev) => {
+      if (ev.type === 'oom') this.#ooms.push({ cgroup: ev.cgroup, kills: ev.kills, time: ev.time, counters: ev.counters })
+    })
+  }
+
+  /** Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. */
+  async wait(options?: WaitOptions): Promise<ExitEvent> {
+    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
+    if (this.#exit) return this.#exit
+    if (this.#watch.active) return this.#watch.wait({ signal })
+    const exit = await within(Infinity, signal, () => this.#follow(true))
+    return exit as ExitEvent
   }
 
   /**
@@ -292,9 +348,10 @@ export class Task {
    */
   signal(killSignal: Signal = 'SIGTERM'): boolean {
     const signo = signalNumber(killSignal, 'killSignal')
-    if (this.#watch.exit) return false
+    if (!this.running) return false
     try {
-      this.monitor.signal(this.#watch, signo)
+      if (this.#watch.active) this.monitor.signal(this.#watch, signo)
+      else this.#process!.signal(signo)
       return true
     } catch (e) {
       if ((e as LifewatchError).code === 'ERR_NO_SUCH_PROCESS') return false
@@ -308,24 +365,14 @@ export class Task {
    */
   async kill(killSignal: Signal = 'SIGTERM', options?: TaskKillOptions): Promise<TaskKillResult> {
     const opts = checkOptions<TaskKillOptions>(options, 'options', { timeout: true, signal: true })
-    signalNumber(killSignal, 'killSignal')
+    const signo = signalNumber(killSignal, 'killSignal')
+    const grace = checkDuration(opts.timeout ?? 5000, 'timeout')
+    const signal = checkAbortSignal(opts.signal)
     const name = typeof killSignal === 'number' ? `${killSignal}` : killSignal.startsWith('SIG') ? killSignal : `SIG${killSignal}`
-    const exit = this.#watch.exit
-    if (exit) return { exit, forced: false, signalled: false, killSignal: name }
-    const r = await this.monitor.kill(this.#watch, { killSignal, ...opts })
+    if (!this.running) return { exit: await this.wait(), forced: false, signalled: false, killSignal: name }
+    const target = { pid: this.pid, signal: (s: number) => void this.signal(s), wait: (o: WaitOptions) => this.wait(o) }
+    const r = await escalate(target, { signo, grace, confirm: Infinity, signal })
     return { ...r, signalled: true, killSignal: name }
-  }
-
-  /** Called by whoever reads the OOM watcher's events (`Platform` does) for this task's cgroup. */
-  recordOom(ev: Pick<OomEvent, 'cgroup' | 'kills' | 'time'> & { counters?: Record<string, number> }): void {
-    const rec: OomRecord = { cgroup: ev.cgroup, kills: ev.kills, time: ev.time }
-    if (ev.counters) rec.counters = ev.counters
-    this.ooms.push(rec)
-  }
-
-  /** Total processes OOM-killed in the task's cgroup during its life. */
-  get oomKills(): number {
-    return this.ooms.reduce((n, o) => n + o.kills, 0)
   }
 
   /**
@@ -342,6 +389,40 @@ export class Task {
     return deleting
   }
 
+  /** Kills the task if it still runs, then deletes what it owns; nothing once that is done. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) await this.kill()
+    await this.delete()
+  }
+
+  /** The exit through the task's own pidfd (on lifewatch's shared waiter), once; `hold` keeps
+   *  Node alive until it comes. */
+  #follow(hold: boolean): Promise<ExitEvent> {
+    if (this.#exit) return Promise.resolve(this.#exit)
+    const handle = this.#process
+    if (!handle) {
+      const why = `the exit of pid ${this.pid} cannot be known: its monitor closed, and it had exited before the task was made`
+      return Promise.reject(new LifewatchError('ERR_CLOSED', why))
+    }
+    if (!this.#following || (hold && !this.#following.held)) {
+      const exit = new Promise<ExitEvent>((resolve, reject) =>
+        handle.waitExit(this.#reaps, hold, (outcome) => {
+          if (!outcome.exit) return reject(outcome.error)
+          const ev: ExitEvent = { type: 'exit', watch: this.#watch.id, pid: this.pid, ...outcome.exit }
+          this.#exited(ev)
+          resolve(ev)
+        }),
+      )
+      this.#following = { exit, held: hold }
+    }
+    return this.#following.exit
+  }
+
+  #exited(exit: ExitEvent): void {
+    this.#exit ??= exit
+    this.#process?.close()
+  }
+
   async #delete(signal: AbortSignal | undefined): Promise<{ cgroup?: string }> {
     if (this.#subreaper) {
       this.#subreaper.reap()
@@ -356,3 +437,5 @@ export class Task {
     return {}
   }
 }
+
+export type { OomEvent }

@@ -7,6 +7,12 @@ export interface WaitOptions {
   signal?: AbortSignal
 }
 
+/** How the monitor that made a watch settles it (given to the monitor at construction). */
+export interface WatchFeed {
+  settle(exit: ExitEvent): void
+  fail(error: LifewatchError): void
+}
+
 interface Waiter {
   resolve(e: ExitEvent): void
   reject(e: Error): void
@@ -19,11 +25,16 @@ export class Watch {
   #exit: ExitEvent | undefined
   #failed: LifewatchError | undefined
   #waiters = new Set<Waiter>()
+  #unwatch: () => void
 
-  /** @internal */
-  constructor(id: number, pid: number) {
+  /**
+   * @internal Watches are made by a Monitor: it gets the feed that settles this one and gives
+   * back how to end it.
+   */
+  constructor(id: number, pid: number, connect: (feed: WatchFeed) => () => void) {
     this.id = id
     this.pid = pid
+    this.#unwatch = connect({ settle: (e) => this.#settle(e), fail: (e) => this.#fail(e) })
   }
 
   /** The exit event, once it has arrived. */
@@ -31,11 +42,12 @@ export class Watch {
     return this.#exit
   }
 
+  /** Until the exit arrived or the watch ended (unwatched, or its monitor closed). */
   get active(): boolean {
     return this.#exit === undefined && this.#failed === undefined
   }
 
-  /** Resolves with the exit event; rejects with `ERR_CLOSED` if the monitor closes first. */
+  /** Resolves with the exit event; rejects with `ERR_CLOSED` if the watch ends first. */
   async wait(options?: WaitOptions): Promise<ExitEvent> {
     const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
     if (this.#exit) return this.#exit
@@ -55,14 +67,17 @@ export class Watch {
     })
   }
 
-  /** @internal */
-  settle(exit: ExitEvent): void {
+  /** Stops watching (as `monitor.unwatch`); nothing once the watch has ended. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.active) this.#unwatch()
+  }
+
+  #settle(exit: ExitEvent): void {
     this.#exit = exit
     for (const w of this.#take()) w.resolve(exit)
   }
 
-  /** @internal */
-  fail(error: LifewatchError): void {
+  #fail(error: LifewatchError): void {
     if (!this.active) return
     this.#failed = error
     for (const w of this.#take()) w.reject(error)

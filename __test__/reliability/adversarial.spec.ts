@@ -2,12 +2,14 @@
 // reports its case with what was expected and what was observed, for the "adversarial" table
 // of `npm run reliability`.
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname } from 'node:path'
 
 import test, { type ExecutionContext } from 'ava'
 
-import { Monitor, shutdown, Task } from '../../src/index.js'
+import { Cgroup, fdStats, Monitor, monotonicTime, Platform, shutdown, Task } from '../../src/index.js'
 import { reaped } from '../helpers.js'
-import { fixture, have, isRoot, lastJson, nodeArgv, report, run } from './helpers.js'
+import { fixture, have, isRoot, lastJson, nodeArgv, report, run, tool } from './helpers.js'
 
 /** Records the case for the table once its assertions passed. */
 function observed(t: ExecutionContext, expected: string, observed: string): void {
@@ -89,4 +91,119 @@ if (noCgroups) console.log(`adversarial.spec: SKIPPED: throwing listeners: ${noC
   t.deepEqual(out.caught.sort(), ['listener boom', 'platform listener boom'], "errors reached 'uncaughtException'")
   t.false(out.active)
   observed(t, "every listener ran; errors to 'uncaughtException'; exits by itself", `${JSON.stringify(out)}, exit ${r.code} in ${r.ms} ms`)
+})
+
+const noCc = !have('cc') ? 'needs a C compiler for tools/leader-exits.c' : undefined
+if (noCc) console.log(`adversarial.spec: SKIPPED: a leader that calls pthread_exit: ${noCc}`)
+;(noCc ? test.skip : test)('fallback: a leader that called pthread_exit is not an exit while another thread runs', async (t) => {
+  const monitor = new Monitor({ forceFallback: true })
+  // Not our child (Node would reap it at once): a parent that reaps it a second late, so the
+  // status stays readable from the zombie.
+  const script = '$|=1; my $p = fork // die; if (!$p) { exec @ARGV } sleep 3; waitpid($p, 0)'
+  const started = monotonicTime()
+  const parent = spawn('perl', ['-e', script, tool('leader-exits'), '800'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  const pid = Number((await new Promise<Buffer>((r) => parent.stdout!.once('data', r))).toString())
+  const w = monitor.watchPid(pid)
+  const exit = await w.wait()
+  // Stamped when seen: an exit taken from the leader alone would come right after the start.
+  const ms = Number(exit.time - started) / 1e6
+  monitor.close()
+  parent.kill()
+  t.is(exit.source, 'fallback')
+  t.is(exit.exitCode, 42, 'the status of the real exit')
+  t.true(ms >= 800, `seen ${ms} ms after the start: when the process really ended`)
+  observed(t, 'exitCode 42 once the last thread ends (800 ms after the start)', `exitCode ${exit.exitCode}, ${Math.round(ms)} ms after the start`)
+})
+
+test('task.running follows the kernel: true after its monitor closed while the process lives; shutdown still kills it', async (t) => {
+  const monitor = new Monitor()
+  const child = await stubborn()
+  const task = Task.attach(child.pid!, { monitor })
+  monitor.close()
+  t.true(task.running, 'the process lives on after its monitor closed')
+  const r = await shutdown(task, { killTimeout: 100 })
+  await reaped(child)
+  t.true(r.forced)
+  t.false(task.running)
+  t.is(task.exit?.signal, 'SIGKILL')
+  t.is(child.signalCode, 'SIGKILL')
+  observed(t, 'running true after close; shutdown forced, exit SIGKILL', `forced ${r.forced}, exit ${task.exit?.signal}, running ${task.running}`)
+})
+
+test('subreaper: an orphan that outlives its task is still reaped, none left a zombie', async (t) => {
+  const monitor = new Monitor()
+  // The shell exits at once; its background sleep is reparented here and dies 2 s later.
+  const task = await Task.spawn('sh', ['-c', 'sleep 2 & echo $!'], { monitor, stdio: ['ignore', 'pipe', 'ignore'], subreaper: true })
+  const orphan = Number((await new Promise<Buffer>((r) => task.child!.stdout!.once('data', r))).toString())
+  await task.wait()
+  await task.delete()
+  monitor.close()
+  t.true(zombieOrAlive(orphan), 'the orphan still runs after the task ended')
+  const deadline = Date.now() + 10_000
+  while (zombieOrAlive(orphan) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  t.false(zombieOrAlive(orphan), 'reaped once it exited: no zombie left')
+  observed(t, 'the orphan reaped after it exited, no zombie', `pid ${orphan} ${zombieOrAlive(orphan) ? 'still there' : 'gone'}`)
+})
+
+/** Whether a PID is still in /proc (running or an unreaped zombie). */
+function zombieOrAlive(pid: number): boolean {
+  return existsSync(`/proc/${pid}`)
+}
+
+;(noCgroups ? test.skip : test.serial)('1,000 concurrent waitEmpty() on 1,000 cgroups: all resolve, one inotify instance', async (t) => {
+  const n = 1000
+  const base = `lw-adv-waits-${process.pid}`
+  const cgs = Array.from({ length: n }, (_, i) => Cgroup.create(`${base}/c${i}`))
+  try {
+    const inotifyBefore = fdStats().inotify.inUse
+    let peak = 0
+    const sampler = setInterval(() => (peak = Math.max(peak, fdStats().inotify.inUse - inotifyBefore)), 1)
+    const results = await Promise.allSettled(cgs.map((cg) => cg.waitEmpty({ timeout: 60_000 })))
+    clearInterval(sampler)
+    const failed = results.filter((r) => r.status === 'rejected')
+    t.is(failed.length, 0, JSON.stringify(failed.slice(0, 3)))
+    t.true(peak <= 1, `inotify instances in use at once: ${peak}`)
+    observed(t, `${n} resolved, at most 1 inotify instance`, `${n - failed.length} resolved, peak ${peak} inotify instance(s)`)
+  } finally {
+    await Promise.all(cgs.map((cg) => cg.delete()))
+    await Cgroup.open(base).delete()
+  }
+})
+
+;(noCgroups ? test.skip : test)('a state wait resolves when the state already holds: waitEmpty after a short-lived spawn, 30 of 30', async (t) => {
+  const monitor = new Monitor()
+  const cg = Cgroup.create(`lw-adv-state-${process.pid}`)
+  let resolved = 0
+  try {
+    for (let i = 0; i < 30; i++) {
+      const w = cg.spawn('true', [], { monitor })
+      await cg.waitEmpty({ timeout: 10_000 })
+      await w.wait()
+      resolved++
+    }
+    const sleeper = cg.spawn('sleep', ['5'], { monitor })
+    await cg.waitPopulated({ timeout: 10_000 })
+    monitor.signal(sleeper, 'SIGKILL')
+    await cg.waitEmpty({ timeout: 10_000 })
+  } finally {
+    monitor.close()
+    await cg.delete({ kill: true })
+  }
+  t.is(resolved, 30)
+  observed(t, '30 of 30 waitEmpty resolved; waitPopulated resolved', `${resolved} of 30`)
+})
+
+;(noCgroups ? test.skip : test)('shutdown after something else removed the task cgroup succeeds and removes the parents it made', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const parent = `lw-adv-gone-${process.pid}`
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: `${parent}/job`, stdio: 'ignore' })
+  const dirs = Object.values(Cgroup.open(`${parent}/job`).dirs)
+  // Someone else kills everything and removes the cgroup.
+  await Cgroup.open(`${parent}/job`).delete({ kill: true })
+  const r = await shutdown(task, { monitor, platform })
+  t.deepEqual(r.errors, [])
+  for (const d of dirs) t.false(existsSync(d), `${d} removed`)
+  for (const d of dirs) t.false(existsSync(dirname(d)), `${dirname(d)}, made by create, removed`)
+  observed(t, 'shutdown resolves; no directory left', `errors ${r.errors.length}, dirs left ${[...dirs, ...dirs.map((d) => dirname(d))].filter(existsSync).length}`)
 })

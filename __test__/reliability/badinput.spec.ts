@@ -7,8 +7,8 @@ import { existsSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { AbortError, Cgroup, cgroupLayout, kill, LifewatchError, Monitor, signal } from '../../src/index.js'
-import { reaped, sh } from '../helpers.js'
-import { baseline, mismatch, nodeArgv, openFds, report, run } from './helpers.js'
+import { CLI, reaped, sh } from '../helpers.js'
+import { baseline, mismatch, openFds, report, run } from './helpers.js'
 
 type Expect = { code: string; abort?: boolean } | { returns: (v: unknown) => boolean }
 
@@ -175,25 +175,67 @@ const cases: Array<[string, (f: Fx) => unknown, Expect]> = [
   }, bad('ERR_INVALID_STATE')],
 ]
 
-/** `lifewatch <args>`: expected exit status and what stderr must show. */
+/** `lifewatch <args>`: expected exit status and what stderr must show. Every bad command line is
+ *  125 (lifewatch's own failure, never a status the command could have returned). */
+const runFlag = (flag: string, value: string, shows: RegExp): [string[], number, RegExp] => [['run', flag, value, '--', 'true'], 125, shows]
+const durations = ['--kill-timeout', '--deadline', '--step-timeout'].flatMap((flag) => [
+  runFlag(flag, '-1', new RegExp(`${flag}: not a duration`)),
+  runFlag(flag, 'soon', new RegExp(`${flag}: not a duration`)),
+  runFlag(flag, 'NaN', new RegExp(`${flag}: not a duration`)),
+  runFlag(flag, '1e3', new RegExp(`${flag}: not a duration`)),
+  runFlag(flag, '5 s', new RegExp(`${flag}: not a duration`)),
+  runFlag(flag, '', new RegExp(`${flag}: not a duration`)),
+  [['run', flag], 125, /argument missing/] as [string[], number, RegExp],
+])
 const cli: Array<[string[], number, RegExp]> = [
-  [['watch', '--pid', '0'], 2, /not a valid PID/],
-  [['watch', '--pid', '-1'], 2, /lifewatch: /],
-  [['watch', '--pid', 'abc'], 2, /not a valid PID/],
-  [['watch', '--pid', '1.5'], 2, /not a valid PID/],
-  [['watch', '--pid', '2147483648'], 2, /not a valid PID/],
-  [['watch', '--pid', ''], 2, /not a valid PID/],
-  [['watch', '--pid', '0x10'], 2, /not a valid PID/],
-  [['watch', '--pid', '1e3'], 2, /not a valid PID/],
-  [['watch', '--pid', '12\n3'], 2, /not a valid PID/],
-  [['watch', '--pid', '5', '--pid', 'x'], 2, /not a valid PID/],
-  [['watch'], 2, /at least one --pid/],
-  [['watch', '--pid'], 2, /lifewatch: /],
-  [['watch', '--bogus'], 2, /lifewatch: /],
-  [['watch', '--pid', 'DEAD'], 1, /ERR_NO_SUCH_PROCESS/],
-  [['frobnicate'], 2, /unknown command/],
-  [['demo', '--bogus'], 2, /lifewatch: /],
-  [['demo', 'extra'], 2, /lifewatch: /],
+  [['watch', '--pid', '0'], 125, /--pid: not a valid PID/],
+  [['watch', '--pid', '-1'], 125, /lifewatch: /],
+  [['watch', '--pid', 'abc'], 125, /not a valid PID/],
+  [['watch', '--pid', '1.5'], 125, /not a valid PID/],
+  [['watch', '--pid', '2147483648'], 125, /not a valid PID/],
+  [['watch', '--pid', ''], 125, /not a valid PID/],
+  [['watch', '--pid', '0x10'], 125, /not a valid PID/],
+  [['watch', '--pid', '1e3'], 125, /not a valid PID/],
+  [['watch', '--pid', '12\n3'], 125, /not a valid PID/],
+  [['watch', '--pid', '5', '--pid', 'x'], 125, /not a valid PID/],
+  [['watch'], 125, /at least one --pid/],
+  [['watch', '--pid'], 125, /argument missing/],
+  [['watch', '--bogus'], 125, /unknown option '--bogus'/],
+  [['watch', '--pid', 'DEAD'], 125, /ERR_NO_SUCH_PROCESS/],
+  [['watch', '--cgroup', 'x', '--pressure', 'extreme'], 125, /--pressure: not a level/],
+  [['frobnicate'], 125, /unknown command 'frobnicate'/],
+  [['demo', '--bogus'], 125, /unknown option/],
+  [['demo', 'extra'], 125, /too many arguments/],
+  [['run'], 125, /missing required argument 'command'/],
+  [['run', '--bogus', '--', 'true'], 125, /unknown option '--bogus'/],
+  runFlag('--memory', '0', /--memory: must be more than 0/),
+  runFlag('--memory', '-1', /--memory: not a size/),
+  runFlag('--memory', '12X', /--memory: not a size/),
+  runFlag('--memory', '1e400', /--memory: not a size/),
+  runFlag('--memory', '64M\n1', /--memory: not a size/),
+  runFlag('--swap', '-5', /--swap: not a size/),
+  runFlag('--pids', '0', /--pids: not a whole number/),
+  runFlag('--pids', '1.5', /--pids: not a whole number/),
+  runFlag('--pids', '99999999999999999999', /--pids: not a whole number/),
+  runFlag('--cpu', '0', /--cpu: not a CPU limit/),
+  runFlag('--cpu', 'NaN', /--cpu: not a CPU limit/),
+  runFlag('--cpu', 'Infinity', /--cpu: not a CPU limit/),
+  runFlag('--stop-signal', 'SIGFOO', /--stop-signal: not a signal/),
+  runFlag('--stop-signal', '0', /--stop-signal: not a signal/),
+  runFlag('--stop-signal', '99', /--stop-signal: not a signal/),
+  runFlag('--name', 'a/b', /--name: not a cgroup name/),
+  runFlag('--name', '..', /--name: not a cgroup name/),
+  runFlag('--parent', '../..', /cannot create cgroup .*ERR_INVALID_ARGUMENT/),
+  runFlag('--events-fd', '-1', /--events-fd: not a file descriptor number/),
+  runFlag('--events-fd', '987', /--events-fd 987: not an open file descriptor/),
+  runFlag('--events', '/nonexistent/dir/events', /--events \/nonexistent\/dir\/events: cannot open for writing/),
+  ...durations,
+  [['top', '--interval', 'soon'], 125, /--interval: not a duration/],
+  [['top', '--interval', '-1'], 125, /--interval: not a duration/],
+  [['top', '--once', '--root', '../../..'], 125, /--root: not a cgroup path/],
+  [['top', '--once', '--root', 'a/../../b'], 125, /--root: not a cgroup path/],
+  [['completion', 'tcsh'], 125, /completion: not a shell/],
+  [['completion'], 125, /missing required argument 'shell'/],
 ]
 
 test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd change`, async (t) => {
@@ -249,19 +291,20 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
   await made?.delete()
 })
 
-test(`${cli.length} bad CLI command lines: usage (2) or typed (1) errors, one line, no stack`, async (t) => {
+test(`${cli.length} bad CLI command lines: exit 125, one line, no stack`, async (t) => {
   const d = sh('exit 0')
   await reaped(d)
   let passed = 0
   await Promise.all(cli.map(async ([args, status, stderr]) => {
     const argv = args.map((a) => (a === 'DEAD' ? String(d.pid) : a))
-    const r = await run(nodeArgv('src/cli.ts', ...argv), { timeoutMs: 30_000 })
+    const r = await run([process.execPath, CLI, ...argv], { timeoutMs: 30_000 })
     const label = `lifewatch ${JSON.stringify(argv)}`
-    const ok = r.code === status && stderr.test(r.stderr) && !/^\s+at /m.test(r.stderr) && r.signal === null
+    const ok = r.code === status && stderr.test(r.stderr) && !/^\s+at /m.test(r.stderr) && r.signal === null && r.stderr.trim().split('\n').length === 1
     t.is(r.code, status, `${label}: exit status (stderr: ${r.stderr.trim()})`)
     t.regex(r.stderr, stderr, label)
     t.notRegex(r.stderr, /^\s+at /m, `${label}: no stack trace`)
+    t.is(r.stderr.trim().split('\n').length, 1, `${label}: one line: ${r.stderr}`)
     if (ok) passed++
   }))
-  report({ section: 'bad input', case: 'cli: lifewatch watch/demo', fdsLeaked: 0, eventsLost: 0, cases: cli.length, passed })
+  report({ section: 'bad input', case: 'cli: lifewatch run/watch/top/demo/completion', fdsLeaked: 0, eventsLost: 0, cases: cli.length, passed })
 })

@@ -82,15 +82,18 @@ export function report(line: ReportLine): void {
   if (path) appendFileSync(path, JSON.stringify({ runner: 'ava', ...line }) + '\n')
 }
 
-/** target/nopidfd, compiled from tools/nopidfd.c when missing or stale. */
-export function nopidfd(): string {
-  const src = join(root, 'tools/nopidfd.c')
-  const bin = join(root, 'target/nopidfd')
+/** target/<name>, compiled from tools/<name>.c when missing or stale. */
+export function tool(name: string): string {
+  const src = join(root, `tools/${name}.c`)
+  const bin = join(root, `target/${name}`)
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
-    execFileSync('cc', ['-O2', '-Wall', '-o', bin, src], { stdio: 'inherit' })
+    execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, src], { stdio: 'inherit' })
   }
   return bin
 }
+
+/** target/nopidfd (tools/nopidfd.c): runs a command as if on a kernel without pidfd. */
+export const nopidfd = (): string => tool('nopidfd')
 
 /** Whether a command exists on PATH. */
 export function have(cmd: string): boolean {

@@ -10,6 +10,8 @@ pub enum Code {
     InvalidArgument,
     NoSuchProcess,
     NoSuchCgroup,
+    /// A command to spawn that does not exist (not found in PATH, or no such file).
+    NoSuchCommand,
     Permission,
     UnsupportedKernel,
     Closed,
@@ -24,6 +26,7 @@ impl Code {
             Code::InvalidArgument => "ERR_INVALID_ARGUMENT",
             Code::NoSuchProcess => "ERR_NO_SUCH_PROCESS",
             Code::NoSuchCgroup => "ERR_NO_SUCH_CGROUP",
+            Code::NoSuchCommand => "ERR_NO_SUCH_COMMAND",
             Code::Permission => "ERR_PERMISSION",
             Code::UnsupportedKernel => "ERR_UNSUPPORTED_KERNEL",
             Code::Closed => "ERR_CLOSED",
@@ -74,7 +77,7 @@ impl Error {
     /// Wraps a failed syscall: `what` says what was being done, on which PID or path.
     pub fn sys(syscall: &'static str, errno: i32, what: impl fmt::Display) -> Self {
         let code = code_for_errno(errno);
-        let text = io::Error::from_raw_os_error(errno);
+        let text = strerror(errno);
         Error {
             code,
             message: format!("{what}: {syscall}: {text}"),
@@ -97,6 +100,16 @@ impl Error {
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
         self
+    }
+}
+
+/// The C library's words for an errno ("No such process"), without the "(os error 3)" that
+/// Rust's `io::Error` adds: the errno is a property of the error already.
+fn strerror(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 
@@ -151,10 +164,6 @@ mod tests {
         let e = Error::sys("pidfd_open", libc::ESRCH, "watching pid 42");
         assert_eq!(e.syscall, Some("pidfd_open"));
         assert_eq!(e.errno, Some(libc::ESRCH));
-        assert!(
-            e.message.starts_with("watching pid 42: pidfd_open: "),
-            "{}",
-            e.message
-        );
+        assert_eq!(e.message, "watching pid 42: pidfd_open: No such process");
     }
 }

@@ -1,8 +1,50 @@
 //! Events as the core reports them; the binding converts them, the TS layer types them.
 
-use crate::cgroup::stats::{Counters, Stats};
+use std::collections::BTreeMap;
+
 use crate::error::Code;
-use crate::status::ExitStatus;
+use crate::process::status::ExitStatus;
+
+/// Named counters (memory.events, memory.oom_control...), in name order.
+pub type Counters = BTreeMap<String, u64>;
+
+/// One resource's PSI averages over 10 s (`some avg10=12.34`, `full avg10=…`) in
+/// hundredths of a percent, exactly as the kernel prints them (two decimals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub some_avg10: Option<u32>,
+    /// Absent for `cpu` before 5.13 (the kernel printed no `full` line).
+    pub full_avg10: Option<u32>,
+}
+
+/// A cgroup's resources when an event was read (`cgroup::stats` reads them); `None`: no such
+/// file on this system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// v2 `memory.current`, v1 `memory.usage_in_bytes`.
+    pub memory_current: Option<u64>,
+    /// v2 `memory.peak` (5.19+), v1 `memory.max_usage_in_bytes`.
+    pub memory_peak: Option<u64>,
+    /// v2 `memory.max`, v1 `memory.limit_in_bytes`; `None` when unlimited or unknown.
+    pub memory_max: Option<u64>,
+    /// v2 `memory.events`; v1 `memory.oom_control` counters plus `failcnt`.
+    pub memory_events: Counters,
+    /// v2 `memory.swap.current`; v1 `memory.memsw.usage_in_bytes` less the memory usage
+    /// (needs swap accounting).
+    pub swap_current: Option<u64>,
+    /// `pids.current` of the pids controller (v1 hierarchy or unified).
+    pub pids_current: Option<u64>,
+    /// `pids.peak` (6.1+).
+    pub pids_peak: Option<u64>,
+    /// CPU time in µs: `cpu.stat` `user_usec`/`system_usec` on the unified hierarchy (there
+    /// without the cpu controller too), else v1 `cpuacct.usage_user`/`usage_sys` (ns).
+    pub cpu_user_usec: Option<u64>,
+    pub cpu_system_usec: Option<u64>,
+    /// `<resource>.pressure` in the unified directory (PSI, 4.20+ with CONFIG_PSI).
+    pub psi_cpu: Option<Pressure>,
+    pub psi_memory: Option<Pressure>,
+    pub psi_io: Option<Pressure>,
+}
 
 /// Identifies one watch within one Monitor.
 pub type WatchId = u32;

@@ -15,6 +15,7 @@
 /// Every failpoint name with the errno it fails with unless a test says otherwise: what
 /// the kernel really returns there when resources run out.
 pub const POINTS: &[(&str, i32)] = &[
+    ("timerfd_create", libc::EMFILE),
     ("epoll_create1", libc::EMFILE),
     ("eventfd", libc::EMFILE),
     ("epoll_ctl", libc::ENOMEM),

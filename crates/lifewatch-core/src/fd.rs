@@ -12,16 +12,18 @@ pub enum FdKind {
     Inotify,
     Psi,
     Control,
+    Timerfd,
 }
 
 impl FdKind {
-    pub const ALL: [FdKind; 6] = [
+    pub const ALL: [FdKind; 7] = [
         FdKind::Epoll,
         FdKind::Pidfd,
         FdKind::Eventfd,
         FdKind::Inotify,
         FdKind::Psi,
         FdKind::Control,
+        FdKind::Timerfd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +34,7 @@ impl FdKind {
             FdKind::Inotify => "inotify",
             FdKind::Psi => "psi",
             FdKind::Control => "control",
+            FdKind::Timerfd => "timerfd",
         }
     }
 
@@ -56,7 +59,8 @@ impl Counters {
     }
 }
 
-static COUNTERS: [Counters; 6] = [
+static COUNTERS: [Counters; 7] = [
+    Counters::new(),
     Counters::new(),
     Counters::new(),
     Counters::new(),
@@ -168,7 +172,7 @@ impl AsRawFd for CountedFd {
 
 /// Per-kind counts of fds released by one operation (a close, a shutdown step).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Released([u64; 6]);
+pub struct Released([u64; 7]);
 
 impl Released {
     pub fn add(&mut self, kind: FdKind) {

@@ -1,29 +1,27 @@
-//! lifewatch-core: Linux process and cgroup lifecycle watching with no napi in sight.
-//! One file per kernel mechanism; `Monitor` ties them to one epoll reactor.
+//! lifewatch-core: Linux process and cgroup lifecycle watching, with no napi in sight.
+//!
+//! The layers, each using only those below it:
+//! - `error`, `fd`, `failpoint`, `event`: typed errors, counted fds, test-only failures, the
+//!   events the layers above report;
+//! - `reactor/`: one epoll loop, its sources, timers, delivery queue and direct-wake policy;
+//! - `process/`: pidfds, exit statuses, process watches (a reactor source), signals, spawn,
+//!   the child subreaper;
+//! - `cgroup/`: the shared facts (layout, paths, statistics, cgroupfs files), then `watch/`
+//!   (one reactor source per kernel mechanism) and `manage/` (the cgroup manager);
+//! - `monitor`: the public handle composing a reactor, process watches and cgroup watches.
 
 pub mod cgroup;
 pub mod error;
 pub mod event;
-pub mod exit;
 pub mod failpoint;
-pub mod fallback;
 pub mod fd;
 pub mod monitor;
-pub mod monitor_cgroup;
-pub mod pid_watch;
-pub mod pidfd;
-pub mod procstat;
+pub mod process;
 pub mod reactor;
-pub mod registry;
-pub mod signal;
-pub mod source;
-pub mod spawn;
-pub mod status;
-pub mod subreaper;
 
+pub use cgroup::watch::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use error::{Code, Error, Result};
-pub use event::{monotonic_ns, Event, EventKind, ExitSource, WatchId};
+pub use event::{monotonic_ns, Counters, Event, EventKind, ExitSource, Pressure, Stats, WatchId};
 pub use fd::{FdKind, FdStats, Released};
-pub use monitor::{check_pid, signal_pid, Monitor, MonitorOptions};
-pub use monitor_cgroup::{CgroupWatchOptions, CgroupWatched, WatchPart};
-pub use status::ExitStatus;
+pub use monitor::{signal_pid, Monitor, MonitorOptions};
+pub use process::{check_pid, signal, spawn, subreaper, ExitStatus, Process};

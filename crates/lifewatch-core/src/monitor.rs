@@ -1,21 +1,19 @@
-//! The public handle: one reactor thread, watches, signals, close. Close is idempotent
-//! and safe from any owner (user `close()`, a finalizer, an env cleanup hook) in any order.
+//! The public handle: one reactor on its own thread, composed with the process watches and
+//! the cgroup watches that register on it. Close is idempotent and safe from any owner (user
+//! `close()`, a finalizer, an env cleanup hook) in any order.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::cgroup::layout::Layout;
+use crate::cgroup::watch::psi::PsiTrigger;
+use crate::cgroup::watch::{CgroupWatchOptions, CgroupWatched, CgroupWatcher};
+use crate::error::{Code, Error, Result};
 use crate::event::{Event, WatchId};
-use crate::fallback::FallbackWatch;
-use crate::fd::{CountedFd, Release, Released};
-use crate::pid_watch::PidWatch;
-use crate::pidfd;
-use crate::reactor::{Notify, Shared, CLOSED};
-use crate::signal;
-
-/// Linux's PID_MAX_LIMIT (2^22): no PID is ever larger.
-pub const PID_MAX_LIMIT: i64 = 1 << 22;
+use crate::fd::{Release, Released};
+use crate::process::spawn::{self, CgroupDirs, Placement, SpawnOptions};
+use crate::process::{check_pid, pidfd, signal, Process, Processes};
+use crate::reactor::{Notify, Reactor};
 
 #[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
@@ -26,27 +24,29 @@ pub struct MonitorOptions {
 }
 
 pub struct Monitor {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) cgroups: crate::monitor_cgroup::Cgroups,
+    reactor: Arc<Reactor>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    processes: Processes,
+    cgroups: CgroupWatcher,
     use_pidfd: bool,
 }
 
-pub fn check_pid(pid: i64) -> Result<i32> {
-    if pid <= 0 || pid > PID_MAX_LIMIT {
-        return Err(Error::invalid(format!(
-            "pid {pid} is out of range (1..={PID_MAX_LIMIT})"
-        )));
-    }
-    Ok(pid as i32)
+/// A child spawned by `Monitor::spawn`, watched (and reaped) by the monitor.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawned {
+    pub watch: WatchId,
+    pub pid: i32,
+    pub placement: Placement,
 }
 
 impl Monitor {
     /// `notify` is called from the reactor thread once per batch, when events become
     /// available after a `drain`; it must not block.
     pub fn new(options: MonitorOptions, notify: Notify) -> Result<Monitor> {
-        let shared = Arc::new(Shared::new(notify)?);
-        let looping = Arc::clone(&shared);
+        let reactor = Arc::new(Reactor::new(notify)?);
+        let cgroups = CgroupWatcher::new(options.cgroup_root.clone());
+        reactor.set_after_turn(cgroups.before_exits());
+        let looping = Arc::clone(&reactor);
         let thread = crate::failpoint::hit("clone")
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             .and_then(|()| {
@@ -57,7 +57,8 @@ impl Monitor {
         let thread = match thread {
             Ok(t) => t,
             Err(e) => {
-                shared.teardown(Release::LeakPrevented);
+                reactor.begin_close();
+                reactor.teardown(Release::LeakPrevented);
                 return Err(Error::sys(
                     "clone",
                     e.raw_os_error().unwrap_or(libc::EAGAIN),
@@ -65,11 +66,11 @@ impl Monitor {
                 ));
             }
         };
-        let cgroups = crate::monitor_cgroup::Cgroups::new(options.cgroup_root.clone(), &shared);
         Ok(Monitor {
-            shared,
-            cgroups,
+            reactor,
             thread: Mutex::new(Some(thread)),
+            processes: Processes::default(),
+            cgroups,
             use_pidfd: !options.force_fallback && pidfd::supported(),
         })
     }
@@ -82,53 +83,75 @@ impl Monitor {
     /// Watches any process, child or not. A PID that is already gone is `ERR_NO_SUCH_PROCESS`;
     /// one that has exited but not been reaped (a zombie) reports its exit at once.
     pub fn watch_pid(&self, pid: i64) -> Result<WatchId> {
-        self.watch_process(check_pid(pid)?, false)
+        self.processes
+            .watch(&self.reactor, check_pid(pid)?, self.use_pidfd)
     }
 
-    /// Watches a child lifewatch started itself; its zombie is reaped when it exits.
-    pub fn watch_own_child(&self, pid: i32, pidfd: Option<CountedFd>) -> Result<WatchId> {
-        match pidfd {
-            Some(fd) => self
-                .shared
-                .register(Box::new(PidWatch::from_pidfd(pid, fd, true))),
-            None => self.watch_process(pid, true),
-        }
-    }
-
-    fn watch_process(&self, pid: i32, reap: bool) -> Result<WatchId> {
-        self.check_open()?;
-        if self.use_pidfd {
-            // Another watch of this process shares its pidfd; our own children are watched
-            // once, at spawn, and reaped by that watch.
-            let share = (!reap).then_some(pid);
-            if let Some(pid) = share {
-                if let Some(id) = self.shared.join(pid)? {
-                    return Ok(id);
-                }
-            }
-            self.shared
-                .register_shared(Box::new(PidWatch::open(pid, reap)?), share)
-        } else {
-            self.shared
-                .register(Box::new(FallbackWatch::open(pid, reap)?))
-        }
+    /// Spawns into the cgroup with these directories (if any: `Cgroup::spawn_dirs`) and watches
+    /// the child from its first instant; the watch reaps it when it exits.
+    pub fn spawn(&self, opts: &SpawnOptions, cgroup: Option<&CgroupDirs>) -> Result<Spawned> {
+        self.reactor.check_open()?;
+        let child = spawn::spawn(opts, cgroup)?;
+        let (pid, placement) = (child.process.pid(), child.placement);
+        // Refused, the source closed the child's pidfd: a new one names it still (our unreaped
+        // child keeps its PID), to kill and reap it with.
+        self.processes
+            .watch_child(&self.reactor, child.process)
+            .map(|watch| Spawned {
+                watch,
+                pid,
+                placement,
+            })
+            .inspect_err(|_| kill_unwatched(pid))
     }
 
     /// Stops a watch and closes its fds; `false` if it already ended.
     pub fn unwatch(&self, id: WatchId) -> Result<bool> {
-        self.check_open()?;
-        if let Some(stopped) = self.unwatch_cgroup(id) {
+        self.reactor.check_open()?;
+        if let Some(stopped) = self.cgroups.unwatch(&self.reactor, id) {
             return Ok(stopped);
         }
-        Ok(self
-            .shared
-            .unregister(id, Release::Normal, &mut Released::default()))
+        Ok(self.processes.unwatch(&self.reactor, id))
     }
 
     /// Signals a watched process through its own pidfd: it can never reach a reused PID.
     pub fn signal(&self, id: WatchId, signo: i32) -> Result<()> {
-        self.check_open()?;
-        self.shared.signal(id, signal::check(signo)?)
+        self.reactor.check_open()?;
+        self.processes.signal(id, signal::check(signo)?)
+    }
+
+    /// The cgroup layout this monitor uses (detected once, or from `cgroup_root`).
+    pub fn cgroup_layout(&self) -> Result<Layout> {
+        self.cgroups.layout()
+    }
+
+    /// Watches a cgroup (a hierarchy-relative path such as `lifewatch/job1`, or a directory
+    /// under a cgroup mount). Events: `oom`, `pressure`, `populated`, `frozen`, and finally
+    /// `removed` once every watched directory is gone. See `CgroupWatcher::watch`.
+    pub fn watch_cgroup(&self, path: &str, opts: &CgroupWatchOptions) -> Result<WatchId> {
+        self.watch_cgroup_parts(path, opts).map(|w| w.id)
+    }
+
+    /// `watch_cgroup`, saying which parts serve the watch and which defaulted parts were left
+    /// out for lack of permission.
+    pub fn watch_cgroup_parts(
+        &self,
+        path: &str,
+        opts: &CgroupWatchOptions,
+    ) -> Result<CgroupWatched> {
+        self.cgroups.watch(&self.reactor, path, opts)
+    }
+
+    /// A system-wide PSI trigger on `/proc/pressure/<resource>`: `pressure` events with no
+    /// cgroup.
+    pub fn watch_pressure(&self, trigger: PsiTrigger) -> Result<WatchId> {
+        self.cgroups.watch_pressure(&self.reactor, trigger)
+    }
+
+    /// How many times the kernel's inotify queue overflowed (`max_queued_events`) and every
+    /// cgroup watch was re-read instead.
+    pub fn inotify_overflows(&self) -> u64 {
+        self.cgroups.inotify_overflows()
     }
 
     /// An fd that is readable whenever a watch has something to report. A consumer with an
@@ -137,48 +160,45 @@ impl Monitor {
     /// reactor handles only what the consumer leaves for longer than a short grace period.
     /// It is closed by `close`: `set_direct(false)` and stop watching it first.
     pub fn ready_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.shared.epoll_fd())
+        self.reactor.ready_fd()
     }
 
-    /// Direct mode on (a consumer now watches `ready_fd`) or off (before it stops): see
-    /// `ready_fd`.
+    /// Direct mode on (a consumer now watches `ready_fd`) or off (before it stops).
     pub fn set_direct(&self, on: bool) {
-        self.shared.set_direct(on)
+        self.reactor.set_direct(on)
     }
 
     /// Handles what is ready now, on the calling thread, and returns every queued event
-    /// (as `drain`) for the caller to deliver at once; see `ready_fd`.
+    /// for the caller to deliver at once; see `ready_fd`.
     pub fn turn_now(&self) -> Vec<Event> {
-        self.shared.turn_now()
+        self.reactor.turn_now()
     }
 
     /// Puts events that were taken (`turn_now`, `drain`) but could not be delivered back at
     /// the head of the queue, with a notification as for a new batch.
     pub fn requeue(&self, events: Vec<Event>) {
-        self.shared.requeue(events)
+        self.reactor.requeue(events)
     }
 
     /// Every event queued since the last drain, in the order the kernel reported them.
     pub fn drain(&self) -> Vec<Event> {
-        self.shared.drain()
+        self.reactor.drain()
     }
 
+    /// Active watches: process watches (each of several watches of one process counts) and
+    /// cgroup watches.
     pub fn watch_count(&self) -> usize {
-        self.shared.registry().len()
+        self.processes.count() + self.cgroups.count()
     }
 
     /// How many batches were handed over: notifications raised plus non-empty `turn_now`
     /// results (each one N-API call in the binding).
     pub fn notifications(&self) -> u64 {
-        self.shared.notifications.load(Ordering::Relaxed)
+        self.reactor.deliveries()
     }
 
     pub fn is_closed(&self) -> bool {
-        self.shared.state.load(Ordering::SeqCst) == CLOSED
-    }
-
-    pub(crate) fn check_open(&self) -> Result<()> {
-        self.shared.check_open()
+        self.reactor.is_closed()
     }
 
     /// Stops the loop and closes every fd; returns what was released. Idempotent.
@@ -189,19 +209,15 @@ impl Monitor {
     /// Close from a finalizer or env cleanup: the owner forgot `close()`, so what this
     /// releases counts as prevented leaks.
     pub fn close_as(&self, how: Release) -> Released {
-        {
-            // Under the registry lock so no registration races the state change.
-            let _reg = self.shared.registry();
-            if self.shared.state.swap(CLOSED, Ordering::SeqCst) == CLOSED {
-                return Released::default();
-            }
+        if !self.reactor.begin_close() {
+            return Released::default();
         }
-        self.shared.wake();
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
             let _ = t.join();
         }
-        let released = self.shared.teardown(how);
+        let released = self.reactor.teardown(how);
+        self.processes.clear();
         self.cgroups.clear();
         released
     }
@@ -210,6 +226,21 @@ impl Monitor {
 impl Drop for Monitor {
     fn drop(&mut self) {
         self.close_as(Release::LeakPrevented);
+    }
+}
+
+/// A child we spawned but could not watch: killed and reaped here (its PID cannot be reused
+/// before it is reaped, so a pidfd opened now still names it).
+fn kill_unwatched(pid: i32) {
+    if let Ok(child) = Process::open(pid) {
+        let _ = child.signal(libc::SIGKILL);
+        if let Some(fd) = child.pidfd() {
+            let _ = rustix::process::waitid(
+                rustix::process::WaitId::PidFd(fd),
+                rustix::process::WaitIdOptions::EXITED,
+            );
+        }
+        child.release(Release::Normal, &mut Released::default());
     }
 }
 
@@ -222,21 +253,22 @@ pub fn signal_pid(pid: i64, signo: i32) -> Result<()> {
             // Committed only once the signal went out: closing it on the error path counts
             // as a prevented leak, as everywhere else.
             pidfd::send_signal(std::os::fd::AsFd::as_fd(&fd), signo, pid)?;
-            fd.commit().close(crate::fd::Release::Normal);
+            fd.commit().close(Release::Normal);
             Ok(())
         }
-        Err(e) if e.code == crate::error::Code::UnsupportedKernel => {
+        Err(e) if e.code == Code::UnsupportedKernel => {
             // SAFETY: plain kill(2) with a validated PID and signal.
             if unsafe { libc::kill(pid, signo) } == 0 {
                 Ok(())
             } else {
-                Err(std::io::Error::last_os_error()).map_err(|e| {
-                    Error::sys(
-                        "kill",
-                        e.raw_os_error().unwrap_or(libc::EIO),
-                        format!("sending signal {signo} to pid {pid}"),
-                    )
-                })
+                let errno = std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                Err(Error::sys(
+                    "kill",
+                    errno,
+                    format!("sending signal {signo} to pid {pid}"),
+                ))
             }
         }
         Err(e) => Err(e),

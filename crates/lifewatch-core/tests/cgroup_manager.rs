@@ -6,15 +6,15 @@
 mod common;
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
-use lifewatch_core::cgroup::kill::KillMethod;
-use lifewatch_core::cgroup::limits::{Input, RawLimits};
+use lifewatch_core::cgroup::manage::kill::KillMethod;
+use lifewatch_core::cgroup::manage::limits::{Input, RawLimits};
 use lifewatch_core::cgroup::{files, Cgroup, Layout, Mode};
-use lifewatch_core::spawn::{spawn, spawn_watched, Placement, SpawnOptions, Stdio};
+use lifewatch_core::spawn::{spawn, Placement, SpawnOptions, Stdio};
 use lifewatch_core::{Code, EventKind, ExitStatus, MonitorOptions};
 
 fn name(what: &str) -> String {
@@ -47,7 +47,7 @@ fn read(dir: &Path, file: &str) -> String {
 /// Removes a leftover test cgroup (a failed earlier run) so tests start clean.
 fn fresh(l: &Layout, n: &str) {
     if let Ok(cg) = Cgroup::open(l, n) {
-        let _ = cg.delete(true, Duration::from_secs(5), None);
+        let _ = cg.delete(true, Some(Duration::from_secs(5)));
     }
 }
 
@@ -66,7 +66,7 @@ fn reap(pids: &[i32]) {
 fn sleeper(cg: &Cgroup, h: &Harness, cmd: &str) -> (u32, i32) {
     let mut o = SpawnOptions::new("sh", vec!["-c".into(), cmd.into()]);
     o.stdio = [Stdio::Null; 3];
-    let s = spawn_watched(&h.monitor, &o, Some(cg)).unwrap();
+    let s = h.monitor.spawn(&o, Some(&cg.spawn_dirs())).unwrap();
     (s.watch, s.pid)
 }
 
@@ -136,7 +136,7 @@ fn create_writes_limits_in_every_hierarchy_and_delete_removes_them() {
     assert_eq!(usage.stats.memory_max, Some(64 << 20));
     assert_eq!(usage.pids_max, Some(32));
     assert_eq!(usage.procs, 0);
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
     for (_, d) in &dirs {
         assert!(!d.exists(), "{} left behind", d.display());
     }
@@ -265,7 +265,7 @@ fn spawned_child_is_in_the_cgroup_before_it_execs() {
     let mut o = SpawnOptions::new("cat", vec!["/proc/self/cgroup".into()]);
     o.stdio = [Stdio::Null, Stdio::Fd(f.as_raw_fd()), Stdio::Inherit];
     let h = Harness::new(MonitorOptions::default());
-    let s = spawn_watched(&h.monitor, &o, Some(&cg)).unwrap();
+    let s = h.monitor.spawn(&o, Some(&cg.spawn_dirs())).unwrap();
     drop(f);
     let ev = h.collect(1, Duration::from_secs(10));
     assert!(
@@ -302,7 +302,7 @@ fn spawned_child_is_in_the_cgroup_before_it_execs() {
         assert_eq!(line(&|l| l.split(':').nth(1) == Some("memory")), want);
         assert_eq!(line(&|l| l.split(':').nth(1) == Some("pids")), want);
     }
-    cg.delete(true, Duration::from_secs(5), None).unwrap();
+    cg.delete(true, Some(Duration::from_secs(5))).unwrap();
 }
 
 #[test]
@@ -321,9 +321,7 @@ fn kill_resolves_only_when_the_whole_tree_is_gone() {
     let members = until_procs(&cg, 51);
     assert_eq!(members.len(), 51, "{members:?}");
     let t = Instant::now();
-    let report = cg
-        .kill(Some(Instant::now() + Duration::from_secs(10)), None)
-        .unwrap();
+    let report = cg.kill(Some(Duration::from_secs(10))).unwrap();
     let took = t.elapsed();
     eprintln!("kill of 51 processes: {report:?} in {took:?}");
     if cg.has_cgroup_kill() {
@@ -358,7 +356,7 @@ fn kill_resolves_only_when_the_whole_tree_is_gone() {
         "{ev:?}"
     );
     reap(&members);
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
 }
 
 #[test]
@@ -392,20 +390,18 @@ fn kill_by_signals_through_pidfds_where_there_is_no_cgroup_kill() {
     let members = until_procs(&cg, 21);
     assert_eq!(members.len(), 21);
     // freeze/thaw through freezer.state
-    cg.freeze(Duration::from_secs(5), None).unwrap();
+    cg.set_state(true, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(cg.usage().unwrap().frozen, Some(true));
-    cg.thaw(Duration::from_secs(5), None).unwrap();
+    cg.set_state(false, Some(Duration::from_secs(5))).unwrap();
     let t = Instant::now();
-    let report = cg
-        .kill(Some(Instant::now() + Duration::from_secs(10)), None)
-        .unwrap();
+    let report = cg.kill(Some(Duration::from_secs(10))).unwrap();
     eprintln!("v1 kill of 21 processes: {report:?} in {:?}", t.elapsed());
     assert_eq!(report.method, KillMethod::Signal);
     assert!(report.signalled >= 21);
     assert!(cg.procs().unwrap().is_empty());
     reap(&members);
     h.collect(1, Duration::from_secs(5));
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
     for d in dirs {
         assert!(!d.exists());
     }
@@ -424,20 +420,19 @@ fn freeze_and_thaw_report_the_kernels_state() {
     let h = Harness::new(MonitorOptions::default());
     let (_, pid) = sleeper(&cg, &h, "exec sleep 1000");
     until_procs(&cg, 1);
-    cg.freeze(Duration::from_secs(5), None).unwrap();
+    cg.set_state(true, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(cg.usage().unwrap().frozen, Some(true));
     if let Some(u) = cg.unified_dir() {
         assert_eq!(files::keyed(&read(u, "cgroup.events"), "frozen"), Some(1));
     }
-    cg.thaw(Duration::from_secs(5), None).unwrap();
+    cg.set_state(false, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(cg.usage().unwrap().frozen, Some(false));
     // Killing a frozen cgroup works too.
-    cg.freeze(Duration::from_secs(5), None).unwrap();
-    cg.kill(Some(Instant::now() + Duration::from_secs(10)), None)
-        .unwrap();
+    cg.set_state(true, Some(Duration::from_secs(5))).unwrap();
+    cg.kill(Some(Duration::from_secs(10))).unwrap();
     let ev = h.collect(1, Duration::from_secs(5));
     assert!(matches!(ev[0].kind, EventKind::Exit { pid: p, .. } if p == pid));
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
 }
 
 #[test]
@@ -455,7 +450,7 @@ fn delete_waits_for_the_last_process_then_times_out_as_busy() {
     until_procs(&cg, 1);
     let t = Instant::now();
     let e = cg
-        .delete(false, Duration::from_millis(300), None)
+        .delete(false, Some(Duration::from_millis(300)))
         .unwrap_err();
     assert_eq!(e.code, Code::CgroupBusy, "{e:?}");
     assert!(t.elapsed() >= Duration::from_millis(300));
@@ -470,7 +465,7 @@ fn delete_waits_for_the_last_process_then_times_out_as_busy() {
         }
     });
     let t = Instant::now();
-    cg.delete(false, Duration::from_secs(10), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(10))).unwrap();
     killer.join().unwrap();
     eprintln!(
         "delete succeeded {:?} after the kill was sent",
@@ -492,23 +487,24 @@ fn wait_empty_is_cancellable_and_resolves_on_exit() {
     fresh(&l, &n);
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     assert!(
-        cg.wait_empty(None, None).unwrap(),
+        cg.wait_empty(None).unwrap(),
         "an empty cgroup is empty at once"
     );
     let h = Harness::new(MonitorOptions::default());
     let (watch, _) = sleeper(&cg, &h, "exec sleep 1000");
     until_procs(&cg, 1);
-    let cancel = lifewatch_core::cgroup::Cancel::new().unwrap();
-    cancel.cancel();
-    assert!(!cg.wait_empty(None, Some(&cancel)).unwrap());
-    assert!(!cg
-        .wait_empty(Some(Instant::now() + Duration::from_millis(50)), None)
-        .unwrap());
+    // A cancelled wait ends at once with ERR_CLOSED, and leaves the waiter able to run others.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = cg
+        .wait_empty_async(None, Box::new(move |r| drop(tx.send(r))))
+        .unwrap();
+    handle.cancel();
+    let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.unwrap_err().code, Code::Closed);
+    assert!(!cg.wait_empty(Some(Duration::from_millis(50))).unwrap());
     h.monitor.signal(watch, libc::SIGKILL).unwrap();
-    assert!(cg
-        .wait_empty(Some(Instant::now() + Duration::from_secs(10)), None)
-        .unwrap());
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    assert!(cg.wait_empty(Some(Duration::from_secs(10))).unwrap());
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
 }
 
 #[test]
@@ -541,7 +537,7 @@ fn pids_max_is_enforced() {
         Stdio::Fd(f.as_raw_fd()),
         Stdio::Fd(f.as_raw_fd()),
     ];
-    spawn_watched(&h.monitor, &o, Some(&cg)).unwrap();
+    h.monitor.spawn(&o, Some(&cg.spawn_dirs())).unwrap();
     drop(f);
     let members = until_procs(&cg, 5);
     std::thread::sleep(Duration::from_millis(300));
@@ -555,7 +551,7 @@ fn pids_max_is_enforced() {
         "{log}"
     );
     let all: Vec<i32> = cg.procs().unwrap().into_iter().chain(members).collect();
-    cg.delete(true, Duration::from_secs(10), None).unwrap();
+    cg.delete(true, Some(Duration::from_secs(10))).unwrap();
     reap(&all);
     let _ = std::fs::remove_file(&out);
 }
@@ -585,7 +581,7 @@ fn five_hundred_create_delete_cycles_leak_no_fd() {
         let n = name(&format!("cycle{}", i % 4));
         let cg = Cgroup::create(&l, &n, &lim).unwrap();
         let _ = cg.usage().unwrap();
-        cg.delete(true, Duration::from_secs(5), None).unwrap();
+        cg.delete(true, Some(Duration::from_secs(5))).unwrap();
     }
     let after = open_fds();
     let counted_after = lifewatch_core::fd::stats(lifewatch_core::FdKind::Control);
@@ -611,7 +607,7 @@ fn spawn_reports_exec_failures_and_kills_nothing_else() {
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let e = spawn(
         &SpawnOptions::new("/nonexistent/lifewatch", vec![]),
-        Some(&cg),
+        Some(&cg.spawn_dirs()),
     )
     .unwrap_err();
     assert_eq!(e.syscall, Some("execve"));
@@ -620,12 +616,12 @@ fn spawn_reports_exec_failures_and_kills_nothing_else() {
     assert!(cg.procs().unwrap().is_empty());
     let dup: HashSet<i32> = cg.procs().unwrap().into_iter().collect();
     assert!(dup.is_empty());
-    let _ = spawn(&SpawnOptions::new("true", vec![]), Some(&cg)).map(|c| {
+    let _ = spawn(&SpawnOptions::new("true", vec![]), Some(&cg.spawn_dirs())).map(|c| {
         rustix::process::waitid(
-            rustix::process::WaitId::PidFd(c.pidfd.as_fd()),
+            rustix::process::WaitId::PidFd(c.process.pidfd().unwrap()),
             rustix::process::WaitIdOptions::EXITED,
         )
         .unwrap();
     });
-    cg.delete(false, Duration::from_secs(5), None).unwrap();
+    cg.delete(false, Some(Duration::from_secs(5))).unwrap();
 }

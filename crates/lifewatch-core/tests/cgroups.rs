@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::stats::{Counters, Stats};
+use lifewatch_core::cgroup::watch::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::Layout;
 use lifewatch_core::{CgroupWatchOptions, Code, Event, EventKind, MonitorOptions, WatchId};
 
@@ -204,7 +204,7 @@ fn populated_goes_to_zero_then_removed() {
                 }
     });
     expect_removed_on_rmdir(&h, &cg, id);
-    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    assert_eq!(h.monitor.watch_count(), 0);
     assert!(!h.monitor.unwatch(id).unwrap(), "the watch ended by itself");
 }
 
@@ -286,7 +286,7 @@ fn v1_rmdir_mid_watch_is_removed_not_oom() {
     let id = watch(&h, &cg, opts);
     let got = expect_removed_on_rmdir(&h, &cg, id);
     assert!(!got.iter().any(is_oom), "{got:?}");
-    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    assert_eq!(h.monitor.watch_count(), 0);
 }
 
 /// The limit the memory hog runs into: 32 MiB.
@@ -313,7 +313,7 @@ impl OomRun {
     fn new(h: &Harness, cg: &TestCgroup, cw: WatchId, within: Duration) -> OomRun {
         let start = lifewatch_core::monotonic_ns();
         let mut hog = cg.spawn(&hog_cmd());
-        let pw = h.monitor.watch_own_child(hog.id() as i32, None).unwrap();
+        let pw = h.monitor.watch_pid(hog.id() as i64).unwrap();
         let mut got = wait_for(h, |e| e.watch == pw, within);
         let _ = hog.wait();
         // The inotify notification may trail the exit: collect a little longer.
@@ -514,7 +514,7 @@ fn create_watch_delete_cycles_return_to_baseline() {
             assert!(open_fds() <= before + 1);
         }
     }
-    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    assert_eq!(h.monitor.watch_count(), 0);
     let after = open_fds();
     eprintln!("cycles: {n} ({removed} ended by removal); fds before {before}, after {after}");
     assert!(after <= before + 1, "before {before}, after {after}");
@@ -597,7 +597,7 @@ fn expect_psi(cg: &TestCgroup, resource: Resource, hog: &str) -> (Harness, Watch
         resource,
         full: false,
         stall_us: 50_000,
-        window_us: if lifewatch_core::cgroup::psi::privileged() {
+        window_us: if lifewatch_core::cgroup::watch::psi::privileged() {
             500_000
         } else {
             2_000_000

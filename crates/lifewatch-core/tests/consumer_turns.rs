@@ -105,39 +105,47 @@ fn direct() -> Harness {
     h
 }
 
-/// Starts a process, watches it, kills it and reaps it; returns the watch.
-fn watched_and_killed(h: &Harness) -> WatchId {
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    id
+/// A watched process killed and reaped: its watch, and the time just before the kill.
+struct Killed {
+    id: WatchId,
+    before: u64,
 }
 
-/// The one event the reactor queues when nobody turns: it must come at least the grace
-/// period (5 ms) after its timestamp, which is when the reactor first saw it (load can only
-/// widen the gap).
-fn one_left_to_the_reactor(h: &Harness) -> Event {
+/// Starts a process, watches it, kills it and reaps it.
+fn watched_and_killed(h: &Harness) -> Killed {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let id = h.monitor.watch_pid(child.id() as i64).unwrap();
+    let before = monotonic_ns();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    Killed { id, before }
+}
+
+/// The one event the reactor queues when nobody turns: it comes at least the grace period
+/// (5 ms) after the exit (load can only widen the gap), and its timestamp, taken by the turn
+/// that handled it, is never before the exit nor after its delivery.
+fn one_left_to_the_reactor(h: &Harness, k: &Killed) -> Event {
     let mut events = h.collect(1, Duration::from_secs(5));
     let received = monotonic_ns();
     assert_eq!(events.len(), 1, "delivered after the grace period");
-    let waited = received - events[0].time;
+    let ev = events.remove(0);
+    assert_eq!(ev.watch, k.id);
+    let waited = received - k.before;
+    assert!(waited >= 4_000_000, "delivered {waited} ns after the exit");
     assert!(
-        waited >= 4_000_000,
-        "delivered {waited} ns after its timestamp"
+        ev.time >= k.before && ev.time <= received,
+        "stamped {} ns after the exit",
+        ev.time as i64 - k.before as i64
     );
-    events.remove(0)
+    ev
 }
 
 #[test]
 fn a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor() {
     let _serial = serial();
     let h = direct();
-    let before = monotonic_ns();
-    let id = watched_and_killed(&h);
-    let ev = one_left_to_the_reactor(&h);
-    assert_eq!(ev.watch, id);
-    assert!(ev.time >= before);
+    let k = watched_and_killed(&h);
+    one_left_to_the_reactor(&h, &k);
     h.monitor.close();
 }
 
@@ -190,8 +198,8 @@ fn after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again() {
     std::thread::sleep(Duration::from_millis(100));
     // After the pause a single exit is the consumer's again for the grace period (a reactor
     // stuck in eager mode would deliver it at once).
-    watched_and_killed(&h);
-    one_left_to_the_reactor(&h);
+    let k = watched_and_killed(&h);
+    one_left_to_the_reactor(&h, &k);
     h.monitor.close();
 }
 
@@ -207,9 +215,8 @@ fn direct_mode_calls_after_close_touch_nothing() {
     h.monitor.set_direct(true);
     h.monitor.set_direct(false); // on `other`'s reused fds it would end its direct mode
     assert!(h.monitor.turn_now().is_empty());
-    let id = watched_and_killed(&other);
-    let ev = one_left_to_the_reactor(&other);
-    assert_eq!(ev.watch, id);
+    let k = watched_and_killed(&other);
+    one_left_to_the_reactor(&other, &k);
     other.monitor.close();
     assert_eq!(open_fds(), fds);
 }

@@ -17,13 +17,14 @@ fn close_is_idempotent_and_releases_everything() {
     let id = h.monitor.watch_pid(child.id() as i64).unwrap();
     assert_eq!(
         open_fds(),
-        before + 4,
-        "sources epoll + reactor epoll + waker + pidfd"
+        before + 5,
+        "sources epoll + reactor epoll + waker + timerfd + pidfd"
     );
     let released = h.monitor.close();
     assert_eq!(released.get(FdKind::Pidfd), 1);
     assert_eq!(released.get(FdKind::Epoll), 2);
     assert_eq!(released.get(FdKind::Eventfd), 1);
+    assert_eq!(released.get(FdKind::Timerfd), 1);
     assert_eq!(
         h.monitor.close().total(),
         0,

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{fallback, open_fds, serial, Harness};
-use lifewatch_core::cgroup::limits::{Input, RawLimits};
+use lifewatch_core::cgroup::manage::limits::{Input, RawLimits};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::{
     failpoint, CgroupWatchOptions, Code, Error, EventKind, FdKind, Monitor, MonitorOptions, Result,
@@ -130,11 +130,14 @@ const OPERATIONS: &[(&str, Operation)] = &[
         .unwrap();
         match Cgroup::create(l, &manager_name(), &limits) {
             Ok(cg) => cg
-                .delete(false, Duration::from_secs(5), None)
+                .delete(false, Some(Duration::from_secs(5)))
                 .map(|()| None)
                 .inspect_err(|_| {
-                    // The failed step was the delete: clean up (the failpoint fired once).
-                    cg.delete(false, Duration::from_secs(5), None).unwrap();
+                    // The failed step was the delete (starting its wait thread): clean up with
+                    // plain rmdirs, which open no fd to count (the cgroup is empty).
+                    for (_, d) in cg.dirs() {
+                        std::fs::remove_dir(&d).unwrap();
+                    }
                 }),
             Err(e) => {
                 // A failed create leaves no directory behind in any hierarchy.

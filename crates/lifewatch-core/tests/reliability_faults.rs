@@ -47,7 +47,9 @@ fn exited_before_registration() {
     for (mode, opts) in modes() {
         // Exited, not reaped: a zombie reports its status at once.
         let mut child = Command::new("sh").args(["-c", "exit 6"]).spawn().unwrap();
-        while lifewatch_core::procstat::read(child.id() as i32).is_some_and(|s| !s.is_zombie()) {
+        while lifewatch_core::process::procstat::read(child.id() as i32)
+            .is_some_and(|s| !s.is_zombie())
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         let h = Harness::new(opts);
@@ -227,7 +229,7 @@ fn cgroup_removed_mid_watch_ends_the_watch_and_releases_its_fds() {
             .collect();
         assert_eq!(removed.len(), 1, "{what}: one removed event: {evs:?}");
         assert_eq!(removed[0].watch, id, "{what}");
-        assert_eq!(h.monitor.cgroup_watch_count(), 0, "{what}: the watch ended");
+        assert_eq!(h.monitor.watch_count(), 0, "{what}: the watch ended");
         // Released by the removal itself, before unwatch or close; only the monitor's own
         // inotify fd (made by the first cgroup.events watch, shared by all) stays open
         // until close.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{fallback, open_fds, serial, Harness};
 use lifewatch_core::cgroup::{Cgroup, Layout};
-use lifewatch_core::spawn::{self, spawn_watched, SpawnOptions};
+use lifewatch_core::spawn::{self, SpawnOptions};
 use lifewatch_core::{CgroupWatchOptions, EventKind, FdKind, MonitorOptions};
 use reliability::{
     only, proc_kind_counts, psi_trigger, report, rss_kib, test_cgroups, Snapshot, TestDir,
@@ -309,7 +309,7 @@ const CYCLES: &[(&str, Cycle)] = &[
         let Some(l) = &cx.layout else { return false };
         let n = format!("lifewatch-test-{}-cycles-mgr", std::process::id());
         let cg = Cgroup::create(l, &n, &Default::default()).unwrap();
-        cg.delete(false, Duration::from_secs(5), None).unwrap();
+        cg.delete(false, Some(Duration::from_secs(5))).unwrap();
         true
     }),
     ("Cgroup spawn, kill, delete", |cx| {
@@ -318,8 +318,8 @@ const CYCLES: &[(&str, Cycle)] = &[
         let cg = Cgroup::create(l, &n, &Default::default()).unwrap();
         let mut o = SpawnOptions::new("sleep", vec!["30".into()]);
         o.stdio = [spawn::Stdio::Null; 3];
-        let s = spawn_watched(&cx.shared.monitor, &o, Some(&cg)).unwrap();
-        cg.delete(true, Duration::from_secs(5), None).unwrap();
+        let s = cx.shared.monitor.spawn(&o, Some(&cg.spawn_dirs())).unwrap();
+        cg.delete(true, Some(Duration::from_secs(5))).unwrap();
         // The exit is reaped and delivered by the shared monitor; wait for it here.
         let evs = cx.shared.collect(1, Duration::from_secs(10));
         assert!(

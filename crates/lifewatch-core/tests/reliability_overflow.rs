@@ -344,7 +344,7 @@ fn inotify_queue_overflow_loses_no_state() {
             }
         }
     }
-    assert_eq!(h.monitor.cgroup_watch_count(), CGROUPS - removed.len());
+    assert_eq!(h.monitor.watch_count(), CGROUPS - removed.len());
 
     // The rest ends normally: one `removed` each, none twice.
     tree.kill_sleeps();
@@ -353,7 +353,7 @@ fn inotify_queue_overflow_loses_no_state() {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut rest = Vec::new();
-    while h.monitor.cgroup_watch_count() > 0 && Instant::now() < deadline {
+    while h.monitor.watch_count() > 0 && Instant::now() < deadline {
         rest.extend(h.collect(1, Duration::from_millis(200)));
     }
     rest.extend(collect_until_quiet(
@@ -369,7 +369,7 @@ fn inotify_queue_overflow_loses_no_state() {
             "c{i}: one removed in all"
         );
     }
-    assert_eq!(h.monitor.cgroup_watch_count(), 0);
+    assert_eq!(h.monitor.watch_count(), 0);
 
     h.monitor.close();
     drop(h);

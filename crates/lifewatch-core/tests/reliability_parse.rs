@@ -3,7 +3,7 @@
 //! run everywhere, without nightly. `npm run reliability -- --long` adds coverage-guided
 //! fuzzing with cargo fuzz (crates/lifewatch-core/fuzz) where a nightly toolchain exists.
 
-use lifewatch_core::procstat::parse;
+use lifewatch_core::process::procstat::parse;
 
 /// xorshift64*: deterministic, so a failure names its seed and round.
 struct Rng(u64);
@@ -120,7 +120,7 @@ const PROC_CGROUP: &str = "\
 /// counters and limits read back exactly.
 #[test]
 fn cgroup_parsers_random_bounded() {
-    use lifewatch_core::cgroup::limits::{bytes, pids, Input, Max};
+    use lifewatch_core::cgroup::manage::limits::{bytes, pids, Input, Max};
     use lifewatch_core::cgroup::stats::parse_counters;
     use lifewatch_core::cgroup::Layout;
 

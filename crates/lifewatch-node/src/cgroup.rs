@@ -1,21 +1,20 @@
-//! `NativeCgroup`: the core cgroup manager and spawn, as a class. Blocking waits (kill,
-//! freeze, waitEmpty, delete) run on their own thread and settle a promise; a
-//! `NativeCancel` ends them early (the TS layer ties it to an AbortSignal).
+//! `NativeCgroup`: the core's cgroup manager as a class. Its waits (kill, freeze, thaw,
+//! waitEmpty, delete) settle promises (see `wait`). Timeouts arrive in milliseconds: absent or
+//! infinite is no limit.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use lifewatch_core::cgroup::limits::{Input, RawLimits};
-use lifewatch_core::cgroup::{Cancel, Cgroup, Layout};
-use lifewatch_core::spawn::{spawn_watched, SpawnOptions, Stdio};
+use lifewatch_core::cgroup::manage::limits::{Input, RawLimits};
+use lifewatch_core::cgroup::manage::state::State;
+use lifewatch_core::cgroup::{Cgroup, Layout};
 use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{to_napi, IntoNapi};
+use crate::error::{js_error, OrThrow};
 use crate::event::NativeCgroupStats;
-use crate::monitor::NativeMonitor;
+use crate::wait::{wait, NativeCancel};
 
 #[napi(object)]
 pub struct NativeLimits {
@@ -40,32 +39,16 @@ pub struct NativeCgroupDir {
     pub path: String,
 }
 
-#[napi(object)]
-pub struct NativeSpawnOptions {
-    pub argv0: Option<String>,
-    /// Flat `[key, value, key, value...]`; absent: inherit this process's environment.
-    pub env: Option<Vec<String>>,
-    pub cwd: Option<String>,
-    /// Per slot: -1 inherit, -2 /dev/null, else an fd of this process.
-    pub stdio: Vec<i32>,
-}
-
-#[napi(object)]
-pub struct NativeSpawned {
-    pub watch: u32,
-    pub pid: i32,
-    pub placement: String,
-}
-
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct NativeKillReport {
+    #[napi(ts_type = "'cgroup.kill' | 'signal' | 'none'")]
     pub method: String,
     pub signalled: u32,
     pub rounds: u32,
 }
 
 /// The watchers' snapshot plus what the manager knows.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct NativeCgroupUsage {
     pub stats: NativeCgroupStats,
     pub pids_max: Option<f64>,
@@ -74,30 +57,9 @@ pub struct NativeCgroupUsage {
     pub frozen: Option<bool>,
 }
 
-/// Cancels a pending kill, freeze, thaw, waitEmpty or delete.
-#[napi]
-pub struct NativeCancel {
-    inner: Arc<Cancel>,
-}
-
-#[napi]
-impl NativeCancel {
-    #[napi(constructor)]
-    pub fn new() -> Result<Self> {
-        Ok(NativeCancel {
-            inner: Arc::new(Cancel::new().napi()?),
-        })
-    }
-
-    #[napi]
-    pub fn cancel(&self) {
-        self.inner.cancel();
-    }
-}
-
 #[napi]
 pub struct NativeCgroup {
-    inner: Arc<Cgroup>,
+    inner: Cgroup,
 }
 
 fn layout(root: Option<String>) -> lifewatch_core::Result<Layout> {
@@ -107,49 +69,21 @@ fn layout(root: Option<String>) -> lifewatch_core::Result<Layout> {
     }
 }
 
+/// Milliseconds to a timeout; `None` (no limit) when absent, infinite, or too long to represent.
 fn timeout(ms: Option<f64>) -> Option<Duration> {
-    ms.filter(|m| m.is_finite() && *m >= 0.0)
-        .map(|m| Duration::from_micros((m * 1000.0) as u64))
-}
-
-/// Runs `f` on its own thread and settles the returned promise with its result.
-fn background<T, F>(env: &Env, f: F) -> Result<Object<'_>>
-where
-    T: ToNapiValue + Send + 'static,
-    F: FnOnce() -> lifewatch_core::Result<T> + Send + 'static,
-{
-    let (deferred, promise) = env.create_deferred::<T, Box<dyn FnOnce(Env) -> Result<T>>>()?;
-    std::thread::Builder::new()
-        .name("lifewatch-cgroup".into())
-        .spawn(move || match f() {
-            Ok(v) => deferred.resolve(Box::new(move |_| Ok(v))),
-            Err(e) => deferred.reject(to_napi(e)),
-        })
-        .map_err(|e| Error::from_reason(format!("starting a cgroup wait thread: {e}")))?;
-    Ok(promise)
-}
-
-impl NativeCgroup {
-    /// What a wait on its own thread takes along: the cgroup, the caller's cancel handle,
-    /// and the timeout from `timeoutMs` (none when absent or not a finite non-negative number).
-    fn wait_args(
-        &self,
-        timeout_ms: Option<f64>,
-        cancel: Option<&NativeCancel>,
-    ) -> (Arc<Cgroup>, Option<Arc<Cancel>>, Option<Duration>) {
-        (
-            Arc::clone(&self.inner),
-            cancel.map(|c| Arc::clone(&c.inner)),
-            timeout(timeout_ms),
-        )
-    }
+    ms.and_then(|m| Duration::try_from_secs_f64(m / 1000.0).ok())
 }
 
 #[napi]
 impl NativeCgroup {
     /// Creates the cgroup with its limits (validated before anything is written).
     #[napi(factory)]
-    pub fn create(path: String, limits: NativeLimits, cgroup_root: Option<String>) -> Result<Self> {
+    pub fn create(
+        env: Env,
+        path: String,
+        limits: NativeLimits,
+        cgroup_root: Option<String>,
+    ) -> Result<Self> {
         let raw = RawLimits {
             memory: input(limits.memory),
             swap: input(limits.swap),
@@ -157,18 +91,18 @@ impl NativeCgroup {
             cpu: input(limits.cpu),
             cpu_weight: input(limits.cpu_weight),
         };
-        let limits = raw.parse().napi()?;
-        let layout = layout(cgroup_root).napi()?;
+        let limits = raw.parse().or_throw(&env)?;
+        let layout = layout(cgroup_root).or_throw(&env)?;
         Ok(NativeCgroup {
-            inner: Arc::new(Cgroup::create(&layout, &path, &limits).napi()?),
+            inner: Cgroup::create(&layout, &path, &limits).or_throw(&env)?,
         })
     }
 
     #[napi(factory)]
-    pub fn open(path: String, cgroup_root: Option<String>) -> Result<Self> {
-        let layout = layout(cgroup_root).napi()?;
+    pub fn open(env: Env, path: String, cgroup_root: Option<String>) -> Result<Self> {
+        let layout = layout(cgroup_root).or_throw(&env)?;
         Ok(NativeCgroup {
-            inner: Arc::new(Cgroup::open(&layout, &path).napi()?),
+            inner: Cgroup::open(&layout, &path).or_throw(&env)?,
         })
     }
 
@@ -190,51 +124,13 @@ impl NativeCgroup {
     }
 
     #[napi]
-    pub fn add(&self, pid: i64) -> Result<()> {
-        self.inner.add(pid).napi()
+    pub fn add(&self, env: Env, pid: i64) -> Result<()> {
+        self.inner.add(pid).or_throw(&env)
     }
 
     #[napi]
-    pub fn procs(&self) -> Result<Vec<i32>> {
-        self.inner.procs().napi()
-    }
-
-    /// Spawns into this cgroup and registers the child with `monitor` (which reaps it).
-    #[napi]
-    pub fn spawn(
-        &self,
-        monitor: &NativeMonitor,
-        command: String,
-        args: Vec<String>,
-        options: NativeSpawnOptions,
-    ) -> Result<NativeSpawned> {
-        let mut stdio = [Stdio::Inherit; 3];
-        for (slot, &v) in stdio.iter_mut().zip(options.stdio.iter()) {
-            *slot = match v {
-                -1 => Stdio::Inherit,
-                -2 => Stdio::Null,
-                fd => Stdio::Fd(fd),
-            };
-        }
-        let env = options.env.map(|flat| {
-            flat.chunks(2)
-                .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
-                .collect()
-        });
-        let opts = SpawnOptions {
-            program: command,
-            args,
-            argv0: options.argv0,
-            env,
-            cwd: options.cwd.map(PathBuf::from),
-            stdio,
-        };
-        let s = spawn_watched(&monitor.inner.core, &opts, Some(&self.inner)).napi()?;
-        Ok(NativeSpawned {
-            watch: s.watch,
-            pid: s.pid,
-            placement: s.placement.as_str().into(),
-        })
+    pub fn procs(&self, env: Env) -> Result<Vec<i32>> {
+        self.inner.procs().or_throw(&env)
     }
 
     /// Resolves once the cgroup is empty (ERR_CGROUP_BUSY after `timeoutMs`).
@@ -245,16 +141,17 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
-        let deadline = t.map(|t| Instant::now() + t);
-        background(env, move || {
-            let r = cg.kill(deadline, cancel.as_deref())?;
-            Ok(NativeKillReport {
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.kill_async(timeout(timeout_ms), done),
+            |r| NativeKillReport {
                 method: r.method.as_str().into(),
                 signalled: r.signalled as u32,
                 rounds: r.rounds as u32,
-            })
-        })
+            },
+        )
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -265,18 +162,16 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
-        let t = t.unwrap_or(Duration::from_secs(30));
-        background(env, move || {
-            if frozen {
-                cg.freeze(t, cancel.as_deref())
-            } else {
-                cg.thaw(t, cancel.as_deref())
-            }
-        })
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.freeze_async(frozen, timeout(timeout_ms), done),
+            |()| (),
+        )
     }
 
-    /// Resolves `true` when empty, `false` when the timeout passed or it was cancelled.
+    /// Resolves `true` when empty, `false` when the timeout passed first.
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn wait_empty<'e>(
         &self,
@@ -284,9 +179,45 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
-        let deadline = t.map(|t| Instant::now() + t);
-        background(env, move || cg.wait_empty(deadline, cancel.as_deref()))
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.wait_empty_async(timeout(timeout_ms), done),
+            |empty| empty,
+        )
+    }
+
+    /// Resolves `true` once `state` holds (at once when it does), `false` when the timeout passed.
+    #[napi(
+        ts_args_type = "state: 'populated' | 'frozen' | 'thawed', timeoutMs?: number, cancel?: NativeCancel",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn wait_state<'e>(
+        &self,
+        env: &'e Env,
+        state: String,
+        timeout_ms: Option<f64>,
+        cancel: Option<&NativeCancel>,
+    ) -> Result<Object<'e>> {
+        let state = match state.as_str() {
+            "populated" => State::Populated,
+            "frozen" => State::Frozen,
+            "thawed" => State::Thawed,
+            _ => {
+                return Err(js_error(
+                    env,
+                    lifewatch_core::Error::invalid(format!("unknown cgroup state {state:?}")),
+                ))
+            }
+        };
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.wait_state_async(state, timeout(timeout_ms), done),
+            |holds| holds,
+        )
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -297,14 +228,18 @@ impl NativeCgroup {
         timeout_ms: Option<f64>,
         cancel: Option<&NativeCancel>,
     ) -> Result<Object<'e>> {
-        let (cg, cancel, t) = self.wait_args(timeout_ms, cancel);
-        let t = t.unwrap_or(Duration::from_secs(10));
-        background(env, move || cg.delete(kill, t, cancel.as_deref()))
+        let cg = self.inner.clone();
+        wait(
+            env,
+            cancel,
+            |done| cg.delete_async(kill, timeout(timeout_ms), done),
+            |()| (),
+        )
     }
 
     #[napi]
-    pub fn stats(&self) -> Result<NativeCgroupUsage> {
-        let u = self.inner.usage().napi()?;
+    pub fn stats(&self, env: Env) -> Result<NativeCgroupUsage> {
+        let u = self.inner.usage().or_throw(&env)?;
         Ok(NativeCgroupUsage {
             stats: u.stats.into(),
             pids_max: u.pids_max.map(|n| n as f64),

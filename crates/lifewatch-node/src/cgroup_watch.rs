@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use lifewatch_core::cgroup::psi::PsiTrigger;
 use lifewatch_core::cgroup::stats;
+use lifewatch_core::cgroup::watch::psi::PsiTrigger;
 use lifewatch_core::cgroup::{CgroupPath, Hierarchy, Layout};
 use lifewatch_core::CgroupWatchOptions;
-use napi::Result;
+use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::error::{to_napi, IntoNapi};
+use crate::error::{js_error, OrThrow};
 use crate::event::NativeCgroupStats;
 use crate::monitor::NativeMonitor;
 
@@ -42,16 +42,19 @@ pub struct NativeCgroupWatchOptions {
     pub local: Option<bool>,
 }
 
-/// A defaulted part left out: its name and the error (as `to_napi` words it) that kept it out.
-#[napi(object)]
+/// A defaulted part left out: its name and the error that kept it out.
+#[napi(object, object_from_js = false)]
 pub struct NativeLeftOut {
+    #[napi(ts_type = "'oom' | 'events' | 'pressure' | 'psi'")]
     pub part: String,
-    pub error: String,
+    #[napi(ts_type = "Error & { code: string }")]
+    pub error: napi::Error,
 }
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct NativeCgroupWatched {
     pub id: u32,
+    #[napi(ts_type = "Array<'oom' | 'events' | 'pressure' | 'psi'>")]
     pub parts: Vec<String>,
     pub left_out: Vec<NativeLeftOut>,
 }
@@ -64,6 +67,7 @@ pub struct NativeHierarchy {
 
 #[napi(object)]
 pub struct NativeLayout {
+    #[napi(ts_type = "'v1' | 'v2' | 'hybrid'")]
     pub mode: String,
     pub unified: Option<NativeHierarchy>,
     pub v1: HashMap<String, NativeHierarchy>,
@@ -110,6 +114,7 @@ impl NativeMonitor {
     #[napi]
     pub fn watch_cgroup(
         &self,
+        env: Env,
         path: String,
         options: Option<NativeCgroupWatchOptions>,
     ) -> Result<NativeCgroupWatched> {
@@ -126,7 +131,7 @@ impl NativeMonitor {
             .iter()
             .map(NativePsiTrigger::core)
             .collect::<lifewatch_core::Result<Vec<_>>>()
-            .napi()?;
+            .or_throw(&env)?;
         let opts = CgroupWatchOptions {
             oom: o.oom,
             events: o.events,
@@ -134,7 +139,10 @@ impl NativeMonitor {
             psi,
             local: o.local.unwrap_or(false),
         };
-        let w = self.inner.core.watch_cgroup_parts(&path, &opts).napi()?;
+        let w = self
+            .core()
+            .watch_cgroup_parts(&path, &opts)
+            .or_throw(&env)?;
         Ok(NativeCgroupWatched {
             id: w.id,
             parts: w.parts.iter().map(|p| p.as_str().into()).collect(),
@@ -143,7 +151,7 @@ impl NativeMonitor {
                 .into_iter()
                 .map(|(p, e)| NativeLeftOut {
                     part: p.as_str().into(),
-                    error: to_napi(e).reason,
+                    error: js_error(&env, e),
                 })
                 .collect(),
         })
@@ -151,28 +159,30 @@ impl NativeMonitor {
 
     /// A system-wide PSI trigger (/proc/pressure/<resource>).
     #[napi]
-    pub fn watch_pressure(&self, trigger: NativePsiTrigger) -> Result<u32> {
-        let t = trigger.core().napi()?;
-        self.inner.core.watch_pressure(t).napi()
+    pub fn watch_pressure(&self, env: Env, trigger: NativePsiTrigger) -> Result<u32> {
+        let t = trigger.core().or_throw(&env)?;
+        self.core().watch_pressure(t).or_throw(&env)
     }
 
     #[napi]
-    pub fn cgroup_layout(&self) -> Result<NativeLayout> {
-        Ok(layout_to_js(&self.inner.core.cgroup_layout().napi()?))
+    pub fn cgroup_layout(&self, env: Env) -> Result<NativeLayout> {
+        Ok(layout_to_js(&self.core().cgroup_layout().or_throw(&env)?))
     }
 }
 
 /// The cgroup layout of this system (or of a test tree at `root`).
 #[napi]
-pub fn cgroup_layout(root: Option<String>) -> Result<NativeLayout> {
-    Ok(layout_to_js(&layout_at(root).napi()?))
+pub fn cgroup_layout(env: Env, root: Option<String>) -> Result<NativeLayout> {
+    Ok(layout_to_js(&layout_at(root).or_throw(&env)?))
 }
 
 /// The cgroups a process is in, as directories.
 #[napi]
-pub fn cgroup_of(pid: i64, root: Option<String>) -> Result<NativeProcessCgroups> {
-    let pid = lifewatch_core::check_pid(pid).napi()?;
-    let g = layout_at(root).and_then(|l| l.cgroups_of(pid)).napi()?;
+pub fn cgroup_of(env: Env, pid: i64, root: Option<String>) -> Result<NativeProcessCgroups> {
+    let pid = lifewatch_core::check_pid(pid).or_throw(&env)?;
+    let g = layout_at(root)
+        .and_then(|l| l.cgroups_of(pid))
+        .or_throw(&env)?;
     Ok(NativeProcessCgroups {
         unified: g.unified.map(|p| p.to_string_lossy().into_owned()),
         unified_path: g.unified_path,
@@ -186,8 +196,8 @@ pub fn cgroup_of(pid: i64, root: Option<String>) -> Result<NativeProcessCgroups>
 
 /// A resource snapshot of a cgroup (memory, events counters, pids).
 #[napi]
-pub fn cgroup_stats(path: String, root: Option<String>) -> Result<NativeCgroupStats> {
-    let layout = layout_at(root).napi()?;
-    let cg = CgroupPath::parse(&path, &layout).napi()?;
+pub fn cgroup_stats(env: Env, path: String, root: Option<String>) -> Result<NativeCgroupStats> {
+    let layout = layout_at(root).or_throw(&env)?;
+    let cg = CgroupPath::parse(&path, &layout).or_throw(&env)?;
     Ok(stats::snapshot(&layout, &cg).into())
 }

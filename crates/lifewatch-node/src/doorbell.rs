@@ -25,7 +25,13 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::{sys, Env};
 
 use crate::event::NativeEvent;
-use crate::monitor::Inner;
+
+/// What the doorbell rings: a monitor that takes turns on this thread.
+pub(crate) trait Door {
+    fn set_direct(&self, on: bool);
+    fn turn_now(&self) -> Vec<Event>;
+    fn requeue(&self, events: Vec<Event>);
+}
 
 /// `UV_POLL` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event` (stable ABI).
 const UV_POLL: c_int = 8;
@@ -47,7 +53,7 @@ extern "C" {
 
 /// Lives as long as the libuv handle: the handle's data holds one count of it.
 struct Bell {
-    monitor: Weak<Inner>,
+    monitor: Weak<dyn Door>,
     /// Null once closing has begun.
     handle: Cell<*mut c_void>,
     cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
@@ -73,7 +79,7 @@ impl Doorbell {
     pub(crate) fn open(
         env: &Env,
         fd: RawFd,
-        monitor: Weak<Inner>,
+        monitor: Weak<dyn Door>,
         callback: sys::napi_value,
     ) -> Option<Doorbell> {
         let env = env.raw();
@@ -134,8 +140,8 @@ impl Doorbell {
             return None;
         }
         doorbell.0.cleanup.set(cleanup);
-        if let Some(inner) = doorbell.0.monitor.upgrade() {
-            inner.core.set_direct(true);
+        if let Some(door) = doorbell.0.monitor.upgrade() {
+            door.set_direct(true);
         }
         Some(doorbell)
     }
@@ -153,8 +159,8 @@ fn close(bell: &Bell) {
         return;
     }
     // The reactor handles everything at once from here on.
-    if let Some(inner) = bell.monitor.upgrade() {
-        inner.core.set_direct(false);
+    if let Some(door) = bell.monitor.upgrade() {
+        door.set_direct(false);
     }
     // SAFETY: a live handle of this thread's loop, closed exactly once (it was nulled).
     unsafe {
@@ -213,7 +219,7 @@ fn release_callback(
 /// handle scope, through `napi_make_callback` (microtasks and nextTicks run after it), with
 /// an exception raised as uncaught. If the callback cannot be reached the events go back to
 /// the monitor's queue, to come through the threadsafe function instead.
-fn deliver(bell: &Bell, inner: &Inner, events: Vec<Event>) {
+fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
     let env = bell.env;
     let (callback, context) = (bell.callback.get(), bell.context.get());
     let mut scope = null_mut();
@@ -222,11 +228,16 @@ fn deliver(bell: &Bell, inner: &Inner, events: Vec<Event>) {
         if callback.is_null()
             || sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok
         {
-            inner.core.requeue(events);
+            door.requeue(events);
             return;
         }
         let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
-        let native: Vec<NativeEvent> = events.iter().cloned().map(NativeEvent::from).collect();
+        let js = Env::from_raw(env);
+        let native: Vec<NativeEvent> = events
+            .iter()
+            .cloned()
+            .map(|e| NativeEvent::new(&js, e))
+            .collect();
         let ready = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             // napi_make_callback wants an object as `this`.
@@ -241,7 +252,7 @@ fn deliver(bell: &Bell, inner: &Inner, events: Vec<Event>) {
                     sys::napi_fatal_exception(env, error);
                 }
             }
-            _ => inner.core.requeue(events),
+            _ => door.requeue(events),
         }
         sys::napi_close_handle_scope(env, scope);
     }
@@ -256,10 +267,10 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         return;
     }
     match bell.monitor.upgrade() {
-        Some(inner) => {
-            let events = inner.core.turn_now();
+        Some(door) => {
+            let events = door.turn_now();
             if !events.is_empty() {
-                deliver(bell, &inner, events);
+                deliver(bell, door.as_ref(), events);
             }
         }
         None => close(bell),

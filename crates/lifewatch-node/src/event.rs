@@ -1,44 +1,115 @@
-//! Core events as plain JS objects; the TS layer narrows them into a discriminated union.
+//! Core events as the objects of the TypeScript `LifewatchEvent` union: one variant per event
+//! type, tagged `type`, with only the fields that event has.
 
 use std::collections::HashMap;
 
-use lifewatch_core::cgroup::stats::{Counters, Stats};
-use lifewatch_core::{signal, Event, EventKind, ExitStatus};
+use lifewatch_core::{signal, Counters, Event, EventKind, ExitStatus, Pressure, Stats};
 use napi::bindgen_prelude::BigInt;
+use napi::Env;
 use napi_derive::napi;
 
-#[napi(object)]
-pub struct NativeEvent {
-    #[napi(js_name = "type")]
-    pub kind: String,
-    pub watch: u32,
-    /// CLOCK_MONOTONIC ns at readiness (same clock as `process.hrtime.bigint()`).
-    pub time: BigInt,
-    pub pid: Option<i32>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<String>,
-    pub core: Option<bool>,
-    pub source: Option<String>,
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub cgroup: Option<String>,
-    pub kills: Option<f64>,
-    pub deltas: Option<HashMap<String, f64>>,
-    pub counters: Option<HashMap<String, f64>>,
-    pub stats: Option<NativeCgroupStats>,
-    pub resource: Option<String>,
-    pub level: Option<String>,
-    pub trigger: Option<String>,
-    pub value: Option<bool>,
+use crate::error::js_error;
+
+#[napi(
+    discriminant = "type",
+    discriminant_case = "camelCase",
+    object_from_js = false
+)]
+pub enum NativeEvent {
+    Exit {
+        watch: u32,
+        /// CLOCK_MONOTONIC ns of the turn that saw it (the clock of `process.hrtime.bigint()`).
+        time: BigInt,
+        pid: i32,
+        exit_code: Option<i32>,
+        signal: Option<String>,
+        core: Option<bool>,
+        #[napi(ts_type = "'pidfd' | 'waitid' | 'fallback'")]
+        source: String,
+    },
+    Oom {
+        watch: u32,
+        time: BigInt,
+        cgroup: String,
+        kills: f64,
+        deltas: HashMap<String, f64>,
+        counters: HashMap<String, f64>,
+        stats: NativeCgroupStats,
+    },
+    Pressure {
+        watch: u32,
+        time: BigInt,
+        cgroup: Option<String>,
+        #[napi(ts_type = "'memory' | 'cpu' | 'io'")]
+        resource: String,
+        #[napi(ts_type = "'low' | 'medium' | 'critical'")]
+        level: Option<String>,
+        trigger: Option<String>,
+    },
+    Populated {
+        watch: u32,
+        time: BigInt,
+        cgroup: String,
+        value: bool,
+    },
+    Frozen {
+        watch: u32,
+        time: BigInt,
+        cgroup: String,
+        value: bool,
+    },
+    Removed {
+        watch: u32,
+        time: BigInt,
+        cgroup: String,
+        counters: HashMap<String, f64>,
+        stats: NativeCgroupStats,
+    },
+    Error {
+        watch: u32,
+        time: BigInt,
+        #[napi(ts_type = "Error & { code: string }")]
+        error: napi::Error,
+    },
 }
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Default)]
 pub struct NativeCgroupStats {
     pub memory_current: Option<f64>,
     pub memory_peak: Option<f64>,
     pub memory_max: Option<f64>,
     pub memory_events: HashMap<String, f64>,
+    pub swap_current: Option<f64>,
     pub pids_current: Option<f64>,
+    pub pids_peak: Option<f64>,
+    pub cpu_user_usec: Option<f64>,
+    pub cpu_system_usec: Option<f64>,
+    pub psi: Option<NativePsi>,
+}
+
+/// PSI avg10 per resource, absent where the kernel has no such file.
+#[napi(object, object_from_js = false)]
+pub struct NativePsi {
+    pub cpu: Option<NativePressure>,
+    pub memory: Option<NativePressure>,
+    pub io: Option<NativePressure>,
+}
+
+/// PSI avg10 in percent: `some` (a task stalled), `full` (all stalled).
+#[napi(object, object_from_js = false)]
+pub struct NativePressure {
+    pub some: Option<f64>,
+    pub full: Option<f64>,
+}
+
+impl From<Pressure> for NativePressure {
+    fn from(p: Pressure) -> Self {
+        NativePressure {
+            some: p.some_avg10.map(|v| v as f64 / 100.0),
+            full: p.full_avg10.map(|v| v as f64 / 100.0),
+        }
+    }
 }
 
 pub fn counters(c: Counters) -> HashMap<String, f64> {
@@ -52,50 +123,52 @@ impl From<Stats> for NativeCgroupStats {
             memory_peak: s.memory_peak.map(|v| v as f64),
             memory_max: s.memory_max.map(|v| v as f64),
             memory_events: counters(s.memory_events),
+            swap_current: s.swap_current.map(|v| v as f64),
             pids_current: s.pids_current.map(|v| v as f64),
+            pids_peak: s.pids_peak.map(|v| v as f64),
+            cpu_user_usec: s.cpu_user_usec.map(|v| v as f64),
+            cpu_system_usec: s.cpu_system_usec.map(|v| v as f64),
+            psi: (s.psi_cpu.is_some() || s.psi_memory.is_some() || s.psi_io.is_some()).then(|| {
+                NativePsi {
+                    cpu: s.psi_cpu.map(Into::into),
+                    memory: s.psi_memory.map(Into::into),
+                    io: s.psi_io.map(Into::into),
+                }
+            }),
         }
     }
 }
 
-impl From<Event> for NativeEvent {
-    fn from(e: Event) -> Self {
-        let mut out = NativeEvent {
-            kind: String::new(),
-            watch: e.watch,
-            time: BigInt::from(e.time),
-            pid: None,
-            exit_code: None,
-            signal: None,
-            core: None,
-            source: None,
-            code: None,
-            message: None,
-            cgroup: None,
-            kills: None,
-            deltas: None,
-            counters: None,
-            stats: None,
-            resource: None,
-            level: None,
-            trigger: None,
-            value: None,
-        };
+/// An exit status as the fields of an exit: `exitCode`, or `signal` (its name) and `core`.
+pub fn status_fields(status: Option<ExitStatus>) -> (Option<i32>, Option<String>, Option<bool>) {
+    match status {
+        Some(ExitStatus::Code(c)) => (Some(c), None, None),
+        Some(ExitStatus::Signal { signo, core }) => {
+            (None, Some(signal::display_name(signo)), Some(core))
+        }
+        None => (None, None, None),
+    }
+}
+
+impl NativeEvent {
+    /// On the JS thread (an `error` event's error is created as a JavaScript error).
+    pub fn new(env: &Env, e: Event) -> NativeEvent {
+        let (watch, time) = (e.watch, BigInt::from(e.time));
         match e.kind {
             EventKind::Exit {
                 pid,
                 status,
                 source,
             } => {
-                out.kind = "exit".into();
-                out.pid = Some(pid);
-                out.source = Some(source.as_str().into());
-                match status {
-                    Some(ExitStatus::Code(c)) => out.exit_code = Some(c),
-                    Some(ExitStatus::Signal { signo, core }) => {
-                        out.signal = Some(signal::display_name(signo));
-                        out.core = Some(core);
-                    }
-                    None => {}
+                let (exit_code, signal, core) = status_fields(status);
+                NativeEvent::Exit {
+                    watch,
+                    time,
+                    pid,
+                    exit_code,
+                    signal,
+                    core,
+                    source: source.as_str().into(),
                 }
             }
             EventKind::Oom {
@@ -104,52 +177,56 @@ impl From<Event> for NativeEvent {
                 deltas,
                 counters: totals,
                 stats,
-            } => {
-                out.kind = "oom".into();
-                out.cgroup = Some(cgroup);
-                out.kills = Some(kills as f64);
-                out.deltas = Some(counters(deltas));
-                out.counters = Some(counters(totals));
-                out.stats = Some(stats.into());
-            }
+            } => NativeEvent::Oom {
+                watch,
+                time,
+                cgroup,
+                kills: kills as f64,
+                deltas: counters(deltas),
+                counters: counters(totals),
+                stats: stats.into(),
+            },
             EventKind::Pressure {
                 cgroup,
                 resource,
                 level,
                 trigger,
-            } => {
-                out.kind = "pressure".into();
-                out.cgroup = cgroup;
-                out.resource = Some(resource);
-                out.level = level;
-                out.trigger = trigger;
-            }
-            EventKind::Populated { cgroup, value } => {
-                out.kind = "populated".into();
-                out.cgroup = Some(cgroup);
-                out.value = Some(value);
-            }
-            EventKind::Frozen { cgroup, value } => {
-                out.kind = "frozen".into();
-                out.cgroup = Some(cgroup);
-                out.value = Some(value);
-            }
+            } => NativeEvent::Pressure {
+                watch,
+                time,
+                cgroup,
+                resource,
+                level,
+                trigger,
+            },
+            EventKind::Populated { cgroup, value } => NativeEvent::Populated {
+                watch,
+                time,
+                cgroup,
+                value,
+            },
+            EventKind::Frozen { cgroup, value } => NativeEvent::Frozen {
+                watch,
+                time,
+                cgroup,
+                value,
+            },
             EventKind::Removed {
                 cgroup,
                 counters: totals,
                 stats,
-            } => {
-                out.kind = "removed".into();
-                out.cgroup = Some(cgroup);
-                out.counters = Some(counters(totals));
-                out.stats = Some(stats.into());
-            }
-            EventKind::Error { code, message } => {
-                out.kind = "error".into();
-                out.code = Some(code.as_str().into());
-                out.message = Some(message);
-            }
+            } => NativeEvent::Removed {
+                watch,
+                time,
+                cgroup,
+                counters: counters(totals),
+                stats: stats.into(),
+            },
+            EventKind::Error { code, message } => NativeEvent::Error {
+                watch,
+                time,
+                error: js_error(env, lifewatch_core::Error::new(code, message)),
+            },
         }
-        out
     }
 }

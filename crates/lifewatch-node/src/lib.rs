@@ -1,6 +1,7 @@
-//! napi-rs binding of lifewatch-core: types, conversions and errors, plus the one piece that
-//! needs Node itself (the doorbell: Node's loop watching a monitor's ready fd). Behaviour
-//! lives in the core crate; a reader never needs this crate to understand what lifewatch does.
+//! napi-rs binding of lifewatch-core: conversions, promises and JavaScript errors, plus the
+//! one piece that needs Node itself (the doorbell: Node's loop watching a monitor's ready fd).
+//! Behaviour and policy live in the core crate and the TypeScript layer; a reader never needs
+//! this crate to understand what lifewatch does.
 
 #![deny(clippy::all)]
 // napi-derive registers exports only outside `cfg(test)`: in the lib test build they look unused.
@@ -12,5 +13,8 @@ mod doorbell;
 mod error;
 mod event;
 mod monitor;
+mod process;
+mod spawn;
 mod stats;
 mod subreaper;
+mod wait;

@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use lifewatch_core::fd::Release;
-use lifewatch_core::{Monitor, MonitorOptions, Released};
+use lifewatch_core::{Event, Monitor, MonitorOptions, Released};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 use std::ffi::c_void;
 
-use crate::doorbell::Doorbell;
-use crate::error::IntoNapi;
+use crate::doorbell::{Door, Doorbell};
+use crate::error::OrThrow;
 use crate::event::NativeEvent;
 use crate::stats::ReleasedFds;
 
@@ -34,6 +34,20 @@ pub(crate) struct Inner {
     pub(crate) core: Monitor,
     batches: Mutex<Option<BatchFn>>,
     hook_ran: AtomicBool,
+}
+
+impl Door for Inner {
+    fn set_direct(&self, on: bool) {
+        self.core.set_direct(on)
+    }
+
+    fn turn_now(&self) -> Vec<Event> {
+        self.core.turn_now()
+    }
+
+    fn requeue(&self, events: Vec<Event>) {
+        self.core.requeue(events)
+    }
 }
 
 impl Inner {
@@ -75,7 +89,7 @@ impl NativeMonitor {
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_ctx| {
+            .build_callback(move |ctx| {
                 let events = drain_from
                     .get()
                     .and_then(Weak::upgrade)
@@ -83,7 +97,7 @@ impl NativeMonitor {
                     .unwrap_or_default();
                 Ok(events
                     .into_iter()
-                    .map(NativeEvent::from)
+                    .map(|e| NativeEvent::new(&ctx.env, e))
                     .collect::<Vec<_>>())
             })?;
         let notify_slot = Arc::clone(&core_slot);
@@ -112,7 +126,7 @@ impl NativeMonitor {
                 }
             }),
         )
-        .napi()?;
+        .or_throw(&env)?;
         let inner = Arc::new(Inner {
             core,
             batches: Mutex::new(Some(batches)),
@@ -135,12 +149,8 @@ impl NativeMonitor {
         // order) the doorbell stops watching before the monitor closes the fd.
         let doorbell = direct_wake
             .then(|| {
-                Doorbell::open(
-                    &env,
-                    inner.core.ready_fd(),
-                    Arc::downgrade(&inner),
-                    callback,
-                )
+                let door: Arc<dyn Door> = Arc::clone(&inner) as Arc<dyn Door>;
+                Doorbell::open(&env, inner.core.ready_fd(), Arc::downgrade(&door), callback)
             })
             .flatten();
         Ok(NativeMonitor {
@@ -152,18 +162,18 @@ impl NativeMonitor {
     }
 
     #[napi]
-    pub fn watch_pid(&self, pid: i64) -> Result<u32> {
-        self.inner.core.watch_pid(pid).napi()
+    pub fn watch_pid(&self, env: Env, pid: i64) -> Result<u32> {
+        self.inner.core.watch_pid(pid).or_throw(&env)
     }
 
     #[napi]
-    pub fn unwatch(&self, watch: u32) -> Result<bool> {
-        self.inner.core.unwatch(watch).napi()
+    pub fn unwatch(&self, env: Env, watch: u32) -> Result<bool> {
+        self.inner.core.unwatch(watch).or_throw(&env)
     }
 
     #[napi]
-    pub fn signal(&self, watch: u32, signo: i32) -> Result<()> {
-        self.inner.core.signal(watch, signo).napi()
+    pub fn signal(&self, env: Env, watch: u32, signo: i32) -> Result<()> {
+        self.inner.core.signal(watch, signo).or_throw(&env)
     }
 
     #[napi(getter)]
@@ -213,6 +223,10 @@ impl NativeMonitor {
             Some(f) => op(f),
             None => Ok(()),
         }
+    }
+
+    pub(crate) fn core(&self) -> &Monitor {
+        &self.inner.core
     }
 
     /// Idempotent; returns the fds released by this call, per kind.

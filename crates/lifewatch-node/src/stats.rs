@@ -1,10 +1,10 @@
 //! Process-wide fd accounting and small stateless helpers.
 
 use lifewatch_core::{fd, signal, FdKind, Released};
-use napi::Result;
+use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::error::IntoNapi;
+use crate::error::OrThrow;
 
 #[napi(object)]
 pub struct FdKindStats {
@@ -41,6 +41,7 @@ pub struct ReleasedFds {
     pub inotify: u32,
     pub psi: u32,
     pub control: u32,
+    pub timerfd: u32,
 }
 
 impl From<Released> for ReleasedFds {
@@ -53,20 +54,21 @@ impl From<Released> for ReleasedFds {
             inotify: n(FdKind::Inotify),
             psi: n(FdKind::Psi),
             control: n(FdKind::Control),
+            timerfd: n(FdKind::Timerfd),
         }
     }
 }
 
 /// `SIGTERM`, `term` or `15` to a signal number; anything else is ERR_INVALID_ARGUMENT.
 #[napi]
-pub fn signal_number(name: String) -> Result<i32> {
-    signal::parse(&name).napi()
+pub fn signal_number(env: Env, name: String) -> Result<i32> {
+    signal::parse(&name).or_throw(&env)
 }
 
 /// One signal to a PID through a short-lived pidfd (kill(2) where there is no pidfd).
 #[napi]
-pub fn signal_pid(pid: i64, signo: i32) -> Result<()> {
-    lifewatch_core::signal_pid(pid, signo).napi()
+pub fn signal_pid(env: Env, pid: i64, signo: i32) -> Result<()> {
+    lifewatch_core::signal_pid(pid, signo).or_throw(&env)
 }
 
 /// CLOCK_MONOTONIC ns, the clock of every event's `time`.

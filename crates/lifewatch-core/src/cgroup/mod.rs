@@ -1,25 +1,15 @@
-//! cgroups: where the hierarchies are (layout), which paths are acceptable (path), and,
-//! in their own files, the watchers and the manager built on them.
+//! cgroups: the facts both halves share — where the hierarchies are (`layout`), which paths
+//! are acceptable (`path`), a cgroup's resource figures (`stats`), cgroupfs file access
+//! (`files`) — then watching cgroups on a monitor's reactor (`watch/`, one file per kernel
+//! mechanism) and managing them (`manage/`: create, limits, kill, freeze, wait, delete).
 
-pub mod empty;
-pub(crate) mod events_watch;
 pub mod files;
-pub mod freezer;
-pub mod kill;
 pub mod layout;
-pub mod limits;
-pub mod manager;
-pub(crate) mod oom_check;
+pub mod manage;
 pub mod path;
-pub mod psi;
 pub mod stats;
-pub mod usage;
-pub mod v1_oom;
-pub mod v1_pressure;
-pub mod v2_events;
 pub mod watch;
 
-pub use empty::Cancel;
 pub use layout::{Hierarchy, Layout, Mode, ProcessCgroups};
-pub use manager::Cgroup;
+pub use manage::Cgroup;
 pub use path::CgroupPath;

@@ -6,13 +6,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lifewatch_core::cgroup::psi::{PsiTrigger, Resource};
+use lifewatch_core::cgroup::watch::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::Layout;
 use lifewatch_core::{fd, CgroupWatchOptions, FdKind, FdStats};
 
 /// Every kind's counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot(pub [FdStats; 6]);
+pub struct Snapshot(pub [FdStats; FdKind::ALL.len()]);
 
 impl Snapshot {
     pub fn take() -> Snapshot {
@@ -62,16 +62,17 @@ pub fn proc_fds() -> Vec<String> {
 }
 
 /// How many open fds of this process are of each kind lifewatch counts, read from the
-/// kernel: anon inodes for epoll, pidfd and eventfd; inotify likewise; PSI files
+/// kernel: anon inodes for epoll, pidfd, eventfd and timerfd; inotify likewise; PSI files
 /// (`*.pressure`, /proc/pressure/*) and other cgroupfs files and directories (control).
-pub fn proc_kind_counts() -> [u64; 6] {
-    let mut n = [0u64; 6];
+pub fn proc_kind_counts() -> [u64; FdKind::ALL.len()] {
+    let mut n = [0u64; FdKind::ALL.len()];
     for t in proc_fds() {
         let kind = match t.as_str() {
             "anon_inode:[eventpoll]" => FdKind::Epoll,
             "anon_inode:[pidfd]" => FdKind::Pidfd,
             "anon_inode:[eventfd]" => FdKind::Eventfd,
             "anon_inode:inotify" => FdKind::Inotify,
+            "anon_inode:[timerfd]" => FdKind::Timerfd,
             t if t.starts_with("/proc/pressure/") || t.ends_with(".pressure") => FdKind::Psi,
             t if t.starts_with("/sys/fs/cgroup") => FdKind::Control,
             _ => continue,

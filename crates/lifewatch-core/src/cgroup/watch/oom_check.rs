@@ -1,0 +1,157 @@
+//! An OOM watch's counters turned into `oom` events: increases against a baseline, an OOM
+//! reported together with its kill, and an OOM whose kill never shows reported alone after
+//! a bounded wait (or at removal), never held forever.
+
+use std::time::{Duration, Instant};
+
+use crate::cgroup::stats::{self, Counters};
+use crate::cgroup::watch::hub::{snapshot, Hub, OomFile};
+use crate::event::{Event, EventKind, WatchId};
+
+/// How long an OOM waits for its kill. The kernel counts the kill microseconds after the
+/// OOM (v2) or after notifying (v1), so the wait runs out only when there is no kill: no
+/// killable victim, a victim already dying, or the OOM killer disabled.
+pub(crate) const KILL_WAIT: Duration = Duration::from_millis(500);
+
+impl Hub {
+    /// Re-reads a watch's OOM counters and reports any increase of `oom_kill`, `oom` or
+    /// `oom_group_kill` (with the max/high deltas alongside). `notified`: the kernel said
+    /// an OOM happened (v1 eventfd). Returns the kills reported.
+    pub(crate) fn check_oom(
+        &mut self,
+        watch: WatchId,
+        time: u64,
+        notified: bool,
+        out: &mut Vec<Event>,
+    ) -> u64 {
+        self.check_oom_at(watch, time, notified, Instant::now(), out)
+    }
+
+    pub(crate) fn check_oom_at(
+        &mut self,
+        watch: WatchId,
+        time: u64,
+        notified: bool,
+        now: Instant,
+        out: &mut Vec<Event>,
+    ) -> u64 {
+        let Some(oom) = self.watches.get_mut(&watch).and_then(|w| w.oom.as_mut()) else {
+            return 0;
+        };
+        let Ok(counters) = stats::read_counters(&oom.file) else {
+            return 0;
+        };
+        let deltas = stats::deltas(&oom.last, &counters);
+        let d = |k: &str| deltas.get(k).copied().unwrap_or(0);
+        let kills = d("oom_kill");
+        // v1 with the OOM killer disabled: the cgroup waits under OOM, no kill will come.
+        let under = notified && oom.kind == OomFile::V1 && counters.get("under_oom") == Some(&1);
+        if kills == 0 && d("oom_group_kill") == 0 && !under {
+            let started = d("oom") > 0 || (notified && oom.kind == OomFile::V1);
+            if started && oom.pending.is_none() {
+                oom.pending = Some(now + KILL_WAIT);
+            }
+            match oom.pending {
+                // Nothing OOM-like (v2 `max`/`high` moved alone): no event.
+                None => return 0,
+                // Wait for the kill, baseline unchanged, so one OOM is one event with both.
+                Some(deadline) if now < deadline => return 0,
+                Some(_) => {}
+            }
+        }
+        oom.pending = None;
+        oom.last = counters.clone();
+        self.push_oom(watch, time, kills, deltas, counters, out);
+        kills
+    }
+
+    fn push_oom(
+        &self,
+        watch: WatchId,
+        time: u64,
+        kills: u64,
+        deltas: Counters,
+        counters: Counters,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(w) = self.watches.get(&watch) else {
+            return;
+        };
+        let kind = EventKind::Oom {
+            cgroup: w.name(),
+            kills,
+            deltas,
+            counters,
+            stats: snapshot(self.layout.as_ref(), &w.path),
+        };
+        Self::push(out, watch, time, kind);
+    }
+
+    /// The cgroup is gone with an OOM still waiting for its kill: report the OOM alone
+    /// (its counters can no longer be read), rather than lose it.
+    pub(crate) fn report_pending(&mut self, watch: WatchId, time: u64, out: &mut Vec<Event>) {
+        let Some(oom) = self.watches.get_mut(&watch).and_then(|w| w.oom.as_mut()) else {
+            return;
+        };
+        if oom.pending.take().is_some() {
+            let counters = oom.last.clone();
+            self.push_oom(watch, time, 0, Counters::new(), counters, out);
+        }
+    }
+
+    /// Whether an OOM of `watch` is waiting for its kill.
+    pub(crate) fn oom_pending(&self, watch: WatchId) -> bool {
+        self.watches
+            .get(&watch)
+            .is_some_and(|w| w.oom.as_ref().is_some_and(|o| o.pending.is_some()))
+    }
+
+    /// The v2 OOMs waiting for their kill, with their deadlines (v1 parts keep their own
+    /// re-read timer).
+    fn v2_waits(&self) -> impl Iterator<Item = (WatchId, Instant)> + '_ {
+        self.watches.iter().filter_map(|(&id, w)| {
+            let o = w.oom.as_ref().filter(|o| o.kind == OomFile::V2)?;
+            Some((id, o.pending?))
+        })
+    }
+
+    /// When the earliest wait of a v2 OOM runs out.
+    pub(crate) fn next_v2_deadline(&self) -> Option<Instant> {
+        self.v2_waits().map(|(_, deadline)| deadline).min()
+    }
+
+    /// The inotify source's timed wake for the earliest v2 OOM waiting for its kill.
+    pub(crate) fn v2_wake(&self) -> Option<(WatchId, Instant)> {
+        Some((self.inotify.as_ref()?.key, self.next_v2_deadline()?))
+    }
+
+    /// Reports the v2 OOMs whose wait for a kill has run out (a last read first).
+    pub(crate) fn expire_v2(&mut self, time: u64, now: Instant, out: &mut Vec<Event>) {
+        let due: Vec<WatchId> = self
+            .v2_waits()
+            .filter(|&(_, deadline)| deadline <= now)
+            .map(|(id, _)| id)
+            .collect();
+        for id in due {
+            self.check_oom_at(id, time, false, now, out);
+            // Unreadable now (being removed): report it from what was last read.
+            self.report_pending(id, time, out);
+        }
+    }
+
+    /// Before an exit is reported: a process killed by a cgroup's OOM killer exits after
+    /// the kernel raised `oom_kill` (it counts before it signals), but the notification
+    /// (inotify work item, eventfd) may reach us after the pidfd. Re-reading every OOM
+    /// watch's counters here puts the OOM event first.
+    pub fn flush_oom(&mut self, time: u64, out: &mut Vec<Event>) {
+        let ids: Vec<WatchId> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.oom.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.check_oom(id, time, false, out);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! A process watch: a reactor source that reports the process's exit once, with its status.
+//! Through its pidfd (readable once the whole process has exited), or, without pidfd, by
+//! polling on a bounded backoff with a start-time check, so a reused PID is reported as the
+//! original's exit instead of being mistaken for it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll::EventFlags;
+use rustix::process::{Pid, WaitId, WaitIdOptions};
+
+use crate::event::{Event, EventKind, ExitSource};
+use crate::fd::{Release, Released};
+use crate::process::exit::{self, zombie, Zombie};
+use crate::process::handle::Process;
+use crate::process::status::ExitStatus;
+use crate::process::subreaper;
+use crate::reactor::{Interest, Keep, Ready, Source};
+
+/// The fallback's first poll and its cap.
+const FIRST: Duration = Duration::from_millis(1);
+const CAP: Duration = Duration::from_millis(100);
+
+pub struct ProcessWatch {
+    process: Arc<Process>,
+    /// Our own child (spawned by lifewatch): reap it. Anyone else's zombie is left alone.
+    reap: bool,
+    /// Without pidfd: the current polling interval.
+    interval: Duration,
+}
+
+impl ProcessWatch {
+    pub fn new(process: Arc<Process>, reap: bool) -> ProcessWatch {
+        if reap {
+            subreaper::claim(process.pid());
+        }
+        ProcessWatch {
+            process,
+            reap,
+            interval: FIRST,
+        }
+    }
+
+    /// When a watch without pidfd first polls.
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.process
+            .pidfd()
+            .is_none()
+            .then(|| Instant::now() + FIRST)
+    }
+
+    fn report(&self, cx: &mut Ready<'_>, status: Option<ExitStatus>, source: ExitSource) -> Keep {
+        cx.out.push(Event {
+            watch: cx.watch,
+            time: cx.time,
+            kind: EventKind::Exit {
+                pid: self.process.pid(),
+                status,
+                source,
+            },
+        });
+        Keep::No
+    }
+
+    /// Without pidfd: `Some(status)` once the whole process is gone.
+    fn poll_exit(&self) -> Option<Option<ExitStatus>> {
+        let pid = self.process.pid();
+        if let Some(st) = self.wait_child(pid) {
+            return Some(Some(st));
+        }
+        match zombie(pid, self.process.start_time()) {
+            Zombie::Status(st) => Some(Some(st)),
+            Zombie::Gone => Some(None),
+            Zombie::Running => None,
+        }
+    }
+
+    fn wait_child(&self, pid: i32) -> Option<ExitStatus> {
+        let mut opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        if !self.reap {
+            opts |= WaitIdOptions::NOWAIT;
+        }
+        let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(pid)?), opts).ok()??;
+        ExitStatus::from_wait(&st)
+    }
+}
+
+impl Source for ProcessWatch {
+    fn interest(&self) -> Option<Interest<'_>> {
+        self.process.pidfd().map(|fd| Interest {
+            fd,
+            flags: EventFlags::IN,
+        })
+    }
+
+    fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
+        let p = &self.process;
+        match p.pidfd() {
+            Some(fd) => {
+                let (status, source) = exit::resolve(
+                    fd,
+                    p.pid(),
+                    p.start_time(),
+                    self.reap,
+                    self.reap || p.is_child(),
+                );
+                self.report(cx, status, source)
+            }
+            None => match self.poll_exit() {
+                Some(status) => self.report(cx, status, ExitSource::Fallback),
+                None => {
+                    self.interval = (self.interval * 2).min(CAP);
+                    cx.wake_at(Instant::now() + self.interval);
+                    Keep::Yes
+                }
+            },
+        }
+    }
+
+    fn release(self: Box<Self>, how: Release, released: &mut Released) {
+        if self.reap {
+            subreaper::unclaim(self.process.pid());
+        }
+        // Another owner may hold it a moment longer (a signal in flight): its fd then closes
+        // when that owner lets go.
+        if let Ok(p) = Arc::try_unwrap(self.process) {
+            p.release(how, released);
+        }
+    }
+}

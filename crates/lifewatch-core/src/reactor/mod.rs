@@ -1,0 +1,446 @@
+//! One epoll reactor: sources registered under keys, one wait loop on its own thread, events
+//! queued for the consumer in the order its turns produced them. A failing epoll_wait stops
+//! the loop with an error event instead of ending the process; the queue never drops.
+//!
+//! Each concern in its own file: `selector` (the two epoll sets and the waker), `timer`
+//! (timed wakes through a timerfd), `queue` (delivery), `direct` (leaving readiness to a
+//! consumer that turns on its own thread), `registry` (keys, sources, shared sources) and
+//! `source` (what a source is); `waiter` runs one-off waits on a shared reactor. All state a turn touches sits under one lock, so turns on the
+//! reactor thread and on a consumer's thread are serialized and publish in order.
+
+pub mod direct;
+pub mod queue;
+pub mod registry;
+pub mod selector;
+pub mod source;
+pub mod timer;
+pub mod waiter;
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use rustix::event::epoll;
+use rustix::time::Timespec;
+
+use crate::error::{Code, Error, Result, SysResult};
+use crate::event::{monotonic_ns, Event, EventKind, WatchId};
+use crate::fd::{Release, Released};
+
+pub use queue::Notify;
+use registry::{Entry, Registry, Removed};
+use selector::{Selector, BATCH, SOURCES, TIMER, WAKER};
+pub use source::{Interest, Keep, Ready, Registration, Source};
+use timer::Timers;
+
+pub const OPEN: u8 = 0;
+/// The wait loop ended on an error: nothing registered now would ever be reported.
+pub const STOPPED: u8 = 1;
+pub const CLOSED: u8 = 2;
+
+/// Called at the end of every turn that produced events, under the reactor's lock.
+pub type AfterTurn = Box<dyn Fn(&mut Turn<'_>) + Send + Sync>;
+
+/// A turn's events, as the `AfterTurn` hook sees them (it may add to them).
+pub struct Turn<'a> {
+    pub time: u64,
+    pub out: &'a mut Vec<Event>,
+    timers: &'a mut Timers,
+}
+
+impl Turn<'_> {
+    /// Wakes source `key` at `at`.
+    pub fn wake_at(&mut self, key: WatchId, at: Instant) {
+        self.timers.schedule(key, at);
+    }
+}
+
+/// Everything a turn touches, under one lock.
+pub struct State {
+    pub registry: Registry,
+    timers: Timers,
+}
+
+pub struct Reactor {
+    selector: Selector,
+    state: Mutex<State>,
+    queue: queue::Queue,
+    /// A consumer watches `ready_fd` and turns on its own thread (`set_direct`).
+    direct: AtomicBool,
+    status: AtomicU8,
+    /// `stop_after_turn` was called: the loop returns once the current turn is over.
+    stopping: AtomicBool,
+    after_turn: OnceLock<AfterTurn>,
+}
+
+impl Reactor {
+    pub fn new(notify: Notify) -> Result<Reactor> {
+        let timers = Timers::new()?;
+        let selector = Selector::new(timers.fd())?;
+        Ok(Reactor {
+            selector,
+            state: Mutex::new(State {
+                registry: Registry::default(),
+                timers: timers.commit(),
+            }),
+            queue: queue::Queue::new(notify),
+            direct: AtomicBool::new(false),
+            status: AtomicU8::new(OPEN),
+            stopping: AtomicBool::new(false),
+            after_turn: OnceLock::new(),
+        })
+    }
+
+    /// Installs the hook run after each turn (once; later calls are ignored).
+    pub fn set_after_turn(&self, hook: AfterTurn) {
+        let _ = self.after_turn.set(hook);
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `ERR_CLOSED` after close; `ERR_IO` once the wait loop has stopped on an error.
+    pub fn check_open(&self) -> Result<()> {
+        match self.status.load(Ordering::SeqCst) {
+            OPEN => Ok(()),
+            STOPPED => Err(Error::new(
+                Code::Io,
+                "the monitor's wait loop stopped after an error (see its error event): close it",
+            )),
+            _ => Err(Error::closed()),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.status.load(Ordering::SeqCst) == CLOSED
+    }
+
+    /// An fd that is readable whenever a nested source has something to report (see `direct`).
+    pub fn ready_fd(&self) -> RawFd {
+        self.selector.ready_fd().as_raw_fd()
+    }
+
+    /// Direct mode on or off (see `direct`). Off again before the consumer stops watching, so
+    /// that the reactor handles everything at once from then on.
+    pub fn set_direct(&self, on: bool) {
+        // Under the lock: once closed, the raw fd numbers may belong to others.
+        let _state = self.lock();
+        if self.is_closed() {
+            return;
+        }
+        self.direct.store(on, Ordering::SeqCst);
+        self.selector.arm_sources(on);
+        self.selector.wake();
+    }
+
+    /// Registers a source and returns its key (also the id of its first watch). On any failure
+    /// the source's fds are closed right here (counted as prevented leaks).
+    pub fn register(&self, source: Box<dyn Source>, how: Registration) -> Result<WatchId> {
+        let mut state = self.lock();
+        if let Err(e) = self.check_open() {
+            source.release(Release::LeakPrevented, &mut Released::default());
+            return Err(e);
+        }
+        let key = state.registry.next_id();
+        if let Some(i) = source.interest() {
+            if let Err(e) = self.selector.add(i.fd, key as u64, i.flags, !how.unnested) {
+                source.release(Release::LeakPrevented, &mut Released::default());
+                return Err(e).sys("epoll_ctl", format!("registering watch {key}"));
+            }
+        }
+        state.registry.insert(
+            key,
+            Entry {
+                source,
+                nested: !how.unnested,
+            },
+        );
+        if let Some(at) = how.wake_at {
+            state.timers.schedule(key, at);
+        }
+        Ok(key)
+    }
+
+    /// A new watch on the live source `key`, if it is still registered.
+    pub fn join(&self, key: WatchId) -> Result<Option<WatchId>> {
+        let mut state = self.lock();
+        self.check_open()?;
+        Ok(state.registry.join(key))
+    }
+
+    /// A watch id with no source of its own (a cgroup watch served by several sources).
+    pub fn reserve_id(&self) -> WatchId {
+        self.lock().registry.next_id()
+    }
+
+    /// Wakes source `key` at `at` (from any thread).
+    pub fn wake_at(&self, key: WatchId, at: Instant) {
+        let mut state = self.lock();
+        if !self.is_closed() {
+            state.timers.schedule(key, at);
+        }
+    }
+
+    /// Removes a watch; `false` when it is not (or no longer) registered.
+    pub fn unregister(&self, id: WatchId, how: Release, released: &mut Released) -> bool {
+        let mut state = self.lock();
+        let key = state.registry.source_of(id);
+        match state.registry.remove(id) {
+            Removed::None => false,
+            Removed::Subscriber => true,
+            Removed::Source(entry) => {
+                if let Some(key) = key {
+                    state.timers.cancel(key);
+                }
+                self.retire(entry, how, released);
+                true
+            }
+        }
+    }
+
+    fn retire(&self, entry: Entry, how: Release, released: &mut Released) {
+        if let Some(i) = entry.source.interest() {
+            self.selector.delete(i.fd, entry.nested);
+        }
+        entry.source.release(how, released);
+    }
+
+    /// Queues events produced outside a turn (a watch's first look, right after registering).
+    pub fn publish(&self, events: Vec<Event>) {
+        let _state = self.lock();
+        self.queue.publish(events);
+    }
+
+    /// Every event queued since the last drain, in order.
+    pub fn drain(&self) -> Vec<Event> {
+        self.queue.drain()
+    }
+
+    /// Puts events that were taken but could not be delivered back at the head of the queue.
+    pub fn requeue(&self, events: Vec<Event>) {
+        self.queue.requeue(events)
+    }
+
+    /// Batches handed over (notifications raised plus consumer turns that delivered).
+    pub fn deliveries(&self) -> u64 {
+        self.queue.deliveries()
+    }
+
+    /// The wait loop (the reactor thread). Idle means blocked in epoll_wait with no timeout:
+    /// no wakeups at all.
+    pub fn run(&self) {
+        let mut woke: Vec<epoll::Event> = Vec::with_capacity(BATCH);
+        let mut policy = direct::Policy::default();
+        let mut own: Vec<WatchId> = Vec::new();
+        loop {
+            let timeout = policy.deadline().map(|at| {
+                let d = at.saturating_duration_since(Instant::now());
+                Timespec {
+                    tv_sec: d.as_secs() as _,
+                    tv_nsec: d.subsec_nanos() as _,
+                }
+            });
+            match self.selector.wait(&mut woke, timeout.as_ref()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return self.stop(&self.lock(), e),
+                Ok(()) => {}
+            }
+            if self.status.load(Ordering::SeqCst) != OPEN || self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let (mut sources, mut timer) = (false, false);
+            own.clear();
+            for ev in &woke {
+                match ev.data.u64() {
+                    WAKER => self.selector.ack_waker(),
+                    SOURCES => sources = true,
+                    TIMER => timer = true,
+                    key => own.push(key as WatchId),
+                }
+            }
+            let direct = self.direct.load(Ordering::SeqCst);
+            let now = Instant::now();
+            let grace_over = policy.deadline().is_some_and(|at| now >= at);
+            // Left alone only when nothing but the sources' set (and the waker) woke the reactor.
+            if sources && direct && policy.leave(now, own.is_empty() && !timer) {
+                continue; // the consumer's turn, for the grace period
+            }
+            // The sources' set: when reported readable, or when what was left to the consumer
+            // is still there after its grace.
+            let poll_sources = sources || grace_over;
+            let mut state = self.lock();
+            let Some(found) = self.turn(&mut state, &own, timer, poll_sources) else {
+                return;
+            };
+            if poll_sources && direct && policy.turned(found) {
+                self.selector.arm_sources(true); // its one shot was spent
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Makes the wait loop return after the turn in progress (or at once, if none is): for an
+    /// owner that decides to close from inside a turn, where `begin_close` would deadlock.
+    pub fn stop_after_turn(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.selector.wake();
+    }
+
+    /// Direct mode: one turn on the consumer's thread, when `ready_fd` is readable. Returns every
+    /// queued event for the consumer to deliver at once (one delivery, counted as such).
+    pub fn turn_now(&self) -> Vec<Event> {
+        let mut state = self.lock();
+        if self.turn(&mut state, &[], false, true).is_none() {
+            return Vec::new();
+        }
+        let events = self.queue.drain();
+        if !events.is_empty() {
+            self.queue.count_delivery();
+        }
+        events
+    }
+
+    /// Handles the ready nested sources (with `poll_sources`), the `own` keys the reactor's
+    /// wait reported, the due timers (with `timer`) and the wakes they raise, then publishes
+    /// the turn's events; `None` once the reactor is no longer open. `Some(found)` says whether
+    /// the turn produced events.
+    fn turn(
+        &self,
+        state: &mut State,
+        own: &[WatchId],
+        timer: bool,
+        poll_sources: bool,
+    ) -> Option<bool> {
+        if self.status.load(Ordering::SeqCst) != OPEN {
+            return None;
+        }
+        let mut keys: Vec<u64> = Vec::new();
+        if poll_sources {
+            match self.selector.ready_sources(&mut keys) {
+                Ok(()) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    self.stop(state, e);
+                    return None;
+                }
+            }
+        }
+        // Taken after the readiness check: no event is stamped before its readiness was seen.
+        let time = monotonic_ns();
+        let mut out = Vec::new();
+        let mut wakes: Vec<WatchId> = Vec::new();
+        let mut order: Vec<WatchId> = keys
+            .iter()
+            .map(|&k| k as WatchId)
+            .chain(own.iter().copied())
+            .collect();
+        if timer {
+            order.extend(state.timers.take_due(Instant::now()));
+        }
+        // A source may wake others (which may wake more): bounded, in case two wake each other.
+        for _ in 0..64 {
+            for key in order.drain(..) {
+                self.dispatch(state, key, time, &mut out, &mut wakes);
+            }
+            if wakes.is_empty() {
+                break;
+            }
+            order.append(&mut wakes);
+        }
+        if !out.is_empty() {
+            if let Some(hook) = self.after_turn.get() {
+                hook(&mut Turn {
+                    time,
+                    out: &mut out,
+                    timers: &mut state.timers,
+                });
+            }
+        }
+        let found = !out.is_empty();
+        self.queue.publish(out);
+        Some(found)
+    }
+
+    fn dispatch(
+        &self,
+        state: &mut State,
+        key: WatchId,
+        time: u64,
+        out: &mut Vec<Event>,
+        wakes: &mut Vec<WatchId>,
+    ) {
+        let watch = state.registry.first_watch(key);
+        let nested = state.registry.is_nested(key);
+        let State {
+            registry, timers, ..
+        } = state;
+        // A source removed after epoll_wait returned is simply gone.
+        let Some(src) = registry.source_mut(key) else {
+            return;
+        };
+        let from = out.len();
+        let mut cx = Ready {
+            key,
+            watch,
+            time,
+            out,
+            timers,
+            wakes,
+            set: self.selector.set(nested),
+        };
+        let keep = src.ready(&mut cx);
+        registry.fan_out(key, out, from);
+        if keep == Keep::No {
+            let entry = registry.remove_source(key).expect("present above");
+            timers.cancel(key);
+            self.retire(entry, Release::Normal, &mut Released::default());
+        }
+    }
+
+    /// epoll_wait failed: the reactor stops (under its lock, held by the caller, so a
+    /// registration either lands before and is covered by the error event, or is refused) and
+    /// says why.
+    fn stop(&self, _locked: &State, e: rustix::io::Errno) {
+        let _ = self
+            .status
+            .compare_exchange(OPEN, STOPPED, Ordering::SeqCst, Ordering::SeqCst);
+        self.queue.publish(vec![Event {
+            watch: 0,
+            time: monotonic_ns(),
+            kind: EventKind::Error {
+                code: Code::Io,
+                message: format!("epoll_wait failed, the monitor stopped: {e}"),
+            },
+        }]);
+    }
+
+    /// Marks the reactor closed and wakes its loop, which then returns: the owner joins it, then
+    /// calls `teardown`. `false` if it was already closed.
+    pub fn begin_close(&self) -> bool {
+        // Under the lock, so no registration races the state change.
+        let _state = self.lock();
+        if self.status.swap(CLOSED, Ordering::SeqCst) == CLOSED {
+            return false;
+        }
+        self.selector.wake();
+        true
+    }
+
+    /// After the loop has been joined: releases every source, the timerfd, the sets and the
+    /// waker; drops what was still queued.
+    pub fn teardown(&self, how: Release) -> Released {
+        let mut released = Released::default();
+        let mut state = self.lock();
+        for entry in state.registry.drain() {
+            self.retire(entry, how, &mut released);
+        }
+        state.timers.close(how, &mut released);
+        self.selector.close(how, &mut released);
+        drop(state);
+        self.queue.clear();
+        released
+    }
+}

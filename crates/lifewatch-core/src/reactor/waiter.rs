@@ -1,0 +1,421 @@
+//! One-off waits with no monitor of their own (a cgroup's kill, freeze, emptiness or delete; a
+//! process handle's exit) as sources of one shared reactor: one thread and one inotify fd
+//! however many waits are pending (an inotify instance per wait runs into the limit of 128 per
+//! user), started by the first wait and stopped, with every fd it opened, when the last one
+//! has finished.
+//!
+//! A wait is an `Op`: a step that re-reads and acts, then says what should run it again (a
+//! file changing, an fd becoming readable, a time). Each step runs on the reactor thread; the
+//! result goes to the caller's `Done` once the op's fds are closed (and, for the last wait,
+//! once the waiter's own are).
+
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rustix::event::epoll::EventFlags;
+use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
+
+use crate::error::{Code, Error, Result, SysResult};
+use crate::event::WatchId;
+use crate::fd::{CountedFd, FdKind, Release, Released};
+use crate::reactor::{Interest, Keep, Reactor, Ready, Registration, Source};
+
+/// Where a wait's result goes (called on the reactor thread).
+pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
+/// One wait: `step` re-reads and acts, and returns the result once there is one; until then it
+/// arms (through `OpCx`) what must wake it again. Its fds close when it is dropped.
+pub trait Op: Send + 'static {
+    type Output: Send + 'static;
+    fn step(&mut self, cx: &mut OpCx<'_, '_>) -> Option<Result<Self::Output>>;
+
+    /// The wait was cancelled: take out what was armed that dropping the op does not (an fd it
+    /// does not own, added with `add_fd`).
+    fn cancel(&mut self, _cx: &mut OpCx<'_, '_>) {}
+}
+
+/// What an op's step may arm.
+pub struct OpCx<'a, 'b> {
+    ready: &'a mut Ready<'b>,
+    events: &'a Events,
+    /// The inotify wds of the files this op is woken by.
+    wds: &'a mut Vec<i32>,
+}
+
+impl OpCx<'_, '_> {
+    /// Wakes the op whenever `file` is modified (a cgroup's `cgroup.events`: populated, frozen).
+    /// A missing file is `ERR_NO_SUCH_CGROUP` (the files watched are cgroupfs files).
+    pub fn watch_file(&mut self, file: &Path) -> Result<()> {
+        let wd = self.events.subscribe(file, self.ready.key)?;
+        if !self.wds.contains(&wd) {
+            self.wds.push(wd);
+        }
+        Ok(())
+    }
+
+    /// Wakes the op when `fd` is readable (a pidfd). An fd that stays readable
+    /// must be removed (`remove_fd`) before the next step, or it wakes the op again at once.
+    pub fn add_fd(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+        self.ready.add_fd(fd, EventFlags::IN)
+    }
+
+    pub fn remove_fd(&mut self, fd: BorrowedFd<'_>) {
+        self.ready.remove_fd(fd)
+    }
+
+    /// Wakes the op at `at` (a deadline, a backoff); a later call replaces the time.
+    pub fn wake_at(&mut self, at: Instant) {
+        self.ready.wake_at(at)
+    }
+}
+
+/// A pending wait. `cancel` ends it with `ERR_CLOSED` ("the wait was cancelled").
+pub struct WaitHandle {
+    waiter: Arc<Waiter>,
+    key: WatchId,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl WaitHandle {
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.waiter.reactor.wake_at(self.key, Instant::now());
+    }
+}
+
+/// Runs `op` on the shared waiter; `done` gets its result, unless this returns an error.
+pub fn submit<O: Op>(op: O, done: Done<O::Output>) -> Result<WaitHandle> {
+    let waiter = Waiter::acquire()?;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let source = OpSource {
+        op: Some(op),
+        done: Some(done),
+        result: None,
+        key: None,
+        wds: Vec::new(),
+        cancelled: Arc::clone(&cancelled),
+        waiter: Arc::clone(&waiter),
+    };
+    // The first step runs on the reactor thread, right away.
+    let how = Registration {
+        wake_at: Some(Instant::now()),
+        ..Registration::default()
+    };
+    // A source refused here is released without ever running: its `done` is not called.
+    let key = waiter.reactor.register(Box::new(source), how)?;
+    Ok(WaitHandle {
+        waiter,
+        key,
+        cancelled,
+    })
+}
+
+/// Runs `op` and blocks the calling thread until it finishes (for callers without an event
+/// loop of their own).
+pub fn run<O: Op>(op: O) -> Result<O::Output> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    submit(op, Box::new(move |r| drop(tx.send(r))))?;
+    rx.recv().unwrap_or_else(|_| Err(Error::closed()))
+}
+
+/// The shared reactor of the waits, while any is pending.
+struct Waiter {
+    reactor: Reactor,
+    events: Events,
+    /// Waits submitted and not finished.
+    pending: Mutex<usize>,
+    /// Results held back while this waiter closes: handed over once its fds are closed.
+    deferred: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+/// The waiter that takes new waits (none while idle).
+static CURRENT: Mutex<Option<Arc<Waiter>>> = Mutex::new(None);
+
+fn current() -> MutexGuard<'static, Option<Arc<Waiter>>> {
+    CURRENT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Waiter {
+    /// The current waiter (started if there is none), with one more wait counted.
+    fn acquire() -> Result<Arc<Waiter>> {
+        let mut cur = current();
+        let w = match &*cur {
+            Some(w) => Arc::clone(w),
+            None => {
+                let w = Waiter::start()?;
+                *cur = Some(Arc::clone(&w));
+                w
+            }
+        };
+        *w.pending() += 1;
+        Ok(w)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, usize> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start() -> Result<Arc<Waiter>> {
+        let reactor = Reactor::new(Box::new(|| {}))?;
+        let fd = crate::failpoint::hit("inotify_init1")
+            .and_then(|()| {
+                inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            })
+            .sys("inotify_init1", "starting the wait thread");
+        let fd = match fd {
+            Ok(fd) => CountedFd::new(fd, FdKind::Inotify),
+            Err(e) => {
+                reactor.begin_close();
+                reactor.teardown(Release::LeakPrevented);
+                return Err(e);
+            }
+        };
+        let w = Arc::new(Waiter {
+            events: Events {
+                fd: fd.as_raw_fd(),
+                wds: Mutex::new(HashMap::new()),
+            },
+            reactor,
+            pending: Mutex::new(0),
+            deferred: Mutex::new(Vec::new()),
+        });
+        let started = w
+            .reactor
+            .register(
+                Box::new(EventsSource {
+                    fd: fd.commit(),
+                    waiter: Arc::downgrade(&w),
+                }),
+                Registration::default(),
+            )
+            .and_then(|_| {
+                let looping = Arc::clone(&w);
+                crate::failpoint::hit("clone")
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+                    .and_then(|()| {
+                        std::thread::Builder::new()
+                            .name("lifewatch-waits".into())
+                            .spawn(move || looping.run())
+                    })
+                    .map_err(|e| {
+                        Error::sys(
+                            "clone",
+                            e.raw_os_error().unwrap_or(libc::EAGAIN),
+                            "starting the wait thread",
+                        )
+                    })
+            });
+        if let Err(e) = started {
+            w.reactor.begin_close();
+            w.reactor.teardown(Release::LeakPrevented);
+            return Err(e);
+        }
+        Ok(w)
+    }
+
+    /// The reactor thread: runs until the last wait finished (or the loop failed), then
+    /// closes everything and hands over the results held back for that.
+    fn run(self: Arc<Self>) {
+        self.reactor.run();
+        {
+            let mut cur = current();
+            if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self)) {
+                *cur = None;
+            }
+        }
+        self.reactor.begin_close();
+        // Waits still registered (the loop failed) are released here: they report an error.
+        self.reactor.teardown(Release::Normal);
+        let deferred =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for handover in deferred {
+            handover();
+        }
+    }
+
+    /// One wait is done (on the reactor thread, inside a turn): `true` when it was the last
+    /// of the current waiter, which then stops after this turn instead of taking more.
+    fn finish(self: &Arc<Self>) -> bool {
+        let mut cur = current();
+        let mut pending = self.pending();
+        *pending -= 1;
+        if *pending > 0 || !cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, self)) {
+            return false;
+        }
+        *cur = None;
+        self.reactor.stop_after_turn();
+        true
+    }
+}
+
+/// The shared inotify fd: files → the ops woken when they change.
+struct Events {
+    /// Owned by the `EventsSource`, which is released only at the waiter's teardown, after
+    /// every op (the only users of this number) has finished.
+    fd: RawFd,
+    wds: Mutex<HashMap<i32, Vec<WatchId>>>,
+}
+
+impl Events {
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: see `fd`.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+
+    fn wds(&self) -> MutexGuard<'_, HashMap<i32, Vec<WatchId>>> {
+        self.wds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribe(&self, file: &Path, key: WatchId) -> Result<i32> {
+        let wd = crate::failpoint::hit("inotify_add_watch")
+            .and_then(|()| inotify::add_watch(self.fd(), file, WatchFlags::MODIFY))
+            .sys("inotify_add_watch", format!("watching {}", file.display()))
+            .map_err(|e| match e.errno {
+                Some(libc::ENOENT) => e.with_code(Code::NoSuchCgroup).with_path(file),
+                _ => e.with_path(file),
+            })?;
+        let mut wds = self.wds();
+        let subs = wds.entry(wd).or_default();
+        if !subs.contains(&key) {
+            subs.push(key);
+        }
+        Ok(wd)
+    }
+
+    fn unsubscribe(&self, wd: i32, key: WatchId) {
+        let mut wds = self.wds();
+        if let Some(subs) = wds.get_mut(&wd) {
+            subs.retain(|&k| k != key);
+            if subs.is_empty() {
+                wds.remove(&wd);
+                // EINVAL when the kernel already dropped it (the file is gone): fine.
+                let _ = inotify::remove_watch(self.fd(), wd);
+            }
+        }
+    }
+}
+
+struct EventsSource {
+    fd: CountedFd,
+    waiter: std::sync::Weak<Waiter>,
+}
+
+impl Source for EventsSource {
+    fn interest(&self) -> Option<Interest<'_>> {
+        Some(Interest {
+            fd: self.fd.as_fd(),
+            flags: EventFlags::IN,
+        })
+    }
+
+    fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
+        let Some(waiter) = self.waiter.upgrade() else {
+            return Keep::Yes;
+        };
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
+        let mut woken: Vec<WatchId> = Vec::new();
+        let wds = waiter.events.wds();
+        loop {
+            match reader.next() {
+                // Changes were lost: every waiting op re-reads.
+                Ok(e) if e.events().contains(ReadFlags::QUEUE_OVERFLOW) => {
+                    woken.extend(wds.values().flatten())
+                }
+                Ok(e) => woken.extend(wds.get(&e.wd()).into_iter().flatten()),
+                Err(rustix::io::Errno::INTR) => continue,
+                // WOULDBLOCK: drained. Anything else: nothing more to read now.
+                Err(_) => break,
+            }
+        }
+        drop(wds);
+        woken.sort_unstable();
+        woken.dedup();
+        for key in woken {
+            cx.wake(key);
+        }
+        Keep::Yes
+    }
+
+    fn release(self: Box<Self>, how: Release, released: &mut Released) {
+        released.add(self.fd.kind());
+        self.fd.close(how);
+    }
+}
+
+struct OpSource<O: Op> {
+    /// Dropped (its fds closed) before the result is handed over.
+    op: Option<O>,
+    done: Option<Done<O::Output>>,
+    result: Option<Result<O::Output>>,
+    /// Known from the first step on (`None`: it never ran, its registration was refused).
+    key: Option<WatchId>,
+    wds: Vec<i32>,
+    cancelled: Arc<AtomicBool>,
+    waiter: Arc<Waiter>,
+}
+
+impl<O: Op> Source for OpSource<O> {
+    fn interest(&self) -> Option<Interest<'_>> {
+        None
+    }
+
+    fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
+        self.key = Some(cx.key);
+        let Some(op) = self.op.as_mut() else {
+            return Keep::No;
+        };
+        let mut ocx = OpCx {
+            ready: cx,
+            events: &self.waiter.events,
+            wds: &mut self.wds,
+        };
+        if self.cancelled.load(Ordering::SeqCst) {
+            op.cancel(&mut ocx);
+            self.result = Some(Err(Error::new(Code::Closed, "the wait was cancelled")));
+            return Keep::No;
+        }
+        match op.step(&mut ocx) {
+            Some(r) => {
+                self.result = Some(r);
+                Keep::No
+            }
+            None => Keep::Yes,
+        }
+    }
+
+    fn release(mut self: Box<Self>, _how: Release, _released: &mut Released) {
+        if let Some(key) = self.key {
+            for &wd in &self.wds {
+                self.waiter.events.unsubscribe(wd, key);
+            }
+        }
+        drop(self.op.take());
+        let waiter = Arc::clone(&self.waiter);
+        // Never ran: its registration was refused and `submit` returns that error instead.
+        let done = self.done.take().filter(|_| self.key.is_some());
+        let result = self
+            .result
+            .take()
+            .unwrap_or_else(|| Err(Error::new(Code::Io, "the wait thread stopped")));
+        let handover = move || {
+            if let Some(done) = done {
+                done(result)
+            }
+        };
+        if waiter.finish() {
+            waiter
+                .deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Box::new(handover));
+        } else {
+            handover();
+        }
+    }
+}

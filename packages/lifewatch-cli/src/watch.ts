@@ -1,0 +1,73 @@
+// `lifewatch watch`: the events of given processes and cgroups on stdout until every process
+// has exited and every cgroup is removed, or until SIGINT (130) / SIGTERM (143).
+import { LifewatchError, Monitor } from 'lifewatch'
+
+import { Channel } from './channel.js'
+import { eventRecord, humanEvent } from './format.js'
+import { onStdoutGone } from './stdout.js'
+import { EXIT_FAILURE, UsageError } from './usage.js'
+
+export interface WatchFlags {
+  pid?: number[]
+  cgroup?: string[]
+  pressure?: string
+  json?: boolean
+}
+
+const LEVEL = /^(low|medium|critical)(,(local|hierarchy))?$/
+
+export async function watch(f: WatchFlags): Promise<number> {
+  const pids = f.pid ?? []
+  const cgroups = f.cgroup ?? []
+  if (pids.length === 0 && cgroups.length === 0) throw new UsageError('watch: give at least one --pid or --cgroup')
+  if (f.pressure !== undefined && cgroups.length === 0) throw new UsageError('watch: --pressure needs --cgroup')
+  if (f.pressure !== undefined && !LEVEL.test(f.pressure)) throw new UsageError(`--pressure: not a level such as low, medium,local or critical,hierarchy: ${JSON.stringify(f.pressure)}`)
+  const ch = Channel.open({ json: f.json }, 'stdout')
+  const monitor = new Monitor()
+  let ending: number | undefined
+  const end = (status: number) => () => {
+    ending ??= status
+    monitor.close()
+  }
+  const onInt = end(130)
+  const onTerm = end(143)
+  process.once('SIGINT', onInt).once('SIGTERM', onTerm)
+  onStdoutGone(end(141))
+  let failed = 0
+  const report = (what: string, e: unknown) => {
+    if (!(e instanceof LifewatchError)) throw e
+    process.stderr.write(`lifewatch: ${what}: ${e.code}: ${e.message}\n`)
+    failed++
+  }
+  const live = new Set<number>()
+  for (const pid of pids) {
+    try {
+      live.add(monitor.watchPid(pid).id)
+    } catch (e) {
+      report(`pid ${pid}`, e)
+    }
+  }
+  const watchedPids = live.size
+  for (const path of cgroups) {
+    try {
+      live.add(monitor.watchCgroup(path, f.pressure === undefined ? {} : { pressure: f.pressure as 'low' }).id)
+    } catch (e) {
+      report(`cgroup ${path}`, e)
+    }
+  }
+  try {
+    if (live.size > 0) {
+      // On stderr, so stdout holds only events; tells scripts the watches are in place.
+      const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : what.endsWith('s') ? 'es' : 's'}`
+      process.stderr.write(`lifewatch: watching ${n(watchedPids, 'process')} and ${n(live.size - watchedPids, 'cgroup')}\n`)
+      for await (const ev of monitor) {
+        ch.event(eventRecord(ev), (p) => humanEvent(ev, p))
+        if ((ev.type === 'exit' || ev.type === 'removed') && live.delete(ev.watch) && live.size === 0) break
+      }
+    }
+  } finally {
+    monitor.close()
+    process.off('SIGINT', onInt).off('SIGTERM', onTerm)
+  }
+  return ending ?? (failed > 0 ? EXIT_FAILURE : 0)
+}
