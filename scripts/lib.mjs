@@ -1,6 +1,8 @@
-// Shared by the project scripts: run a command visibly, compare mtimes.
-import { spawnSync } from 'node:child_process'
+// Shared by the project scripts: run a command visibly (waiting, or streaming its output),
+// compare mtimes.
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
+import { constants } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -12,6 +14,33 @@ export function run(cmd, args, opts = {}) {
   if (r.status !== 0) {
     throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`})`)
   }
+}
+
+/**
+ * Runs a command, echoing its output as it comes (with `quiet`, only its last lines once it
+ * ends: more of them on failure). Resolves with its exit code (non-zero when it could not
+ * start or was killed, which is printed), its stdout, and `out`, both streams as they came.
+ */
+export function stream(cmd, args, { env = {}, cwd = root, quiet = false } = {}) {
+  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let out = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    for (const s of [p.stdout, p.stderr]) {
+      s.on('data', (d) => {
+        out += d
+        if (!quiet) process.stdout.write(d)
+      })
+    }
+    p.on('error', (e) => console.log(`${cmd}: ${e.message}`))
+    p.on('close', (code, signal) => {
+      if (quiet) console.log(out.trimEnd().split('\n').slice(code === 0 ? -5 : -80).join('\n'))
+      if (signal) console.log(`${cmd}: killed by ${signal}`)
+      resolve({ code: code ?? 128 + constants.signals[signal], stdout, out })
+    })
+  })
 }
 
 /** Newest mtime (ms) of the files below the given paths; 0 when none exist. */

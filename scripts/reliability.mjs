@@ -1,14 +1,17 @@
-// `npm run reliability`: issue 6's reliability and security suite, then one summary table
+// `npm run reliability`: the reliability and security suite, then one summary table
 // (tests tried and passed, what was checked, fds leaked, events lost) per part.
 //   node scripts/reliability.mjs           everything, long settings: 10,000 cycles, 60 s of
 //                                           stress, 60 s of fuzzing (a few minutes; .ci/run)
 //   node scripts/reliability.mjs --quick   the settings `npm test` uses (1,000 cycles, 5 s)
 // Exit status 1 if any part failed, leaked an fd or lost an event.
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { root } from './lib.mjs'
+import { root, stream } from './lib.mjs'
+import { runTests } from './nextest.mjs'
+import { tapCounts } from './results.mjs'
+import { testVm } from './test-vm.mjs'
 
 const quick = process.argv.includes('--quick')
 const settings = quick
@@ -18,26 +21,6 @@ const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
 /** The adversarial cases' report lines: case, expected, observed (their own table at the end). */
 const cases = []
-
-/** Runs a command, echoing its output (when `quiet`, only its last lines: more of them on failure); resolves with exit
- * code and full output. */
-function stream(cmd, args, { env = {}, cwd = root, quiet = false } = {}) {
-  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    for (const s of [p.stdout, p.stderr]) {
-      s.on('data', (d) => {
-        if (!quiet) process.stdout.write(d)
-        out += d
-      })
-    }
-    p.on('close', (code) => {
-      if (quiet) console.log(out.trimEnd().split('\n').slice(code === 0 ? -5 : -80).join('\n'))
-      resolve({ code, out })
-    })
-  })
-}
 
 function reportLines(file) {
   if (!existsSync(file)) return []
@@ -73,55 +56,36 @@ function row(part, suite, tried, passed, lines, extra = '') {
   rows.push({ part, suite, tried, passed, checked: [detail(lines), extra].filter(Boolean).join('; '), fdsLeaked, eventsLost })
 }
 
-/** Tests tried and passed from libtest's `test result:` lines (a crash counts as one failure). */
-function libtestCounts(code, out) {
-  let tried = 0
-  let passed = 0
-  for (const m of out.matchAll(/^test result: \w+\. (\d+) passed; (\d+) failed/gm)) {
-    passed += +m[1]
-    tried += +m[1] + +m[2]
-  }
-  if (code !== 0 && tried === passed) tried++
-  return { tried, passed }
-}
-
 let unit = 0
 async function cargoUnit(part, suite, tests, env = {}) {
   const file = join(reports, `${unit++}.jsonl`)
-  const args = ['test', '-p', 'lifewatch-core', '--color', 'never', ...tests.flatMap((t) => ['--test', t])]
-  const { code, out } = await stream('cargo', args, { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
-  const { tried, passed } = libtestCounts(code, out)
-  row(part, suite, tried, passed, reportLines(file))
+  const c = await runTests(['-p', 'lifewatch-core', ...tests.flatMap((t) => ['--test', t])], { env: { ...settings, ...env, LIFEWATCH_RELIABILITY_REPORT: file } })
+  row(part, suite, c.passed + c.failed, c.passed, reportLines(file))
 }
 
-/** Core tests that only run in the cgroup-v2 VM (scripts/vm/core-tests.sh); its exit 3 is a skip. */
+/** Core tests that only run in the cgroup-v2 VM (scripts/test-vm.mjs); a host where it cannot run is a skip. */
 async function vmUnit(part, suite, tests) {
   const file = join(reports, `${unit++}.jsonl`)
-  const { code, out } = await stream(join(root, 'scripts/vm/core-tests.sh'), tests.flatMap((t) => ['--test', t]),
-    { env: { LIFEWATCH_RELIABILITY_REPORT: file } })
-  if (code === 3) {
-    const why = out.trim().split('\n').pop()
-    rows.push({ part, suite, tried: 0, passed: 0, checked: `skipped: ${why}`, fdsLeaked: 0, eventsLost: 0 })
+  const c = await testVm({ tests, report: file })
+  if (c.unavailable) {
+    rows.push({ part, suite, tried: 0, passed: 0, checked: `skipped: ${c.unavailable}`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
-  const { tried, passed } = libtestCounts(code, out)
-  row(part, suite, tried, passed, reportLines(file))
+  row(part, suite, c.passed + c.failed, c.passed, reportLines(file))
 }
 
 async function avaUnit(part, suite, specs, nodeArgs = []) {
   const file = join(reports, `${unit++}.jsonl`)
   const extra = nodeArgs.length ? [`--node-arguments=${nodeArgs.join(' ')}`] : []
-  const { code, out } = await stream('npx', ['ava', '--tap', ...extra, ...specs], { env: { ...settings, LIFEWATCH_RELIABILITY_REPORT: file } })
-  const n = (k) => +(new RegExp(`^# ${k} +(\\d+)`, 'm').exec(out)?.[1] ?? 0)
-  let tried = n('pass') + n('fail')
-  if (code !== 0 && n('fail') === 0) tried++
-  // Declared skips (ava's `# skip` count) are neither tried nor passed; their reasons are the
-  // `SKIPPED: ...` lines the specs print.
+  const { code, stdout, out } = await stream('npx', ['ava', '--tap', ...extra, ...specs], { env: { ...settings, LIFEWATCH_RELIABILITY_REPORT: file } })
+  const c = tapCounts(stdout, code)
+  // Declared skips are neither tried nor passed; their reasons are the `SKIPPED: ...` lines
+  // the specs print.
   const reasons = [...new Set([...out.matchAll(/SKIPPED: (.*)/g)].map((m) => m[1]))]
-  const skipped = n('skip') ? [`${n('skip')} skipped${reasons.length ? `: ${reasons.join('; ')}` : ''}`] : []
+  const skipped = c.skipped ? [`${c.skipped} skipped${reasons.length ? `: ${reasons.join('; ')}` : ''}`] : []
   const lines = reportLines(file)
   cases.push(...lines.filter((l) => l.expected !== undefined))
-  row(part, suite, tried, n('pass'), lines, skipped.join('; '))
+  row(part, suite, c.passed + c.failed, c.passed, lines, skipped.join('; '))
 }
 
 const hasNightly = spawnSync('rustup', ['toolchain', 'list']).stdout?.toString().includes('nightly') ?? false
@@ -147,34 +111,22 @@ const VALGRIND_SKIP = [
 ]
 
 async function valgrindUnit() {
-  if (spawnSync('valgrind', ['--version']).status !== 0) {
-    rows.push({ part: '8', suite: 'core tests under valgrind', tried: 0, passed: 0, checked: 'skipped: valgrind not installed', fdsLeaked: 0, eventsLost: 0 })
+  const why = spawnSync('valgrind', ['--version']).status !== 0 ? 'valgrind not installed' : !host ? 'no host triple from rustc -vV (for the target runner)' : null
+  if (why) {
+    rows.push({ part: '8', suite: 'core tests under valgrind', tried: 0, passed: 0, checked: `skipped: ${why}`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
   // rustix's raw-syscall backend reads the vDSO straight from memory valgrind does not map:
-  // build the valgrind binaries on rustix's libc backend instead.
-  const env = { CARGO_TARGET_DIR: join(root, 'target/valgrind'), RUSTFLAGS: '--cfg=rustix_use_libc' }
-  const build = await stream('cargo', ['test', '-p', 'lifewatch-core', '--no-run', '--message-format=json-render-diagnostics'], { env })
-  const bins = build.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-    .filter((m) => m.reason === 'compiler-artifact' && m.executable && m.target.name !== 'common').map((m) => m.executable)
-  let tried = 0
-  let passed = 0
-  let clean = 0
-  for (const bin of bins) {
-    const skips = VALGRIND_SKIP.flatMap((s) => ['--skip', s])
-    const { code, out } = await stream('valgrind', ['-q', '--leak-check=full', '--errors-for-leak-kinds=definite,indirect,possible',
-      `--suppressions=${join(root, 'scripts/valgrind.supp')}`, '--error-exitcode=99', bin, '--test-threads=2', ...skips],
-    { env: { ...settings, LIFEWATCH_CYCLES: '100', LIFEWATCH_PARSE_ROUNDS: '500' } })
-    const m = /^test result: \w+\. (\d+) passed; (\d+) failed/m.exec(out)
-    if (m) {
-      tried += +m[1] + +m[2]
-      passed += +m[1]
-    }
-    if (code === 0) clean++
-    else if (!m || +m[2] === 0) tried++ // valgrind errors with passing tests: a failure
-  }
-  rows.push({ part: '8', suite: 'core tests under valgrind --leak-check=full', tried, passed, fdsLeaked: 0, eventsLost: 0,
-    checked: `${clean}/${bins.length} binaries clean; ${VALGRIND_SKIP.length} pidfd-only tests skipped (valgrind 3.19: pidfd_open ENOSYS)` })
+  // build the valgrind binaries on rustix's libc backend instead. Each test runs in its own
+  // valgrind (nextest's target runner): an error or a leak fails that test.
+  const valgrind = ['valgrind', '-q', '--leak-check=full', '--errors-for-leak-kinds=definite,indirect,possible',
+    `--suppressions=${join(root, 'scripts/valgrind.supp')}`, '--error-exitcode=99']
+  const c = await runTests(['-p', 'lifewatch-core', '--config', `target.${host}.runner=${JSON.stringify(valgrind)}`,
+    '--', ...VALGRIND_SKIP.flatMap((s) => ['--skip', s])], {
+    env: { ...settings, LIFEWATCH_CYCLES: '100', LIFEWATCH_PARSE_ROUNDS: '500', CARGO_TARGET_DIR: join(root, 'target/valgrind'), RUSTFLAGS: '--cfg=rustix_use_libc' },
+  })
+  rows.push({ part: '8', suite: 'core tests under valgrind --leak-check=full', tried: c.passed + c.failed, passed: c.passed, fdsLeaked: 0, eventsLost: 0,
+    checked: `${c.skipped} skipped: pidfd-only (valgrind 3.19: pidfd_open ENOSYS) or VM-only` })
 }
 
 async function asanUnit() {
@@ -183,14 +135,13 @@ async function asanUnit() {
     return
   }
   const file = join(reports, `${unit++}.jsonl`)
-  const { code, out } = await stream('cargo', ['+nightly', 'test', '-p', 'lifewatch-core', '--target', host, '--color', 'never'], {
-    env: { ...settings, LIFEWATCH_CYCLES: '1000', CARGO_TARGET_DIR: join(root, 'target/asan'), RUSTFLAGS: '-Zsanitizer=address',
+  const c = await runTests(['-p', 'lifewatch-core', '--target', host], {
+    env: { ...settings, RUSTUP_TOOLCHAIN: 'nightly', LIFEWATCH_CYCLES: '1000', CARGO_TARGET_DIR: join(root, 'target/asan'), RUSTFLAGS: '-Zsanitizer=address',
       RUSTDOCFLAGS: '-Zsanitizer=address', LIFEWATCH_RSS_BOUND: 'off', LIFEWATCH_RELIABILITY_REPORT: file },
   })
-  const { tried, passed } = libtestCounts(code, out)
-  const leaks = (out.match(/ERROR: (AddressSanitizer|LeakSanitizer)/g) ?? []).length
-  rows.push({ part: '8', suite: 'core tests under AddressSanitizer + LeakSanitizer', tried, passed, fdsLeaked: 0, eventsLost: 0,
-    checked: `all core tests incl. pidfd paths; ${leaks} sanitizer reports` })
+  // A sanitizer report makes its test's process exit non-zero: that test fails, by name.
+  rows.push({ part: '8', suite: 'core tests under AddressSanitizer + LeakSanitizer', tried: c.passed + c.failed, passed: c.passed, fdsLeaked: 0, eventsLost: 0,
+    checked: 'all core tests incl. pidfd paths; each in its own process, failed by any sanitizer report' })
 }
 
 async function fuzzUnit() {

@@ -1,70 +1,42 @@
-// `npm test`: the core's cargo tests, then the ava suite; ends with one summary line
-// `N passed, N failed[, N skipped]` that counts both.
-import { spawn } from 'node:child_process'
-import { root } from './lib.mjs'
+// `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM, the
+// package on the other living Node lines and a bench smoke run; ends with one summary line
+// `N passed, N failed[, N skipped]` that counts them all. Arguments go to ava and select a
+// subset of its suite (then the Node lines and the bench are left out).
+import { root, stream } from './lib.mjs'
+import { runTests } from './nextest.mjs'
+import { testNodeLines } from './node-lines.mjs'
+import { add, summary, tapCounts } from './results.mjs'
+import { testVm } from './test-vm.mjs'
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
+const subset = process.argv.length > 2
 
-/** Streams a command's output while `onLine` reads it; resolves with the exit code. */
-function stream(cmd, args, onLine, env = {}) {
-  console.log(`\n$ ${[cmd, ...args].join(' ')}`)
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    for (const s of [p.stdout, p.stderr]) {
-      let buf = ''
-      s.on('data', (d) => {
-        process.stdout.write(d)
-        buf += d
-        const lines = buf.split('\n')
-        buf = lines.pop()
-        lines.forEach(onLine)
-      })
-    }
-    p.on('close', (code) => resolve(code))
-  })
-}
-
-/** Adds up cargo's `test result:` lines (on the host or echoed from the VM's console). */
-function countCargo(line) {
-  const m = /test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/.exec(line)
-  if (m) {
-    totals.passed += +m[1]
-    totals.failed += +m[2]
-    totals.skipped += +m[3]
-  }
-}
-
-const cargo = await stream('cargo', ['test', '--workspace', '--color', 'never'], countCargo)
-if (cargo !== 0 && totals.failed === 0) totals.failed++ // a build failure counts as a failure
+add(totals, await runTests(['--workspace']))
 
 // The OTLP end-to-end test needs Jaeger, built from the Go module proxy once (minutes on a
 // fresh machine, then cached): built here so no ava test waits that long. A failure only
 // makes that test skip with the reason.
-await stream('bash', ['scripts/jaeger/build.sh'], () => {})
+await stream('bash', ['scripts/jaeger/build.sh'])
 
-const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)], (line) => {
-  const m = /^# (pass|fail|skip) +(\d+)/.exec(line)
-  if (m) totals[{ pass: 'passed', fail: 'failed', skip: 'skipped' }[m[1]]] += +m[2]
-})
-if (ava !== 0 && totals.failed === 0) totals.failed++
+const ava = await stream('npx', ['ava', '--tap', ...process.argv.slice(2)])
+add(totals, tapCounts(ava.stdout, ava.code))
 
 // The core's tests again inside a cgroup-v2 VM (real v2 OOM, PSI, populated/frozen), when
 // the VM kit can run here (qemu installable); LIFEWATCH_SKIP_VM=1 skips it.
-if (process.env.LIFEWATCH_SKIP_VM === '1') {
-  console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
-} else {
-  const vm = await stream('node', ['scripts/test-vm.mjs'], countCargo)
-  if (vm === 3) console.log('vm: skipped: the VM kit cannot run on this host (reason above)')
-  else if (vm !== 0 && totals.failed === 0) totals.failed++
+if (process.env.LIFEWATCH_SKIP_VM === '1') console.log('\nvm: skipped (LIFEWATCH_SKIP_VM=1)')
+else {
+  const vm = await testVm()
+  if (vm.unavailable) console.log(`vm: skipped: the VM kit cannot run on this host: ${vm.unavailable}`)
+  else add(totals, vm)
 }
 
-// Smoke run of the bench (issue 7): it must not crash; no timing is checked. Skipped when
-// arguments select a subset of the ava suite.
-if (process.argv.length <= 2) {
-  const out = `${root}bench/results/smoke.tmp`
-  const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], () => {})
-  totals[bench === 0 ? 'passed' : 'failed']++
+if (subset) console.log('\nnode lines and bench smoke run: skipped (arguments select a subset of the ava suite)')
+else {
+  add(totals, await testNodeLines())
+  // Smoke run of the bench: it must not crash; no timing is checked.
+  const bench = await stream('node', ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', `${root}bench/results/smoke.tmp`])
+  totals[bench.code === 0 ? 'passed' : 'failed']++
 }
 
-console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)
+console.log(`\n${summary(totals)}`)
 process.exitCode = totals.failed ? 1 : 0

@@ -1,6 +1,6 @@
 //! The cgroup manager and spawn against the real kernel: this host (hybrid: v1 memory,
 //! pids, cpu, freezer; a controller-less unified hierarchy) and the cgroup-v2 VM
-//! (scripts/vm/core-tests.sh). Needs root; skips (passing, with a note) otherwise.
+//! (scripts/test-vm.mjs). Needs root; skips (passing, with a note) otherwise.
 //! Test cgroups are named `lifewatch-test-<pid>-<name>` and removed at the end.
 
 mod common;

@@ -224,7 +224,7 @@ fn tally(seen: &mut HashMap<WatchId, Seen>, events: &[Event]) {
 
 // Ignored means "VM only": the VM runners pass --include-ignored.
 #[test]
-#[ignore = "cgroup-v2 VM only (scripts/vm/core-tests.sh --test reliability_overflow): it lowers the global fs.inotify.max_queued_events and needs the v2 memory controller"]
+#[ignore = "cgroup-v2 VM only (npm run test:vm -- --test reliability_overflow): it lowers the global fs.inotify.max_queued_events and needs the v2 memory controller"]
 fn inotify_queue_overflow_loses_no_state() {
     let _serial = serial();
     assert!(
