@@ -178,6 +178,8 @@ test('colour per stream: stderr on a terminal is coloured, a file is not; NO_COL
   const clean = { ...process.env }
   delete clean.NO_COLOR
   delete clean.FORCE_COLOR
+  // Node's colour depth rule reads CI as "2 colours" (CI=true is set by the CI runner).
+  delete clean.CI
   // Under a pseudo-terminal (script): stdout to a file, stderr on the terminal...
   const tty = spawnSync('script', ['-qec', `${shellLine(['run', '--', 'true'])} >${dir}/out`, '/dev/null'], { encoding: 'utf8', env: { ...clean, TERM: 'xterm-256color' } })
   t.is(tty.status, 0, tty.stdout)

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readlinkSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -11,6 +11,22 @@ export const root = fileURLToPath(new URL('..', import.meta.url))
 /** Open fds of this process. */
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length
+}
+
+/**
+ * Open anonymous-inode fds (epoll, eventfd, pidfd, inotify, timerfd: every kind lifewatch opens
+ * but its cgroup files) as `fd -> kind`. Unlike `openFds()`, not moved by the loader's own
+ * sockets and files, which tsx opens and closes during a run on Node 22 and 26.
+ */
+export function anonFds(): string[] {
+  return readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      return target.startsWith('anon_inode:') ? [`${fd} -> ${target}`] : []
+    } catch {
+      return [] // the directory's own fd, closed by the time it is read
+    }
+  })
 }
 
 /** A child process running `sh -c script`. */

@@ -2,14 +2,14 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 
 import { AbortError, fdStats, LifewatchError, Monitor } from '../src/index.js'
-import { fixture, node, openFds, reaped, sh, take } from './helpers.js'
+import { fixture, node, anonFds, reaped, sh, take } from './helpers.js'
 
 test.serial('close during a pending iteration ends it; close is idempotent and releases every fd', async (t) => {
-  const before = openFds()
+  const before = anonFds().length
   const monitor = new Monitor()
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
   const w = monitor.watchPid(child.pid!)
-  t.is(openFds(), before + 5, 'sources epoll, reactor epoll, waker eventfd, timerfd, pidfd')
+  t.is(anonFds().length, before + 5, 'sources epoll, reactor epoll, waker eventfd, timerfd, pidfd')
   const it = monitor[Symbol.asyncIterator]()
   const pending = it.next()
   const waiting = w.wait()
@@ -19,7 +19,7 @@ test.serial('close during a pending iteration ends it; close is idempotent and r
   await t.throwsAsync(waiting, { instanceOf: LifewatchError, code: 'ERR_CLOSED' })
   t.like(monitor.close(), { epoll: 0, eventfd: 0, pidfd: 0 })
   t.deepEqual(await it.next(), { done: true, value: undefined })
-  t.is(openFds(), before)
+  t.is(anonFds().length, before)
   t.throws(() => monitor.watchPid(child.pid!), { code: 'ERR_CLOSED' })
   t.throws(() => monitor.signal(child.pid!), { code: 'ERR_CLOSED' })
   child.kill()
@@ -52,15 +52,15 @@ test('breaking out of for await closes the monitor', async (t) => {
 })
 
 test.serial('await using closes at the end of the scope', async (t) => {
-  const before = openFds()
+  const before = anonFds().length
   let escaped: Monitor
   {
     await using monitor = new Monitor()
     escaped = monitor
-    t.is(openFds(), before + 4, 'two epolls, the waker and the timerfd')
+    t.is(anonFds().length, before + 4, 'two epolls, the waker and the timerfd')
   }
   t.true(escaped.closed)
-  t.is(openFds(), before)
+  t.is(anonFds().length, before)
 })
 
 test('AbortSignal: abort rejects pending and later next() with AbortError and closes', async (t) => {
@@ -81,9 +81,9 @@ test('AbortSignal: abort rejects pending and later next() with AbortError and cl
 })
 
 test.serial('an already-aborted signal throws AbortError before anything is opened', (t) => {
-  const before = openFds()
+  const before = anonFds().length
   t.throws(() => new Monitor({ signal: AbortSignal.abort() }), { instanceOf: AbortError })
-  t.is(openFds(), before)
+  t.is(anonFds().length, before)
 })
 
 test('a monitor has one consumer: iterating twice is ERR_INVALID_STATE', (t) => {
@@ -104,14 +104,14 @@ test('events that arrive before anyone iterates are queued, not dropped', async 
 
 test.serial('1,000 watch/close cycles return /proc/self/fd and the counters to baseline', async (t) => {
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
-  const before = openFds()
+  const before = anonFds().length
   const stats = fdStats()
   for (let i = 0; i < 1000; i++) {
     const monitor = new Monitor()
     monitor.watchPid(child.pid!)
     monitor.close()
   }
-  t.is(openFds(), before)
+  t.is(anonFds().length, before)
   const after = fdStats()
   t.is(after.pidfd.inUse, stats.pidfd.inUse)
   t.is(after.epoll.inUse, stats.epoll.inUse)

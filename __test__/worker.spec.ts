@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 
 import { fdStats } from '../src/index.js'
-import { fixture, openFds, reaped } from './helpers.js'
+import { fixture, anonFds, reaped } from './helpers.js'
 
 const start = (pid: number) => new Worker(fixture('boot.mjs'), { workerData: { pid, script: fixture('worker.ts') } })
 
@@ -20,7 +20,7 @@ test.serial('a worker thread watches a process to its exit', async (t) => {
 
 test.serial('terminating a worker mid-iteration releases its monitor (env cleanup hook)', async (t) => {
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
-  const fdsBefore = openFds()
+  const fdsBefore = anonFds().length
   const before = fdStats()
   const worker = start(child.pid!)
   const [first] = (await once(worker, 'message')) as [{ type: string }]
@@ -31,7 +31,7 @@ test.serial('terminating a worker mid-iteration releases its monitor (env cleanu
   t.is(after.pidfd.inUse, before.pidfd.inUse)
   t.is(after.epoll.inUse, before.epoll.inUse)
   t.true(after.epoll.leakPrevented > before.epoll.leakPrevented, 'released by the cleanup hook, counted as a prevented leak')
-  t.is(openFds(), fdsBefore)
+  t.is(anonFds().length, fdsBefore)
   child.kill()
   await reaped(child)
 })

@@ -1,4 +1,4 @@
-// `npm test`: the Rust tests, the ava suite, the core's tests again in the cgroup-v2 VM, the
+// `npm test`: the Rust tests, the lint, the ava suite, the core's tests again in the cgroup-v2 VM, the
 // package on the other living Node lines and a bench smoke run; ends with one summary line
 // `N passed, N failed[, N skipped]` that counts them all. Arguments go to ava and select a
 // subset of its suite (then the Node lines and the bench are left out).
@@ -12,6 +12,11 @@ const totals = { passed: 0, failed: 0, skipped: 0 }
 const subset = process.argv.length > 2
 
 add(totals, await runTests(['--workspace']))
+
+// Formatting, clippy, the fuzz targets (built only by the long reliability run otherwise) and
+// the TypeScript types: one check, counted as one test.
+const lint = await stream('npm', ['run', '-s', 'lint'])
+totals[lint.code === 0 ? 'passed' : 'failed']++
 
 // The OTLP end-to-end test needs Jaeger, built from the Go module proxy once (minutes on a
 // fresh machine, then cached): built here so no ava test waits that long. A failure only

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lifewatch_core::cgroup::limits::{bytes, pids, Input};
+use lifewatch_core::cgroup::manage::limits::{bytes, pids, Input};
 use lifewatch_core::cgroup::stats::parse_counters;
 use lifewatch_core::cgroup::Layout;
 

@@ -131,33 +131,65 @@ struct Waiter {
     pending: Mutex<usize>,
     /// Results held back while this waiter closes: handed over once its fds are closed.
     deferred: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Its thread, joined by a wait that arrives while it closes.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The waiter that takes new waits (none while idle).
 static CURRENT: Mutex<Option<Arc<Waiter>>> = Mutex::new(None);
 
+/// The waiter that took its last wait and is closing (until its thread ends).
+static STOPPING: Mutex<Option<Arc<Waiter>>> = Mutex::new(None);
+
+/// Waiters started and not yet closed: at most one.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn current() -> MutexGuard<'static, Option<Arc<Waiter>>> {
     CURRENT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn stopping() -> MutexGuard<'static, Option<Arc<Waiter>>> {
+    STOPPING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Waiter {
-    /// The current waiter (started if there is none), with one more wait counted.
+    /// The current waiter (started if there is none), with one more wait counted. A waiter
+    /// still closing is waited for first (its teardown is short): one started meanwhile would
+    /// hold a second inotify instance and thread.
     fn acquire() -> Result<Arc<Waiter>> {
-        let mut cur = current();
-        let w = match &*cur {
-            Some(w) => Arc::clone(w),
-            None => {
-                let w = Waiter::start()?;
-                *cur = Some(Arc::clone(&w));
-                w
+        loop {
+            let closing = {
+                // CURRENT before STOPPING, as `finish` takes them.
+                let mut cur = current();
+                if let Some(w) = &*cur {
+                    let w = Arc::clone(w);
+                    *w.pending() += 1;
+                    return Ok(w);
+                }
+                match stopping().take() {
+                    Some(closing) => closing,
+                    None => {
+                        let w = Waiter::start()?;
+                        *cur = Some(Arc::clone(&w));
+                        *w.pending() += 1;
+                        return Ok(w);
+                    }
+                }
+            };
+            // Its thread needs neither lock to end; its own handovers may submit (not join).
+            let handle = closing.thread().take();
+            if let Some(h) = handle.filter(|h| h.thread().id() != std::thread::current().id()) {
+                let _ = h.join();
             }
-        };
-        *w.pending() += 1;
-        Ok(w)
+        }
     }
 
     fn pending(&self) -> MutexGuard<'_, usize> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn thread(&self) -> MutexGuard<'_, Option<std::thread::JoinHandle<()>>> {
+        self.thread.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn start() -> Result<Arc<Waiter>> {
@@ -183,7 +215,10 @@ impl Waiter {
             reactor,
             pending: Mutex::new(0),
             deferred: Mutex::new(Vec::new()),
+            thread: Mutex::new(None),
         });
+        // Counted before its thread can end (and count itself out).
+        LIVE.fetch_add(1, Ordering::SeqCst);
         let started = w
             .reactor
             .register(
@@ -210,10 +245,14 @@ impl Waiter {
                         )
                     })
             });
-        if let Err(e) = started {
-            w.reactor.begin_close();
-            w.reactor.teardown(Release::LeakPrevented);
-            return Err(e);
+        match started {
+            Ok(handle) => *w.thread() = Some(handle),
+            Err(e) => {
+                LIVE.fetch_sub(1, Ordering::SeqCst);
+                w.reactor.begin_close();
+                w.reactor.teardown(Release::LeakPrevented);
+                return Err(e);
+            }
         }
         Ok(w)
     }
@@ -228,13 +267,19 @@ impl Waiter {
                 *cur = None;
             }
         }
+        crate::failpoint::hook("waiter.closing");
         self.reactor.begin_close();
         // Waits still registered (the loop failed) are released here: they report an error.
         self.reactor.teardown(Release::Normal);
         let deferred =
             std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        LIVE.fetch_sub(1, Ordering::SeqCst);
         for handover in deferred {
             handover();
+        }
+        let mut closing = stopping();
+        if closing.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self)) {
+            *closing = None;
         }
     }
 
@@ -248,6 +293,7 @@ impl Waiter {
             return false;
         }
         *cur = None;
+        *stopping() = Some(Arc::clone(self));
         self.reactor.stop_after_turn();
         true
     }
@@ -417,5 +463,58 @@ impl<O: Op> Source for OpSource<O> {
         } else {
             handover();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Done in its first step, so the waiter goes idle, and stops, between submits.
+    struct Immediate;
+
+    impl Op for Immediate {
+        type Output = ();
+        fn step(&mut self, _: &mut OpCx<'_, '_>) -> Option<Result<()>> {
+            Some(Ok(()))
+        }
+    }
+
+    fn live() -> usize {
+        LIVE.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_wait_submitted_while_the_last_one_closes_never_starts_a_second_waiter() {
+        // The closing waiter is held up long enough that a wait submitted meanwhile must meet it.
+        let scope = crate::failpoint::scope();
+        let (closing_tx, closing_rx) = std::sync::mpsc::channel();
+        scope.on_hook("waiter.closing", move || {
+            closing_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = |tx: &std::sync::mpsc::Sender<Result<()>>| -> Done<()> {
+            let tx = tx.clone();
+            Box::new(move |r| drop(tx.send(r)))
+        };
+        submit(Immediate, done(&tx)).unwrap();
+        closing_rx.recv().unwrap();
+        submit(Immediate, done(&tx)).unwrap();
+        let most = live();
+        for _ in 0..2 {
+            rx.recv().unwrap().unwrap();
+        }
+        assert_eq!(most, 1, "waiters alive at once");
+        // And many in a row, each finding the last one's waiter closing or gone.
+        let mut most = 0;
+        for _ in 0..1_000 {
+            submit(Immediate, done(&tx)).unwrap();
+            most = most.max(live());
+        }
+        for _ in 0..1_000 {
+            rx.recv().unwrap().unwrap();
+        }
+        assert_eq!(most, 1, "waiters alive at once");
     }
 }
