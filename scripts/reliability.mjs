@@ -15,8 +15,8 @@ import { testVm } from './test-vm.mjs'
 
 const quick = process.argv.includes('--quick')
 const settings = quick
-  ? { LIFEWATCH_CYCLES: '1000', LIFEWATCH_STRESS_SECONDS: '5', LIFEWATCH_PARSE_ROUNDS: '10000', fuzzSeconds: 0 }
-  : { LIFEWATCH_CYCLES: '10000', LIFEWATCH_STRESS_SECONDS: '60', LIFEWATCH_PARSE_ROUNDS: '200000', fuzzSeconds: 60 }
+  ? { LIFEWATCH_CYCLES: '1000', LIFEWATCH_STRESS_SECONDS: '5', LIFEWATCH_PARSE_ROUNDS: '10000', LIFEWATCH_OOM_RUNS: '100', fuzzSeconds: 0 }
+  : { LIFEWATCH_CYCLES: '10000', LIFEWATCH_STRESS_SECONDS: '60', LIFEWATCH_PARSE_ROUNDS: '200000', LIFEWATCH_OOM_RUNS: '1000', fuzzSeconds: 60 }
 const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
 /** The adversarial cases' report lines: case, expected, observed (their own table at the end). */
@@ -174,7 +174,7 @@ await vmUnit('5', 'core in the cgroup-v2 VM: inotify queue overflow (IN_Q_OVERFL
 await avaUnit('5', 'node: PID reuse, worker, GC, close, EMFILE, blocked loop', ['__test__/reliability/faults.spec.ts'])
 await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/reliability/kernels.spec.ts'])
 await avaUnit('7', 'stress: 100 concurrent tasks spawned and killed in cgroups', ['__test__/reliability/stress.spec.ts'])
-await avaUnit('9', 'adversarial: cases a demanding user tried (table below)', ['__test__/reliability/adversarial.spec.ts'])
+await avaUnit('9', 'adversarial: cases a demanding user tried (table below)', ['__test__/reliability/adversarial.spec.ts', '__test__/reliability/oom-order.spec.ts'])
 await cargoUnit('8', 'core: bounded random parsers (procstat, mountinfo, /proc/<pid>/cgroup, counters, limits)', ['reliability_parse'])
 await valgrindUnit()
 await asanUnit()
