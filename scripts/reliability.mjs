@@ -1,4 +1,4 @@
-// `npm run reliability`: issue 6's reliability and security suite, then one summary table
+// `npm run reliability`: the reliability and security suite, then one summary table
 // (tests tried and passed, what was checked, fds leaked, events lost) per part.
 //   node scripts/reliability.mjs           everything, long settings: 10,000 cycles, 60 s of
 //                                           stress, 60 s of fuzzing (a few minutes; .ci/run)
