@@ -211,14 +211,39 @@ test('docs/cli.md names every flag of every command and every NDJSON line type',
   t.deepEqual(missing, [])
 })
 
-test('relative links in the Markdown resolve', (t) => {
+/** A Markdown file without its fenced code blocks. */
+function prose(file: string): string {
+  let fence: string | undefined
+  return readFileSync(join(root, file), 'utf8')
+    .split('\n')
+    .filter((line) => {
+      const m = /^\s*(`{3,}|~{3,})\s*(.*)$/.exec(line)
+      if (!fence) {
+        if (m) fence = m[1]!
+        return !m
+      }
+      if (m && m[1]!.startsWith(fence) && m[2]!.trim() === '') fence = undefined
+      return false
+    })
+    .join('\n')
+}
+
+/** The anchors of a Markdown file's headings, as GitHub makes them. */
+function anchors(file: string): Set<string> {
+  const text = prose(file)
+  const slug = (h: string) => h.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+  return new Set([...text.matchAll(/^#{1,6} (.*)$/gm)].map((m) => slug(m[1]!)))
+}
+
+test('relative links in the Markdown resolve, anchors included', (t) => {
   const broken: string[] = []
   for (const file of [...markdown, 'bench/README.md', 'packages/lifewatch-cli/README.md']) {
-    const text = readFileSync(join(root, file), 'utf8').replace(/```[^]*?```/g, '')
-    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-      if (/^[a-z]+:/.test(target!) || target!.startsWith('#')) continue
-      const path = join(root, dirname(file), target!.split('#')[0]!)
-      if (!existsSync(path)) broken.push(`${file}: ${target}`)
+    for (const [, target] of prose(file).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target!)) continue
+      const [path, anchor] = target!.split('#') as [string, string | undefined]
+      const linked = path ? join(dirname(file), path) : file
+      if (!existsSync(join(root, linked))) broken.push(`${file}: ${target}`)
+      else if (anchor !== undefined && linked.endsWith('.md') && !anchors(linked).has(anchor)) broken.push(`${file}: ${target} (no such heading)`)
     }
   }
   t.deepEqual(broken, [])
