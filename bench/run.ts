@@ -1,7 +1,8 @@
 // `npm run bench [-- --quick] [--out DIR] [--only id,id]`: builds the bench natives, runs every
-// scenario of issue 7 in its own fresh Node process (under a subreaper, so nothing is left
-// behind), then prints the table and writes <name>.json, <name>.svg, <name>.md and <name>.txt
-// to bench/results/ (name: full or quick). Exits 1 if any scenario failed.
+// scenario (bench/scenarios/index.ts) in its own fresh Node process (under a subreaper, so
+// nothing is left behind), then prints the table and writes <name>.json, <name>.svg, <name>.md
+// and <name>.txt to bench/results/ (name: full, quick, or partial with --only). A full run into
+// bench/results also rewrites docs/performance.md from its JSON. Exits 1 if any scenario failed.
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,6 +12,7 @@ import { parseArgs } from 'node:util'
 import { latencyChart } from './lib/chart.js'
 import { describeMachine, machineFacts } from './lib/machine.js'
 import { buildNatives, helperBin, root } from './lib/natives.js'
+import { FULL_JSON, PERFORMANCE_DOC, performanceDoc, type RunFile } from './lib/performance-doc.js'
 import { markdownReport, textReport } from './lib/report.js'
 import type { ScenarioConfig, ScenarioOutput, ScenarioResult } from './lib/types.js'
 import { addonIsRelease } from './scenarios/footprint.js'
@@ -24,9 +26,10 @@ const { values: args } = parseArgs({
   },
 })
 const quick = args.quick!
-const name = quick ? 'quick' : 'full'
-const outDir = resolve(args.out ?? join(root, 'bench/results'))
 const only = args.only?.split(',')
+// A subset is no full run: it must not replace the full run's files (nor docs/performance.md).
+const name = quick ? 'quick' : only ? 'partial' : 'full'
+const outDir = resolve(args.out ?? join(root, 'bench/results'))
 const cfg: ScenarioConfig = { quick }
 
 const started = performance.now()
@@ -99,13 +102,18 @@ header.push(`total ${totalS.toFixed(0)} s; load average at end ${(await import('
 
 mkdirSync(outDir, { recursive: true })
 const svg = await latencyChart(results, `${facts.kernel}, ${facts.cpus} CPUs, ${facts.date.slice(0, 10)}`)
-const files = { json: join(outDir, `${name}.json`), svg: join(outDir, `${name}.svg`), md: join(outDir, `${name}.md`), txt: join(outDir, `${name}.txt`) }
+const files: Record<string, string> = { json: join(outDir, `${name}.json`), svg: join(outDir, `${name}.svg`), md: join(outDir, `${name}.md`), txt: join(outDir, `${name}.txt`) }
 if (svg) writeFileSync(files.svg, svg)
 const text = textReport(header, results)
 console.log(`\n${text}`)
 writeFileSync(files.txt, `${text}\n`)
 writeFileSync(files.md, `${markdownReport(header, results, `${name}.svg`)}\n`)
-writeFileSync(files.json, `${JSON.stringify({ machine: facts, quick, totalSeconds: totalS, addonRelease: release, results }, null, 2)}\n`)
+const runFile: RunFile = { machine: facts, header, quick, totalSeconds: totalS, addonRelease: release, results }
+writeFileSync(files.json, `${JSON.stringify(runFile, null, 2)}\n`)
+if (files.json === join(root, FULL_JSON)) {
+  files.doc = join(root, PERFORMANCE_DOC)
+  writeFileSync(files.doc, performanceDoc(runFile))
+}
 console.log(`\nwrote ${Object.values(files).map((f) => relative(process.cwd(), f)).join(', ')}`)
 
 const failed = results.filter((r) => r.status === 'failed')

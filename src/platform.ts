@@ -1,5 +1,5 @@
-// Platform: what the containerd shim's platform owns (seed 000) — the OOM watcher (a Monitor
-// with cgroup watches) and the cgroup manager (the cgroups it created). `close()` closes both,
+// Platform: what a containerd shim's platform owns — the OOM watcher (a Monitor with cgroup
+// watches) and the cgroup manager (the cgroups it created). `close()` closes both,
 // once, and reports what it released.
 import { Cgroup, type CgroupLimits } from './cgroup.js'
 import type { CgroupWatch } from './cgroup-watch.js'

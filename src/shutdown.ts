@@ -1,4 +1,4 @@
-// shutdown(): the containerd shim's Shutdown (seed 000) with a span per box —
+// shutdown(): a containerd shim's Shutdown sequence, with a span per step —
 //   Kill (only if running) → Delete → monitor.Close → platform.Close (OOM watcher, cgroup manager)
 // A failing step is recorded (span status ERROR, exception event, `outcome` metric) and the
 // rest still run; the call rejects at the end with an AggregateError of what failed.

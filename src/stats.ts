@@ -10,7 +10,7 @@ export interface FdCounters {
   leakPrevented: number
 }
 
-/** Every fd lifewatch opened in this process, by kind (the seed's eventfd_* counters, generalised). */
+/** Every fd lifewatch opened in this process, by kind: opened, closed, open now, closed only to stop a leak. */
 export function fdStats(): Record<FdKind, FdCounters> {
   const out = {} as Record<FdKind, FdCounters>
   for (const s of binding.fdStats() as FdKindStats[]) {

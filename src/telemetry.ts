@@ -1,7 +1,8 @@
 // OpenTelemetry for lifewatch: one tracer and one meter named `lifewatch` with the package
-// version, and the instruments of DESIGN.md (Telemetry names). Only `@opentelemetry/api` is
-// used here (a peer dependency): with no SDK registered every call is the API's no-op, and
-// the fd callbacks are never even run. The library never registers a global SDK.
+// version, and its instruments (dotted lowercase names, UCUM units, no `_total`: exporters add
+// the suffixes their backends want). Only `@opentelemetry/api` is used here (a peer
+// dependency): with no SDK registered every call is the API's no-op, and the fd callbacks are
+// never even run. The library never registers a global SDK.
 import { readFileSync } from 'node:fs'
 
 import {
@@ -50,7 +51,7 @@ export const ATTR = {
   outcome: 'outcome',
 } as const
 
-/** Span names: the boxes of the containerd shim's Shutdown (seed 000). */
+/** Span names: one per step of the shutdown sequence (Kill, Delete, monitor close, platform cleanup). */
 export const SPAN = {
   shutdown: 'shutdown',
   kill: 'shutdown.task.kill',

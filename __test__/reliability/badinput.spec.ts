@@ -1,4 +1,4 @@
-// Issue 6, part 4: one table of bad inputs across the public API and the CLI. Each gets a
+// Reliability part 4: one table of bad inputs across the public API and the CLI. Each gets a
 // LifewatchError (or AbortError) with its documented code, nothing crashes, the test
 // process and its watched child keep running, and no fd is opened or lost.
 import test from 'ava'

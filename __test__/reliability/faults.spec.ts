@@ -1,4 +1,4 @@
-// Issue 6, part 5 (Node side): PID reuse, worker termination, GC without close, close with
+// Reliability part 5 (Node side): PID reuse, worker termination, GC without close, close with
 // many pending next() calls, EMFILE, a blocked event loop under 5,000 exits, and processes
 // that exit before or during registration.
 import test from 'ava'

@@ -1,4 +1,4 @@
-// Issue 6, parts 1 and 2 (Node side): fdStats() agrees with /proc/self/fd after every
+// Reliability parts 1 and 2 (Node side): fdStats() agrees with /proc/self/fd after every
 // scenario, and 1,000 (10,000 with LIFEWATCH_CYCLES) create/watch/close cycles of every
 // kind end with fds and counters at baseline and RSS within a stated bound.
 import test from 'ava'

@@ -1,4 +1,4 @@
-// Shared by the reliability specs (issue 6): fd kinds from /proc/self/fd, the core's
+// Shared by the reliability specs (`npm run reliability`): fd kinds from /proc/self/fd, the core's
 // counters, RSS, helper binaries, and the report lines `npm run reliability` sums up.
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'

@@ -1,4 +1,4 @@
-// Issue 6, part 6: the no-pidfd fallback for real (a seccomp filter makes pidfd_open and
+// Reliability part 6: the no-pidfd fallback for real (a seccomp filter makes pidfd_open and
 // the other 5.3+ pidfd syscalls ENOSYS before exec) and an unprivileged user (setpriv),
 // each alone and combined, on the same process scenarios.
 import test from 'ava'

@@ -1,4 +1,4 @@
-// Issue 6, part 7: 100 tasks at a time for LIFEWATCH_STRESS_SECONDS (5 in npm test, 60 from
+// Reliability part 7: 100 tasks at a time for LIFEWATCH_STRESS_SECONDS (5 in npm test, 60 from
 // `npm run reliability`), each spawned into a cgroup of its own (memory-limited, so the v1
 // memory hierarchy is used too) and watched there, killed at a random moment in one of five
 // ways, its cgroup deleted. Checked: every exit reported exactly once with the status the kill

@@ -1,4 +1,5 @@
-// The terminal table and the Markdown version of the same figures (for the README).
+// The terminal table and the Markdown version of the same figures (full.md; docs/performance.md
+// is made from the same tables).
 import type { Cell, ScenarioResult, Table } from './types.js'
 
 export function fmt(c: Cell): string {
@@ -41,7 +42,7 @@ export function textReport(header: string[], results: ScenarioResult[]): string 
     for (const n of r.notes ?? []) out.push(`  · ${n}`)
     if (r.notes?.length) out.push('')
   }
-  out.push('== Goals (issue 7), against peers measured in this run')
+  out.push('== Goals, against peers measured in this run')
   for (const r of results) for (const g of r.goals ?? []) out.push(`  [${mark(g.met).padEnd(7)}] ${g.goal}: ${g.measured}`)
   return out.join('\n')
 }
@@ -55,7 +56,7 @@ export function markdownReport(header: string[], results: ScenarioResult[], char
     }
     for (const t of r.tables ?? []) out.push(markdownTable(t), '')
   }
-  out.push('**Goals (issue 7)**', '', '| goal | measured | |', '| --- | --- | --- |')
+  out.push('**Goals**', '', '| goal | measured | |', '| --- | --- | --- |')
   for (const r of results) for (const g of r.goals ?? []) out.push(`| ${g.goal} | ${g.measured} | ${mark(g.met)} |`)
   out.push('', `![latency distributions](${chart})`)
   return out.join('\n')

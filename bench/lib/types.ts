@@ -16,7 +16,7 @@ export interface Table {
   rows: Cell[][]
 }
 
-/** One of the issue's goals, checked against figures measured in this run. */
+/** One of the bench's goals (a scenario states it), checked against figures measured in this run. */
 export interface Goal {
   goal: string
   /** The measured comparison, in words and numbers. */
@@ -46,7 +46,7 @@ export interface ScenarioResult extends Partial<ScenarioOutput> {
 
 export interface Scenario {
   id: string
-  /** The scenario's number in issue 7. */
+  /** The scenario's number: its place in the report. */
   number: number
   title: string
   /** Set while the feature it measures does not exist yet: the runner reports it, never fakes it. */

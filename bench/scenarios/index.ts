@@ -1,4 +1,4 @@
-// Every scenario of issue 7, in its order. A scenario is a module exporting `run(cfg)`;
+// Every scenario of the bench, in report order. A scenario is a module exporting `run(cfg)`;
 // adding one is a file in this folder plus an entry here. Scenarios whose feature has not
 // landed stay `pending` with the reason: the runner lists them and measures nothing.
 import type { Scenario } from '../lib/types.js'

@@ -51,8 +51,8 @@ fn fresh(l: &Layout, n: &str) {
     }
 }
 
-/// The orphans a test leaves: this process is their subreaper, so reap them by PID
-/// (PID 1 here does not reap, DESIGN.md).
+/// The orphans a test leaves: this process is their subreaper, so reap them by PID (on
+/// machines whose PID 1 does not reap, an orphan reparented there stays a zombie for good).
 fn subreaper() {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }

@@ -1,4 +1,4 @@
-//! Issue 6, part 5: EMFILE for real. RLIMIT_NOFILE is lowered so that only k fds are left
+//! Reliability part 5: EMFILE for real. RLIMIT_NOFILE is lowered so that only k fds are left
 //! (k = 0..5) and a monitor plus a watch is attempted: each shortfall is a clear
 //! ERR_TOO_MANY_FILES naming the syscall, with nothing half-open left behind.
 //! Its own test binary: the limit is process-wide.

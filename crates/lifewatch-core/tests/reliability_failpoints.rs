@@ -1,4 +1,4 @@
-//! Issue 6, part 3: every syscall an operation makes fails in turn (failpoints, compiled in
+//! Reliability part 3: every syscall an operation makes fails in turn (failpoints, compiled in
 //! for the core's tests only). Each failure must come back as a typed error naming that
 //! syscall, leave no fd open, and count every fd it had opened as a prevented leak.
 //!

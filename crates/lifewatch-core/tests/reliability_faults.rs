@@ -1,4 +1,4 @@
-//! Issue 6, part 5 (core side): a process that exits before or during its registration is
+//! Reliability part 5 (core side): a process that exits before or during its registration is
 //! reported once, with what the kernel still knows, and nothing leaks. "During" is forced
 //! with failpoint hooks between the steps of `watch_pid`.
 

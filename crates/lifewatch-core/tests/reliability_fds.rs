@@ -1,4 +1,4 @@
-//! Issue 6, parts 1 and 2: the core's fd counters equal what the kernel shows in
+//! Reliability parts 1 and 2: the core's fd counters equal what the kernel shows in
 //! /proc/self/fd after every scenario, and create/watch/close cycles of every watcher kind
 //! end with fds, counters and RSS back at baseline.
 //!

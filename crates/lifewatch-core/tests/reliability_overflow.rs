@@ -1,4 +1,4 @@
-//! Issue 6, part 5 (faults): the kernel's inotify queue overflows for real. With a tiny
+//! Reliability part 5 (faults): the kernel's inotify queue overflows for real. With a tiny
 //! `fs.inotify.max_queued_events`, one Monitor watches many v2 cgroups while its reactor is
 //! held (failpoint hook `inotify.ready`) and far more `cgroup.events` / `memory.events`
 //! changes happen than the queue holds, including OOM kills and removals. After

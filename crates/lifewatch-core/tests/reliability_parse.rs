@@ -1,7 +1,8 @@
-//! Issue 6, part 8 (stable half): bounded random tests of the /proc/<pid>/stat parser and the
+//! Reliability part 8 (stable half): bounded random tests of the /proc/<pid>/stat parser and the
 //! cgroup parsers (mountinfo, /proc/<pid>/cgroup, counters, limits) that
-//! run everywhere, without nightly. `npm run reliability -- --long` adds coverage-guided
-//! fuzzing with cargo fuzz (crates/lifewatch-core/fuzz) where a nightly toolchain exists.
+//! run everywhere, without nightly. `npm run reliability` (without `--quick`) adds
+//! coverage-guided fuzzing with cargo fuzz (crates/lifewatch-core/fuzz) where a nightly
+//! toolchain exists.
 
 use lifewatch_core::process::procstat::parse;
 

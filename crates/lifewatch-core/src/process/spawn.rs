@@ -2,7 +2,8 @@
 //! `CLONE_PIDFD`), placed in a cgroup before it execs anything: `CLONE_INTO_CGROUP` for the
 //! unified hierarchy, and a write of "0" to each v1 hierarchy's `cgroup.procs` in the child
 //! (hybrid hosts keep memory, pids and cpu in v1). No PID is ever looked up after the fact,
-//! so no other process can be mistaken for the child (containerd #3857, seed 003).
+//! so no other process can be mistaken for the child: a PID looked up later may already
+//! name another process, once the child has exited, been reaped and its PID reused.
 //!
 //! Between clone and exec the child runs only async-signal-safe system calls on data
 //! prepared beforehand; a failure there travels to the parent through a CLOEXEC pipe as
