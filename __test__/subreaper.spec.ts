@@ -45,3 +45,13 @@ test.serial('Task.spawn({ subreaper: true }) collects the orphans of the task', 
   t.false(Subreaper.active, 'released with the task')
   monitor.close()
 })
+
+test.serial('settle is 0..60000 ms: longer, Infinity, negative or NaN is ERR_INVALID_ARGUMENT and enables nothing', (t) => {
+  for (const settle of [60_001, 2 ** 31, Infinity, -1, Number.NaN, '50' as unknown as number]) {
+    t.throws(() => Subreaper.enable({ settle }), { code: 'ERR_INVALID_ARGUMENT' }, String(settle))
+  }
+  const s = Subreaper.enable({ settle: 60_000 })
+  t.true(s.enabled)
+  s.disable()
+  t.false(s.enabled, 'one disable for the one enable that succeeded: the refused ones counted nothing')
+})

@@ -39,7 +39,7 @@ export interface CgroupSpawnOptions extends Omit<MonitorSpawnOptions, 'cgroup'> 
 
 export interface CgroupWaitOptions {
   signal?: AbortSignal
-  /** Milliseconds; past it the call rejects with ERR_CGROUP_BUSY. Default: no limit. */
+  /** Milliseconds; past it the call rejects with ERR_TIMEOUT. Default: no limit. */
   timeout?: number
 }
 
@@ -204,11 +204,11 @@ export class Cgroup implements AsyncDisposable {
     return cancellable(signal, (c) => this.#native.freeze(false, timeout, c))
   }
 
-  /** Resolves when the cgroup is empty; ERR_CGROUP_BUSY past `timeout`, AbortError on abort. */
+  /** Resolves when the cgroup is empty; ERR_TIMEOUT past `timeout`, AbortError on abort. */
   async waitEmpty(options?: CgroupWaitOptions): Promise<void> {
     const { signal, timeout } = this.#waitOptions(options)
     const empty = await cancellable(signal, (c) => this.#native.waitEmpty(timeout, c))
-    if (!empty) throw new LifewatchError('ERR_CGROUP_BUSY', `cgroup ${this.path} still has processes after ${timeout} ms`)
+    if (!empty) throw new LifewatchError('ERR_TIMEOUT', `cgroup ${this.path} still has processes after ${timeout} ms`)
   }
 
   /**
@@ -236,7 +236,7 @@ export class Cgroup implements AsyncDisposable {
 
   /**
    * Removes the cgroup from every hierarchy, and the parent directories `create` made. A busy
-   * cgroup is retried until `timeout` (no limit by default), then ERR_CGROUP_BUSY. `kill: true`
+   * cgroup is retried until `timeout` (no limit by default), then ERR_TIMEOUT. `kill: true`
    * kills everything first. A cgroup already removed (by someone else, or an earlier `delete`)
    * is what delete wants: it succeeds.
    */

@@ -13,8 +13,12 @@ import { EventEmitter } from 'node:events'
 
 import { binding } from './native.js'
 import { monotonicTime } from './stats.js'
-import { timer } from './timers.js'
+import { timer, type Timer } from './timers.js'
 import { checkDuration, checkOptions } from './validate.js'
+import { invalid } from './errors.js'
+
+/** The longest settle period accepted. */
+const MAX_SETTLE_MS = 60_000
 
 export interface OrphanEvent {
   type: 'orphan'
@@ -33,7 +37,9 @@ export interface OrphanEvent {
 export interface SubreaperOptions {
   /** PIDs of children that someone else waits for: never reaped. Called at each reap. */
   exclude?: () => Iterable<number>
-  /** Milliseconds a zombie must stay unreaped after SIGCHLD before it counts as an orphan. Default 50. */
+  /** Milliseconds a zombie must stay unreaped after SIGCHLD before it counts as an orphan:
+   *  0..60000 (0: reaped at once), default 50. Longer, or Infinity, is refused: a zombie left
+   *  that long is what a subreaper exists to prevent. */
   settle?: number
 }
 
@@ -46,7 +52,7 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
   #users = 0
   #wasOn = false
   #listening = false
-  #timer: NodeJS.Timeout | undefined
+  #timer: Timer | undefined
   #excludes = new Set<() => Iterable<number>>()
   #settle = 50
   /** Zombie children seen, and when each was first seen (performance.now() ms). */
@@ -70,6 +76,9 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
     const o = checkOptions<SubreaperOptions>(options, 'options', { exclude: true, settle: true })
     if (o.exclude !== undefined && typeof o.exclude !== 'function') throw new TypeError('options.exclude must be a function')
     const settle = o.settle === undefined ? undefined : checkDuration(o.settle, 'settle')
+    if (settle !== undefined && settle > MAX_SETTLE_MS) {
+      throw invalid(`settle must be at most ${MAX_SETTLE_MS} ms (a zombie left longer is the leak a subreaper prevents), got ${settle}`)
+    }
     const s = (Subreaper.#current ??= new Subreaper())
     if (s.#users++ === 0) {
       // Still draining the orphans of an earlier enable: it marked the process off already.
@@ -158,7 +167,7 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
     if (on) process.on('SIGCHLD', this.#onChld)
     else {
       process.off('SIGCHLD', this.#onChld)
-      clearTimeout(this.#timer)
+      this.#timer?.cancel()
       this.#timer = undefined
     }
   }
@@ -175,11 +184,13 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
   /** SIGCHLD: reap the zombies still unreaped one settle period later. */
   #schedule(): void {
     if (this.#timer || !this.#listening) return
-    this.#timer = setTimeout(() => {
+    const t = timer(this.#settle, { ref: false })
+    this.#timer = t
+    void t.done.then(() => {
+      if (this.#timer !== t) return
       this.#timer = undefined
       this.reap()
       this.#stopWhenDone()
-    }, this.#settle)
-    this.#timer.unref()
+    })
   }
 }

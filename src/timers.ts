@@ -12,8 +12,9 @@ export interface Timer {
   cancel(): void
 }
 
-/** A one-shot timer of `ms` milliseconds (0..Infinity), correct at any length. */
-export function timer(ms: number): Timer {
+/** A one-shot timer of `ms` milliseconds (0..Infinity), correct at any length; `ref: false`
+ *  lets Node exit while it runs. */
+export function timer(ms: number, options: { ref?: boolean } = {}): Timer {
   let handle: NodeJS.Timeout | undefined
   let fire!: () => void
   const done = new Promise<void>((resolve) => (fire = resolve))
@@ -22,7 +23,10 @@ export function timer(ms: number): Timer {
     const arm = (): void => {
       const left = end - performance.now()
       if (left <= 0) fire()
-      else handle = setTimeout(arm, Math.min(Math.ceil(left), MAX_TIMER_MS))
+      else {
+        handle = setTimeout(arm, Math.min(Math.ceil(left), MAX_TIMER_MS))
+        if (options.ref === false) handle.unref()
+      }
     }
     arm()
   }

@@ -19,6 +19,8 @@ pub enum Code {
     /// A cgroup to create exists already.
     CgroupExists,
     TooManyFiles,
+    /// A wait's `timeout` passed first.
+    Timeout,
     Io,
 }
 
@@ -35,6 +37,7 @@ impl Code {
             Code::CgroupBusy => "ERR_CGROUP_BUSY",
             Code::CgroupExists => "ERR_CGROUP_EXISTS",
             Code::TooManyFiles => "ERR_TOO_MANY_FILES",
+            Code::Timeout => "ERR_TIMEOUT",
             Code::Io => "ERR_IO",
         }
     }

@@ -140,7 +140,7 @@ impl NativeCgroup {
         self.inner.procs().or_throw(&env)
     }
 
-    /// Resolves once the cgroup is empty (ERR_CGROUP_BUSY after `timeoutMs`).
+    /// Resolves once the cgroup is empty (ERR_TIMEOUT after `timeoutMs`).
     #[napi(ts_return_type = "Promise<NativeKillReport>")]
     pub fn kill<'e>(
         &self,

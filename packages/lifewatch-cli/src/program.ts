@@ -45,7 +45,7 @@ run; 127 when it does not exist.
 
 With OTEL_EXPORTER_OTLP_ENDPOINT set, the shutdown trace and lifewatch's metrics are exported
 over OTLP/HTTP (the standard OTEL_* variables apply); the export never holds up the exit by
-more than a second after the command ended, and a failed export is reported on stderr.
+more than 600 ms after the command ended, and a failed export is reported on stderr.
 
 ${DURATIONS}`
 

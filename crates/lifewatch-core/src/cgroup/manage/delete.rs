@@ -16,7 +16,7 @@ impl Cgroup {
     /// Removes the cgroup from every hierarchy (and the parents `create` made); `done` is
     /// called once it is gone. A busy cgroup (EBUSY: processes or child cgroups left) is
     /// retried until `timeout`: first by waiting for it to empty, then, for the short lag after
-    /// the last exit on v1, with a bounded backoff; after that ERR_CGROUP_BUSY. With `kill`,
+    /// the last exit on v1, with a bounded backoff; after that ERR_TIMEOUT. With `kill`,
     /// kills everything first. A cgroup already removed (by someone else) is what delete
     /// wants: that is a success, and the parents `create` made are removed all the same.
     pub fn delete_async(
@@ -98,7 +98,7 @@ impl Delete {
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 let left = self.cg.procs().map(|p| p.len()).unwrap_or(0);
-                return Err(err().with_code(Code::CgroupBusy).with_message(format!(
+                return Err(err().with_code(Code::Timeout).with_message(format!(
                     "deleting cgroup /{}: still busy after the timeout ({left} processes left; child cgroups also keep it busy)",
                     self.cg.path().as_str()
                 )));

@@ -62,7 +62,7 @@ impl Cgroup {
     }
 
     /// Freezes every process of the cgroup; `done` is called once the kernel reports it
-    /// frozen, or with ERR_CGROUP_BUSY when `timeout` passes first.
+    /// frozen, or with ERR_TIMEOUT when `timeout` passes first.
     pub fn freeze_async(
         &self,
         frozen: bool,
@@ -137,7 +137,7 @@ impl Freeze {
                 .map(|t| format!(" within {} ms", t.as_millis()))
                 .unwrap_or_default();
             return Err(Error::new(
-                Code::CgroupBusy,
+                Code::Timeout,
                 format!(
                     "{what} cgroup /{}: not done{within}",
                     self.cg.path().as_str()

@@ -128,7 +128,7 @@ impl Op for Kill {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             let left = self.cg.procs().map(|p| p.len()).unwrap_or(0);
             return Some(Err(Error::new(
-                Code::CgroupBusy,
+                Code::Timeout,
                 format!(
                     "killing cgroup /{}: the timeout passed with {left} processes left",
                     self.cg.path().as_str()
@@ -155,7 +155,7 @@ impl Cgroup {
     }
 
     /// Kills every process in the cgroup; `done` gets the report once it is empty, or
-    /// ERR_CGROUP_BUSY when `timeout` passes first.
+    /// ERR_TIMEOUT when `timeout` passes first.
     pub fn kill_async(
         &self,
         timeout: Option<Duration>,
