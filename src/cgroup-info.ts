@@ -2,7 +2,7 @@
 // figures: reads, no watching.
 import type { CgroupStats } from './events.js'
 import { binding } from './native.js'
-import { checkOptions, checkPid } from './validate.js'
+import { checkCgroupPath, checkOptions, checkPid, checkString } from './validate.js'
 
 export interface Hierarchy {
   /** Where it is mounted. */
@@ -21,7 +21,7 @@ export interface CgroupLayout {
 /** The cgroup layout of this system (or of a test tree laid out like /sys/fs/cgroup). */
 export function cgroupLayout(options?: { cgroupRoot?: string }): CgroupLayout {
   const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  return binding.cgroupLayout(o.cgroupRoot)
+  return binding.cgroupLayout(checkString(o.cgroupRoot, 'cgroupRoot'))
 }
 
 export interface ProcessCgroups {
@@ -37,11 +37,12 @@ export interface ProcessCgroups {
 export function cgroupOf(pid: number, options?: { cgroupRoot?: string }): ProcessCgroups {
   checkPid(pid)
   const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  return binding.cgroupOf(pid, o.cgroupRoot)
+  return binding.cgroupOf(pid, checkString(o.cgroupRoot, 'cgroupRoot'))
 }
 
 /** A resource snapshot of a cgroup: memory (current, peak, limit, event counters), pids. */
 export function cgroupStats(path: string, options?: { cgroupRoot?: string }): CgroupStats {
+  checkCgroupPath(path)
   const o = checkOptions<{ cgroupRoot?: string }>(options, 'options', { cgroupRoot: true })
-  return binding.cgroupStats(path, o.cgroupRoot)
+  return binding.cgroupStats(path, checkString(o.cgroupRoot, 'cgroupRoot'))
 }

@@ -3,7 +3,7 @@ import type { CgroupStats } from './events.js'
 import type { Monitor, MonitorSpawnOptions, SpawnedWatch } from './monitor.js'
 import { binding, type NativeCancel, type NativeCgroup } from './native.js'
 import type * as Binding from '../binding.cjs'
-import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe } from './validate.js'
+import { checkAbortSignal, checkBool, checkCgroupPath, checkDuration, checkOptions, checkPid, checkString, describe } from './validate.js'
 
 /** A byte size (`67108864`, `'64M'`, `'1.5G'`, `'512k'`) or `'max'`. */
 export type ByteLimit = number | string
@@ -66,18 +66,6 @@ export interface CgroupUsage extends CgroupStats {
   frozen?: boolean
 }
 
-function checkPath(path: unknown): string {
-  if (typeof path !== 'string' || path.length === 0) throw invalid(`cgroup path must be a non-empty string, got ${describe(path)}`)
-  return path
-}
-
-function checkRoot(opts: Partial<CgroupOptions>): string | undefined {
-  if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
-    throw invalid(`cgroupRoot must be a string, got ${describe(opts.cgroupRoot)}`)
-  }
-  return opts.cgroupRoot
-}
-
 function checkLimit(name: string, v: unknown): number | string | undefined {
   if (v === undefined) return undefined
   if (typeof v === 'number' || typeof v === 'string') return v
@@ -128,10 +116,10 @@ export class Cgroup implements AsyncDisposable {
    * later step fails, what was created is removed again.
    */
   static create(path: string, limits?: CgroupLimits, options?: CgroupCreateOptions): Cgroup {
-    checkPath(path)
+    checkCgroupPath(path)
     const l = checkOptions<CgroupLimits>(limits, 'limits', { memory: true, swap: true, pids: true, cpu: true, cpuWeight: true })
     const o = checkOptions<CgroupCreateOptions>(options, 'options', { cgroupRoot: true, adopt: true })
-    const root = checkRoot(o)
+    const root = checkString(o.cgroupRoot, 'cgroupRoot')
     const adopt = checkBool(o.adopt, 'adopt')
     const nl: Binding.NativeLimits = {
       memory: checkLimit('memory', l.memory),
@@ -145,8 +133,8 @@ export class Cgroup implements AsyncDisposable {
 
   /** An existing cgroup; ERR_NO_SUCH_CGROUP if it exists in no hierarchy. */
   static open(path: string, options?: CgroupOptions): Cgroup {
-    checkPath(path)
-    const root = checkRoot(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }))
+    checkCgroupPath(path)
+    const root = checkString(checkOptions<CgroupOptions>(options, 'options', { cgroupRoot: true }).cgroupRoot, 'cgroupRoot')
     return new Cgroup(binding.NativeCgroup.open(path, root))
   }
 

@@ -3,7 +3,7 @@ import { AbortError, LifewatchError, invalid } from './errors.js'
 import { delivered, type LifewatchEvent } from './events.js'
 import { escalate, type Killable, type KillResult } from './kill.js'
 import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
-import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, describe } from './validate.js'
+import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, checkString, describe } from './validate.js'
 import { checkSignal, type Signal } from './signals.js'
 import { Watch, type WatchFeed } from './watch.js'
 
@@ -110,10 +110,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     })
     const signal = checkAbortSignal(opts.signal)
     const forceFallback = checkBool(opts.forceFallback, 'forceFallback') ?? process.env.LIFEWATCH_FORCE_FALLBACK === '1'
-    if (opts.cgroupRoot !== undefined && typeof opts.cgroupRoot !== 'string') {
-      throw invalid(`cgroupRoot must be a string, got ${describe(opts.cgroupRoot)}`)
-    }
-    const cgroupRoot = opts.cgroupRoot
+    const cgroupRoot = checkString(opts.cgroupRoot, 'cgroupRoot')
     this.#wantRef = !checkBool(opts.unref, 'unref')
     const directWake = checkBool(opts.directWake, 'directWake') ?? true
     const onBatch = Monitor.#batchCallback(new WeakRef(this))

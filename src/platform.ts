@@ -3,7 +3,7 @@
 // once, and reports what it released.
 import { Cgroup, type CgroupLimits } from './cgroup.js'
 import type { CgroupWatch } from './cgroup-watch.js'
-import { LifewatchError } from './errors.js'
+import { LifewatchError, invalid } from './errors.js'
 import type { LifewatchEvent } from './events.js'
 import { Monitor } from './monitor.js'
 import type { ReleasedFds } from './native.js'
@@ -12,7 +12,7 @@ import { Task, type CgroupLike, type SpawnOptions } from './task.js'
 import { callEach } from './listeners.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
 import { within } from './timers.js'
-import { checkAbortSignal, checkDuration, checkOptions } from './validate.js'
+import { checkAbortSignal, checkDuration, checkOptions, checkString, describe } from './validate.js'
 
 /** The cgroup manager's factory: `Cgroup` (src/cgroup.ts) by default; tests pass doubles. */
 export interface CgroupFactory {
@@ -114,10 +114,13 @@ export class Platform {
   /**
    * Watches a task's cgroup for OOM kills on the OOM watcher; each kill is recorded on the task
    * (span events at its shutdown) and counted (`lifewatch.oom.kills`). Also the cgroup's
-   * `populated`/`frozen`/`removed` events, which reach `onEvent` listeners.
+   * `populated`/`frozen`/`removed` events, which reach `onEvent` listeners. `path`: the task's
+   * cgroup by default.
    */
-  watchOom(task: Task, path = task.cgroupPath): CgroupWatch {
-    if (!path) throw new LifewatchError('ERR_INVALID_ARGUMENT', `task ${task.pid} has no cgroup to watch`)
+  watchOom(task: Task, path?: string): CgroupWatch {
+    if (!(task instanceof Task)) throw invalid(`task must be a Task, got ${describe(task)}`)
+    path = checkString(path, 'path') ?? task.cgroupPath
+    if (!path) throw invalid(`task ${task.pid} has no cgroup to watch`)
     const w = this.#watchOom(path, task)
     task.trackOoms(w)
     return w

@@ -58,3 +58,15 @@ export function checkBool(v: unknown, what: string): boolean | undefined {
   if (v === undefined || typeof v === 'boolean') return v
   throw invalid(`${what} must be a boolean, got ${describe(v)}`)
 }
+
+/** An optional string option (`cgroupRoot`...): a wrong type is ERR_INVALID_ARGUMENT. */
+export function checkString(v: unknown, what: string): string | undefined {
+  if (v !== undefined && typeof v !== 'string') throw invalid(`${what} must be a string, got ${describe(v)}`)
+  return v
+}
+
+/** A cgroup path: a non-empty string (what it may contain, the core checks). */
+export function checkCgroupPath(path: unknown, what = 'cgroup path'): string {
+  if (typeof path !== 'string' || path.length === 0) throw invalid(`${what} must be a non-empty string, got ${describe(path)}`)
+  return path
+}
