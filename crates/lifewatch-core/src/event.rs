@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Code;
-use crate::process::status::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Named counters (memory.events, memory.oom_control...), in name order.
 pub type Counters = BTreeMap<String, u64>;

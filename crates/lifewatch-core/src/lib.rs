@@ -1,8 +1,8 @@
 //! lifewatch-core: Linux process and cgroup lifecycle watching, with no napi in sight.
 //!
 //! The layers, each using only those below it:
-//! - `error`, `fd`, `failpoint`, `event`: typed errors, counted fds, test-only failures, the
-//!   events the layers above report;
+//! - `error`, `fd`, `failpoint`, `event`, `status`: typed errors, counted fds, test-only
+//!   failures, the events the layers above report and the exit statuses they carry;
 //! - `reactor/`: one epoll loop, its sources, timers, delivery queue and direct-wake policy;
 //! - `process/`: pidfds, exit statuses, process watches (a reactor source), signals, spawn,
 //!   the child subreaper;
@@ -18,10 +18,12 @@ pub mod fd;
 pub mod monitor;
 pub mod process;
 pub mod reactor;
+pub mod status;
 
 pub use cgroup::watch::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use error::{Code, Error, Result};
 pub use event::{monotonic_ns, Counters, Event, EventKind, ExitSource, Pressure, Stats, WatchId};
 pub use fd::{FdKind, FdStats, Released};
 pub use monitor::{signal_pid, Monitor, MonitorOptions};
-pub use process::{check_pid, signal, spawn, subreaper, ExitStatus, Process};
+pub use process::{check_pid, signal, spawn, subreaper, Process};
+pub use status::ExitStatus;

@@ -1,8 +1,9 @@
 // `lifewatch top`'s table: one line per cgroup, cut to the width and height it is given (the
 // cgroup column gives way first, shortened from the left).
+import type { CgroupStats } from 'lifewatch'
+
 import type { Paint } from './color.js'
 import { bytes } from './summary.js'
-import type { Row } from './top.js'
 
 const COLUMNS = ['TASKS', '%CPU', 'MEMORY', 'PEAK', 'MAX', 'PSI-MEM', 'OOM'] as const
 const WIDTHS = [6, 6, 8, 8, 8, 11, 4]
@@ -21,6 +22,15 @@ function cells(r: Row): string[] {
     psi ? `${num(psi.some, (n) => n.toFixed(1))}/${num(psi.full, (n) => n.toFixed(1))}` : '-',
     String(s.memoryEvents.oom_kill ?? 0),
   ]
+}
+
+/** What a row shows: the cgroup's figures and what its watch saw. */
+export interface Row {
+  cgroup: string
+  stats: CgroupStats
+  cpuPercent?: number
+  /** An OOM kill since the previous refresh: the row is marked. */
+  oomNow?: boolean
 }
 
 /** The header and the rows that fit in `width` x `height` (Infinity: no limit). */

@@ -10,7 +10,7 @@ import { cgroupLayout, cgroupStats, LifewatchError, monotonicTime, Monitor, type
 import { colorsFor, paint } from './color.js'
 import { eventRecord, humanEvent, ndjson } from './format.js'
 import { onStdoutGone, stdoutGone } from './stdout.js'
-import { table } from './top-table.js'
+import { table, type Row } from './top-table.js'
 import { after, sleep } from './timers.js'
 import { UsageError } from './usage.js'
 
@@ -20,15 +20,6 @@ export interface TopFlags {
   interval: number
   once?: boolean
   json?: boolean
-}
-
-/** What a row shows: the cgroup's figures and what its watch saw. */
-export interface Row {
-  cgroup: string
-  stats: CgroupStats
-  cpuPercent?: number
-  /** An OOM kill since the previous refresh: the row is marked. */
-  oomNow?: boolean
 }
 
 /** The window CPU % is measured over for --once. */

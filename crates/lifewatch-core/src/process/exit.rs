@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::event::ExitSource;
 use crate::process::pidfd::{self, InfoExit};
 use crate::process::procstat;
-use crate::process::status::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Right at readiness the real parent may be reaping: the zombie has just left /proc but
 /// PIDFD_INFO_EXIT is not set yet. A short bounded retry (50 µs doubling, under 13 ms in

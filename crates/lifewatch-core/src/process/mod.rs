@@ -1,4 +1,4 @@
-//! Processes: pidfds and their syscalls, exit statuses, the process handle, the reactor source
+//! Processes: pidfds and their syscalls, exits, the process handle, the reactor source
 //! that reports an exit, signals, spawning into a cgroup, the child subreaper; and the process
 //! watches of one monitor (`Processes`), which share one pidfd per process.
 
@@ -9,7 +9,6 @@ pub mod pidfd;
 pub mod procstat;
 pub mod signal;
 pub mod spawn;
-pub mod status;
 pub mod subreaper;
 pub mod wait;
 pub mod watch;
@@ -23,7 +22,6 @@ use crate::fd::{Release, Released};
 use crate::reactor::{Reactor, Registration};
 pub use handle::Process;
 pub use pid::{check_not_thread, check_pid, PID_MAX_LIMIT};
-pub use status::ExitStatus;
 use watch::ProcessWatch;
 
 /// A monitor's process watches: watch id → its process (held by the watch's reactor source; a

@@ -7,7 +7,7 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags, WaitId, WaitIdOptions};
 use crate::error::{Code, Error, Result};
 use crate::fd::{CountedFd, FdKind};
 use crate::process::pid::check_not_thread;
-use crate::process::status::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Opens a pidfd (CLOEXEC by the kernel's own rule) for any process, child or not.
 pub fn open(pid: i32) -> Result<CountedFd> {

@@ -16,7 +16,7 @@ use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use crate::error::{Result, SysResult};
 use crate::process::procstat::{self, ProcStat};
-use crate::process::status::ExitStatus;
+use crate::status::ExitStatus;
 
 /// Children that a lifewatch watch reaps itself: never the subreaper's.
 static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());

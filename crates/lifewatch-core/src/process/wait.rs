@@ -13,9 +13,9 @@ use crate::error::Result;
 use crate::event::{monotonic_ns, ExitSource};
 use crate::process::exit::{self, zombie, Zombie};
 use crate::process::handle::Process;
-use crate::process::status::ExitStatus;
 use crate::process::subreaper;
 use crate::reactor::waiter::{self, Done, Op, OpCx, WaitHandle};
+use crate::status::ExitStatus;
 
 /// An exit as the wait saw it.
 #[derive(Debug, Clone, Copy)]

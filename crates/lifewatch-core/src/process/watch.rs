@@ -13,9 +13,9 @@ use crate::event::{Event, EventKind, ExitSource};
 use crate::fd::{Release, Released};
 use crate::process::exit::{self, zombie, Zombie};
 use crate::process::handle::Process;
-use crate::process::status::ExitStatus;
 use crate::process::subreaper;
 use crate::reactor::{Interest, Keep, Ready, Source};
+use crate::status::ExitStatus;
 
 /// The fallback's first poll and its cap.
 const FIRST: Duration = Duration::from_millis(1);

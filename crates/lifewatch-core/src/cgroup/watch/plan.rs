@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use crate::cgroup::layout::{Hierarchy, Layout};
 use crate::cgroup::path::CgroupPath;
 use crate::cgroup::watch::hub::OomFile;
+use crate::cgroup::watch::options::CgroupWatchOptions;
 use crate::cgroup::watch::psi::{self, PsiTrigger};
 use crate::cgroup::watch::v1_pressure::PressureLevel;
-use crate::cgroup::watch::CgroupWatchOptions;
 use crate::error::{Code, Error, Result};
 
 /// Which mechanisms serve a watch, decided before anything is opened.
