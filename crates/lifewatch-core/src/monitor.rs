@@ -258,19 +258,7 @@ pub fn signal_pid(pid: i64, signo: i32) -> Result<()> {
         }
         Err(e) if e.code == Code::UnsupportedKernel => {
             check_not_thread(pid)?;
-            // SAFETY: plain kill(2) with a validated PID and signal.
-            if unsafe { libc::kill(pid, signo) } == 0 {
-                Ok(())
-            } else {
-                let errno = std::io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO);
-                Err(Error::sys(
-                    "kill",
-                    errno,
-                    format!("sending signal {signo} to pid {pid}"),
-                ))
-            }
+            signal::kill(pid, signo)
         }
         Err(e) => Err(e),
     }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result, SysResult};
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::process::exit::{zombie, Zombie};
 use crate::process::pid::check_not_thread;
-use crate::process::{pidfd, procstat};
+use crate::process::{pidfd, procstat, signal};
 
 #[derive(Debug)]
 pub struct Process {
@@ -99,7 +99,7 @@ impl Process {
     /// Sends `signo` (1..=64) to exactly this process. ESRCH (`ERR_NO_SUCH_PROCESS`) once it
     /// has exited.
     pub fn signal(&self, signo: i32) -> Result<()> {
-        let signo = crate::process::signal::check(signo)?;
+        let signo = signal::check(signo)?;
         match &self.fd {
             Some(fd) => pidfd::send_signal(fd.as_fd(), signo, self.pid),
             None => {
@@ -108,12 +108,7 @@ impl Process {
                 if !matches!(zombie(self.pid, self.start_time), Zombie::Running) {
                     return Err(Error::sys("kill", libc::ESRCH, what));
                 }
-                // SAFETY: plain kill(2) with a validated PID and signal.
-                if unsafe { libc::kill(self.pid, signo) } == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error()).sys("kill", what)
-                }
+                signal::kill(self.pid, signo)
             }
         }
     }

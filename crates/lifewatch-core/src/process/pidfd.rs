@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags, WaitId, WaitIdOptions};
 
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, Result, SysResult};
 use crate::fd::{CountedFd, FdKind};
 use crate::process::pid::check_not_thread;
 use crate::status::ExitStatus;
@@ -57,14 +57,10 @@ fn raw_send_signal(pidfd: BorrowedFd<'_>, signo: i32, pid: i32) -> Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        let errno = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        Err(Error::sys(
+        Err(std::io::Error::last_os_error()).sys(
             "pidfd_send_signal",
-            errno,
             format!("sending signal {signo} to pid {pid}"),
-        ))
+        )
     }
 }
 

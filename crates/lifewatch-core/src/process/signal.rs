@@ -1,6 +1,6 @@
 //! Signal numbers and names accepted by lifewatch.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SysResult};
 
 const NAMES: &[(&str, i32)] = &[
     ("SIGHUP", libc::SIGHUP),
@@ -43,6 +43,20 @@ const ALIASES: &[(&str, i32)] = &[
     ("SIGCLD", libc::SIGCHLD),
     ("SIGUNUSED", libc::SIGSYS),
 ];
+
+/// kill(2): for kernels without pidfd, after the caller checked the process's identity.
+/// rustix's `Signal` has no safe constructor for real-time signals: the syscall is called.
+pub fn kill(pid: i32, signo: i32) -> Result<()> {
+    // SAFETY: plain kill(2); a negative or zero PID is refused before it.
+    if pid > 0 && unsafe { libc::kill(pid, signo) } == 0 {
+        return Ok(());
+    }
+    let what = format!("sending signal {} to pid {pid}", display_name(signo));
+    if pid <= 0 {
+        return Err(Error::invalid(format!("{what}: not a process ID")));
+    }
+    Err(std::io::Error::last_os_error()).sys("kill", what)
+}
 
 /// The highest signal number Linux delivers (SIGRTMAX on x86_64 and aarch64).
 pub const MAX_SIGNAL: i32 = 64;
