@@ -1,7 +1,7 @@
 // Brings a fresh clone (or a stale build) up to date: npm packages, the native addon,
 // the library's TypeScript output, the CLI package (packages/lifewatch-cli: its TypeScript
 // output and man page). Each step runs only when its inputs are newer than its outputs.
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { addonName, mtime, newest, root, run } from './lib.mjs'
@@ -18,7 +18,11 @@ if (mtime('node_modules/.package-lock.json') < Math.max(mtime('package.json'), m
 }
 
 const addon = addonName()
-const nativeInputs = newest('crates', 'Cargo.toml', 'Cargo.lock')
+// What the addon is compiled from, and nothing else: the fuzz crate's Cargo.lock, which the
+// lint's `cargo check` writes, must not make a later step (pack.mjs, mid-way through npm test)
+// rebuild the addon under the specs that are loading it.
+const crates = ['crates/lifewatch-core', 'crates/lifewatch-node']
+const nativeInputs = newest('Cargo.toml', 'Cargo.lock', ...crates.flatMap((c) => [`${c}/src`, `${c}/Cargo.toml`, `${c}/build.rs`]))
 // LIFEWATCH_DEBUG_BUILD=1: an unoptimised addon, for quick edit-test loops during development.
 // The profile built last is recorded, so a later plain run (a bench) gets a release build again.
 const profile = process.env.LIFEWATCH_DEBUG_BUILD === '1' ? 'debug' : 'release'
@@ -29,8 +33,14 @@ if (mtime(addon) < nativeInputs || !mtime('binding.cjs') || builtProfile !== pro
     console.error('the native addon is missing or stale and cargo is not on PATH: install Rust (https://rustup.rs)')
     process.exit(1)
   }
+  // Built aside and renamed into place: a process loading the addon meanwhile sees the old
+  // file or the new one, never a missing or half-copied one.
+  const staging = join(root, 'target', 'napi-out')
+  rmSync(staging, { recursive: true, force: true })
+  mkdirSync(staging, { recursive: true })
   run('npx', ['napi', 'build', '--platform', ...(profile === 'release' ? ['--release'] : []),
-    '--manifest-path', 'crates/lifewatch-node/Cargo.toml', '--output-dir', '.', '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
+    '--manifest-path', 'crates/lifewatch-node/Cargo.toml', '--output-dir', staging, '--js', 'binding.cjs', '--dts', 'binding.d.cts'])
+  for (const f of [addon, 'binding.cjs', 'binding.d.cts']) renameSync(join(staging, f), join(root, f))
   mkdirSync(dirname(profileStamp), { recursive: true })
   writeFileSync(profileStamp, profile)
 }
