@@ -51,3 +51,30 @@ rootTest('a graceful task in a cgroup: SIGTERM, cgroup removed by Delete, manage
   t.is(o.span(SPAN.delete).attributes['lifewatch.cgroup.path'], `/${cgroupPath}`)
   t.deepEqual(result.cgroupsRemoved, [`/${cgroupPath}`])
 })
+
+rootTest('deleting a platform task ends its OOM watch at once, after a last reading: every kill counted, `removed` without waiting for the kernel', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const events: string[] = []
+  const removed = new Promise<void>((resolve) =>
+    platform.onEvent((ev) => {
+      events.push(ev.type === 'oom' ? `oom ${ev.kills}` : ev.type)
+      if (ev.type === 'removed') resolve()
+    }),
+  )
+  const cgroupPath = `lifewatch-test/oom-delete-${process.pid}`
+  const task = await platform.spawn('tail', ['/dev/zero'], { monitor, cgroupPath, limits: { memory: '32M', swap: 0 }, stdio: 'ignore' })
+  t.is((await task.wait()).signal, 'SIGKILL')
+  t.is(platform.oomWatcher.stats.watches, 1)
+  await task.delete()
+  // The v1 memory cgroup's own removal notice comes only after an RCU grace period: the watch
+  // ended before it, when the task removed the cgroup.
+  t.is(platform.oomWatcher.stats.watches, 0, 'the OOM watch ended with the deletion')
+  await removed
+  t.is(events.at(-1), 'removed', events.join(', '))
+  const kills = events.filter((e) => e.startsWith('oom')).reduce((n, e) => n + Number(e.split(' ')[1]), 0)
+  t.true(kills >= 1, events.join(', '))
+  t.is(task.oomKills, kills)
+  monitor.close()
+  await platform.close()
+})

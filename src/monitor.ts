@@ -273,6 +273,25 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /**
+   * @internal Re-reads a cgroup watch's counters now; what changed comes as events. Its owner
+   * calls this once the cgroup is empty and about to be removed: that reading is final.
+   */
+  checkCgroup(watch: CgroupWatch): boolean {
+    this.#checkOpen()
+    return this.#tracked.get(watch.id)?.watch === watch && this.#native.checkCgroup(watch.id)
+  }
+
+  /**
+   * @internal Ends a cgroup watch whose cgroup its caller has just removed, with `removed`, as
+   * the kernel's word of the removal would (which for a v1 memory cgroup comes tens of
+   * milliseconds later).
+   */
+  cgroupRemoved(watch: CgroupWatch): boolean {
+    this.#checkOpen()
+    return this.#tracked.get(watch.id)?.watch === watch && this.#native.cgroupRemoved(watch.id)
+  }
+
+  /**
    * Sends a signal. Through a `Watch` (or the PID of an active watch) it goes through that
    * watch's pidfd and can never reach another process that reused the PID.
    */

@@ -132,7 +132,7 @@ export class Platform {
    */
   #watchOom(path: string, task: Task | undefined): CgroupWatch {
     this.#checkOpen()
-    const w = this.oomWatcher.watchCgroup(path, { oom: true })
+    const w = this.oomWatcher.watchCgroup(path, { oom: true, events: false })
     const tel = telemetry(this.#telemetry)
     tel.oomWatchers.add(1)
     this.#oomWatches.set(w, task)
@@ -161,7 +161,7 @@ export class Platform {
     let oomWatch: CgroupWatch | undefined
     try {
       oomWatch = this.#watchOom(cgroup.path, undefined)
-      const task = await Task.spawn(cmd, args, { ...tel, cgroup, oomWatch })
+      const task = await Task.spawn(cmd, args, { ...tel, cgroup: this.#watched(cgroup, oomWatch), oomWatch })
       this.#oomWatches.set(oomWatch, task)
       return task
     } catch (e) {
@@ -172,6 +172,33 @@ export class Platform {
       this.#cgroups.delete(cgroup)
       await cgroup.delete({ kill: true })
       throw e
+    }
+  }
+
+  /**
+   * The task's view of a cgroup made for it: removing it reads the OOM counters one last time
+   * once it is empty (an empty cgroup cannot OOM again) and then ends the OOM watch at once,
+   * instead of waiting for the kernel's word of the removal (for a v1 memory cgroup, tens of
+   * milliseconds later), which `closeOomWatcher` would otherwise wait for.
+   */
+  #watched(cgroup: CgroupLike, oomWatch: CgroupWatch): CgroupLike {
+    const watcher = this.oomWatcher
+    return {
+      path: cgroup.path,
+      spawn: cgroup.spawn && ((cmd, args, options) => cgroup.spawn!(cmd, args, options)),
+      async delete(options) {
+        if (options?.kill && cgroup.kill) {
+          try {
+            await cgroup.kill(options.signal ? { signal: options.signal } : undefined)
+          } catch (e) {
+            if ((e as LifewatchError).code !== 'ERR_NO_SUCH_CGROUP') throw e
+          }
+          if (!watcher.closed) watcher.checkCgroup(oomWatch)
+        }
+        const done = await cgroup.delete(options)
+        if (!watcher.closed && oomWatch.active) watcher.cgroupRemoved(oomWatch)
+        return done
+      },
     }
   }
 

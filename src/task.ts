@@ -33,6 +33,8 @@ export interface CgroupLike {
     args: string[],
     options: { monitor: Monitor; stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]; env?: Record<string, string>; cwd?: string },
   ): Watch | Promise<Watch>
+  /** Kills every process and resolves once the cgroup is empty. */
+  kill?(options?: { signal?: AbortSignal }): unknown
   /** Kills everything in the cgroup and removes it; stops waiting when `signal` aborts. */
   delete(options?: { kill?: boolean; signal?: AbortSignal }): unknown
 }

@@ -150,22 +150,31 @@ function zombieOrAlive(pid: number): boolean {
   return existsSync(`/proc/${pid}`)
 }
 
-;(noCgroups ? test.skip : test.serial)('1,000 concurrent waitEmpty() on 1,000 cgroups: all resolve, one inotify instance', async (t) => {
+;(noCgroups ? test.skip : test.serial)('1,000 concurrent waitEmpty() on 1,000 populated cgroups: all resolve as their processes exit, no inotify instance, every fd released', async (t) => {
   const n = 1000
   const base = `lw-adv-waits-${process.pid}`
+  const monitor = new Monitor()
   const cgs = Array.from({ length: n }, (_, i) => Cgroup.create(`${base}/c${i}`))
   try {
-    const inotifyBefore = fdStats().inotify.inUse
+    // Each cgroup holds a process that outlives the start of every wait.
+    const watches = cgs.map((cg) => cg.spawn('sleep', ['2'], { monitor }))
+    const before = fdStats()
     let peak = 0
-    const sampler = setInterval(() => (peak = Math.max(peak, fdStats().inotify.inUse - inotifyBefore)), 1)
+    const sampler = setInterval(() => (peak = Math.max(peak, fdStats().control.inUse - before.control.inUse)), 5)
     const results = await Promise.allSettled(cgs.map((cg) => cg.waitEmpty({ timeout: 60_000 })))
     clearInterval(sampler)
+    const after = fdStats()
     const failed = results.filter((r) => r.status === 'rejected')
     t.is(failed.length, 0, JSON.stringify(failed.slice(0, 3)))
-    t.true(peak <= 1, `inotify instances in use at once: ${peak}`)
-    observed(t, `${n} resolved, at most 1 inotify instance`, `${n - failed.length} resolved, peak ${peak} inotify instance(s)`)
+    t.is(after.inotify.allocated - before.inotify.allocated, 0, 'the waits follow cgroup.events without inotify')
+    t.is(after.control.inUse, before.control.inUse, 'each wait closed the fd it followed its file with')
+    t.true(peak > 0, 'the waits were pending at once (their fds were seen open)')
+    t.true(peak <= n, `control fds open at once: ${peak}`)
+    await Promise.all(watches.map((w) => w.wait()))
+    observed(t, `${n} resolved, no inotify, control fds back to their count`, `${n - failed.length} resolved, ${after.inotify.allocated - before.inotify.allocated} inotify, peak ${peak} control fds, ${after.control.inUse - before.control.inUse} left`)
   } finally {
-    await Promise.all(cgs.map((cg) => cg.delete()))
+    monitor.close()
+    await Promise.all(cgs.map((cg) => cg.delete({ kill: true })))
     await Cgroup.open(base).delete()
   }
 })

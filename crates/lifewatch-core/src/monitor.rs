@@ -142,6 +142,20 @@ impl Monitor {
         self.cgroups.watch(&self.reactor, path, opts)
     }
 
+    /// Re-reads a cgroup watch's counters now (see `CgroupWatcher::check`); `false` when `id`
+    /// is not an active cgroup watch.
+    pub fn check_cgroup(&self, id: WatchId) -> Result<bool> {
+        self.reactor.check_open()?;
+        Ok(self.cgroups.check(&self.reactor, id).is_some())
+    }
+
+    /// Ends a cgroup watch whose cgroup its caller removed, with `removed` (see
+    /// `CgroupWatcher::removed`); `false` when `id` is not an active cgroup watch.
+    pub fn cgroup_removed(&self, id: WatchId) -> Result<bool> {
+        self.reactor.check_open()?;
+        Ok(self.cgroups.removed(&self.reactor, id).is_some())
+    }
+
     /// A system-wide PSI trigger on `/proc/pressure/<resource>`: `pressure` events with no
     /// cgroup.
     pub fn watch_pressure(&self, trigger: PsiTrigger) -> Result<WatchId> {

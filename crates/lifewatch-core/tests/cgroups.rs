@@ -413,6 +413,58 @@ fn v1_oom_kill_comes_before_the_exit() {
     run.report("v1");
 }
 
+/// The owner of a cgroup reads its counters once it is empty and, after removing it, ends the
+/// watch: `removed` comes at once with the final kill count, not when the kernel has let go of
+/// the v1 memory cgroup (tens of milliseconds later), and only once.
+#[test]
+fn a_watch_its_owner_removed_ends_at_once_with_every_kill() {
+    let _s = serial();
+    let Some(cg) = v1_memory_cgroup() else { return };
+    cg.write("memory.limit_in_bytes", HOG_LIMIT);
+    if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
+        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
+    }
+    let h = Harness::new(MonitorOptions::default());
+    let cw = watch(&h, &cg, oom_only());
+    let status = cg.spawn(&hog_cmd()).wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(h.monitor.check_cgroup(cw).unwrap());
+    assert!(cg.rmdir());
+    let removed_at = lifewatch_core::monotonic_ns();
+    assert!(h.monitor.cgroup_removed(cw).unwrap());
+    let mut got = expect(&h, cw, is_removed, Duration::from_secs(5));
+    let removed = got.iter().find(|e| is_removed(e)).unwrap();
+    let EventKind::Removed { counters, .. } = &removed.kind else {
+        unreachable!()
+    };
+    let kills: u64 = got
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Oom { kills, .. } => Some(kills),
+            _ => None,
+        })
+        .sum();
+    assert!(counters["oom_kill"] >= 1, "{got:?}");
+    assert_eq!(
+        kills, counters["oom_kill"],
+        "every kill reported before removed: {got:?}"
+    );
+    assert!(
+        removed.time - removed_at < 5_000_000,
+        "removed {} µs after the call",
+        (removed.time - removed_at) / 1000
+    );
+    assert_eq!(h.monitor.watch_count(), 0);
+    // The kernel's own word of the removal, when it comes, ends nothing twice.
+    got = h.collect(1, Duration::from_millis(300));
+    assert!(got.is_empty(), "{got:?}");
+    assert!(!h.monitor.check_cgroup(cw).unwrap());
+    assert!(!h.monitor.cgroup_removed(cw).unwrap());
+}
+
 #[test]
 fn stale_oom_kills_are_not_reported() {
     let _s = serial();

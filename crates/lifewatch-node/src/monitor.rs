@@ -172,6 +172,16 @@ impl NativeMonitor {
     }
 
     #[napi]
+    pub fn check_cgroup(&self, env: Env, watch: u32) -> Result<bool> {
+        self.inner.core.check_cgroup(watch).or_throw(&env)
+    }
+
+    #[napi]
+    pub fn cgroup_removed(&self, env: Env, watch: u32) -> Result<bool> {
+        self.inner.core.cgroup_removed(watch).or_throw(&env)
+    }
+
+    #[napi]
     pub fn signal(&self, env: Env, watch: u32, signo: i32) -> Result<()> {
         self.inner.core.signal(watch, signo).or_throw(&env)
     }

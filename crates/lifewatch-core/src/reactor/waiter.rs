@@ -1,24 +1,26 @@
 //! One-off waits with no monitor of their own (a cgroup's kill, freeze, emptiness or delete; a
-//! process handle's exit) as sources of one shared reactor: one thread and one inotify fd
-//! however many waits are pending (an inotify instance per wait runs into the limit of 128 per
-//! user), started by the first wait and stopped, with every fd it opened, when the last one
+//! process handle's exit) as sources of one shared reactor: one thread however many waits are
+//! pending, started by the first wait and stopped, with every fd it opened, when the last one
 //! has finished.
 //!
 //! A wait is an `Op`: a step that re-reads and acts, then says what should run it again (a
 //! file changing, an fd becoming readable, a time). Each step runs on the reactor thread; the
 //! result goes to the caller's `Done` once the op's fds are closed (and, for the last wait,
 //! once the waiter's own are).
+//!
+//! A changing cgroupfs file (`cgroup.events`) is followed through its own open fd, which polls
+//! `POLLPRI` once the kernel has changed it since the fd last read it, not through inotify:
+//! closing an inotify instance that held a watch waits for an RCU grace period (8 to 20 ms
+//! measured here), which every last wait would add to its caller's time.
 
-use std::collections::HashMap;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::path::Path;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rustix::event::epoll::EventFlags;
-use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Code, Error, Result, SysResult};
 use crate::event::WatchId;
@@ -42,19 +44,46 @@ pub trait Op: Send + 'static {
 /// What an op's step may arm.
 pub struct OpCx<'a, 'b> {
     ready: &'a mut Ready<'b>,
-    events: &'a Events,
-    /// The inotify wds of the files this op is woken by.
-    wds: &'a mut Vec<i32>,
+    /// The files this op is woken by.
+    files: &'a mut Vec<Watched>,
+}
+
+/// A cgroupfs file an op is woken by, through its own fd.
+struct Watched {
+    path: PathBuf,
+    fd: CountedFd,
+}
+
+/// Reads a watched file through its fd: from then on the fd polls `POLLPRI` again only once
+/// the kernel changes the file (the kernel compares against the fd's last read).
+fn rearm(fd: &CountedFd) {
+    let mut buf = [0u8; 256];
+    let _ = rustix::io::pread(fd, &mut buf, 0);
 }
 
 impl OpCx<'_, '_> {
     /// Wakes the op whenever `file` is modified (a cgroup's `cgroup.events`: populated, frozen).
     /// A missing file is `ERR_NO_SUCH_CGROUP` (the files watched are cgroupfs files).
     pub fn watch_file(&mut self, file: &Path) -> Result<()> {
-        let wd = self.events.subscribe(file, self.ready.key)?;
-        if !self.wds.contains(&wd) {
-            self.wds.push(wd);
+        if self.files.iter().any(|w| w.path == file) {
+            return Ok(());
         }
+        let fd = crate::failpoint::hit("open")
+            .and_then(|()| rustix::fs::open(file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()))
+            .sys("open", format!("watching {}", file.display()))
+            .map_err(|e| match e.errno {
+                Some(libc::ENOENT) | Some(libc::ENODEV) => {
+                    e.with_code(Code::NoSuchCgroup).with_path(file)
+                }
+                _ => e.with_path(file),
+            })?;
+        let fd = CountedFd::new(fd, FdKind::Control);
+        rearm(&fd);
+        self.ready.add_fd(fd.as_fd(), EventFlags::PRI)?;
+        self.files.push(Watched {
+            path: file.to_owned(),
+            fd: fd.commit(),
+        });
         Ok(())
     }
 
@@ -97,7 +126,7 @@ pub fn submit<O: Op>(op: O, done: Done<O::Output>) -> Result<WaitHandle> {
         done: Some(done),
         result: None,
         key: None,
-        wds: Vec::new(),
+        files: Vec::new(),
         cancelled: Arc::clone(&cancelled),
         waiter: Arc::clone(&waiter),
     };
@@ -126,7 +155,6 @@ pub fn run<O: Op>(op: O) -> Result<O::Output> {
 /// The shared reactor of the waits, while any is pending.
 struct Waiter {
     reactor: Reactor,
-    events: Events,
     /// Waits submitted and not finished.
     pending: Mutex<usize>,
     /// Results held back while this waiter closes: handed over once its fds are closed.
@@ -155,7 +183,7 @@ fn stopping() -> MutexGuard<'static, Option<Arc<Waiter>>> {
 impl Waiter {
     /// The current waiter (started if there is none), with one more wait counted. A waiter
     /// still closing is waited for first (its teardown is short): one started meanwhile would
-    /// hold a second inotify instance and thread.
+    /// be a second thread.
     fn acquire() -> Result<Arc<Waiter>> {
         loop {
             let closing = {
@@ -193,57 +221,28 @@ impl Waiter {
     }
 
     fn start() -> Result<Arc<Waiter>> {
-        let reactor = Reactor::new(Box::new(|| {}))?;
-        let fd = crate::failpoint::hit("inotify_init1")
-            .and_then(|()| {
-                inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-            })
-            .sys("inotify_init1", "starting the wait thread");
-        let fd = match fd {
-            Ok(fd) => CountedFd::new(fd, FdKind::Inotify),
-            Err(e) => {
-                reactor.begin_close();
-                reactor.teardown(Release::LeakPrevented);
-                return Err(e);
-            }
-        };
         let w = Arc::new(Waiter {
-            events: Events {
-                fd: fd.as_raw_fd(),
-                wds: Mutex::new(HashMap::new()),
-            },
-            reactor,
+            reactor: Reactor::new(Box::new(|| {}))?,
             pending: Mutex::new(0),
             deferred: Mutex::new(Vec::new()),
             thread: Mutex::new(None),
         });
         // Counted before its thread can end (and count itself out).
         LIVE.fetch_add(1, Ordering::SeqCst);
-        let started = w
-            .reactor
-            .register(
-                Box::new(EventsSource {
-                    fd: fd.commit(),
-                    waiter: Arc::downgrade(&w),
-                }),
-                Registration::default(),
-            )
-            .and_then(|_| {
-                let looping = Arc::clone(&w);
-                crate::failpoint::hit("clone")
-                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-                    .and_then(|()| {
-                        std::thread::Builder::new()
-                            .name("lifewatch-waits".into())
-                            .spawn(move || looping.run())
-                    })
-                    .map_err(|e| {
-                        Error::sys(
-                            "clone",
-                            e.raw_os_error().unwrap_or(libc::EAGAIN),
-                            "starting the wait thread",
-                        )
-                    })
+        let looping = Arc::clone(&w);
+        let started = crate::failpoint::hit("clone")
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            .and_then(|()| {
+                std::thread::Builder::new()
+                    .name("lifewatch-waits".into())
+                    .spawn(move || looping.run())
+            })
+            .map_err(|e| {
+                Error::sys(
+                    "clone",
+                    e.raw_os_error().unwrap_or(libc::EAGAIN),
+                    "starting the wait thread",
+                )
             });
         match started {
             Ok(handle) => *w.thread() = Some(handle),
@@ -299,101 +298,6 @@ impl Waiter {
     }
 }
 
-/// The shared inotify fd: files → the ops woken when they change.
-struct Events {
-    /// Owned by the `EventsSource`, which is released only at the waiter's teardown, after
-    /// every op (the only users of this number) has finished.
-    fd: RawFd,
-    wds: Mutex<HashMap<i32, Vec<WatchId>>>,
-}
-
-impl Events {
-    fn fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: see `fd`.
-        unsafe { BorrowedFd::borrow_raw(self.fd) }
-    }
-
-    fn wds(&self) -> MutexGuard<'_, HashMap<i32, Vec<WatchId>>> {
-        self.wds.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn subscribe(&self, file: &Path, key: WatchId) -> Result<i32> {
-        let wd = crate::failpoint::hit("inotify_add_watch")
-            .and_then(|()| inotify::add_watch(self.fd(), file, WatchFlags::MODIFY))
-            .sys("inotify_add_watch", format!("watching {}", file.display()))
-            .map_err(|e| match e.errno {
-                Some(libc::ENOENT) => e.with_code(Code::NoSuchCgroup).with_path(file),
-                _ => e.with_path(file),
-            })?;
-        let mut wds = self.wds();
-        let subs = wds.entry(wd).or_default();
-        if !subs.contains(&key) {
-            subs.push(key);
-        }
-        Ok(wd)
-    }
-
-    fn unsubscribe(&self, wd: i32, key: WatchId) {
-        let mut wds = self.wds();
-        if let Some(subs) = wds.get_mut(&wd) {
-            subs.retain(|&k| k != key);
-            if subs.is_empty() {
-                wds.remove(&wd);
-                // EINVAL when the kernel already dropped it (the file is gone): fine.
-                let _ = inotify::remove_watch(self.fd(), wd);
-            }
-        }
-    }
-}
-
-struct EventsSource {
-    fd: CountedFd,
-    waiter: std::sync::Weak<Waiter>,
-}
-
-impl Source for EventsSource {
-    fn interest(&self) -> Option<Interest<'_>> {
-        Some(Interest {
-            fd: self.fd.as_fd(),
-            flags: EventFlags::IN,
-        })
-    }
-
-    fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
-        let Some(waiter) = self.waiter.upgrade() else {
-            return Keep::Yes;
-        };
-        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-        let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
-        let mut woken: Vec<WatchId> = Vec::new();
-        let wds = waiter.events.wds();
-        loop {
-            match reader.next() {
-                // Changes were lost: every waiting op re-reads.
-                Ok(e) if e.events().contains(ReadFlags::QUEUE_OVERFLOW) => {
-                    woken.extend(wds.values().flatten())
-                }
-                Ok(e) => woken.extend(wds.get(&e.wd()).into_iter().flatten()),
-                Err(rustix::io::Errno::INTR) => continue,
-                // WOULDBLOCK: drained. Anything else: nothing more to read now.
-                Err(_) => break,
-            }
-        }
-        drop(wds);
-        woken.sort_unstable();
-        woken.dedup();
-        for key in woken {
-            cx.wake(key);
-        }
-        Keep::Yes
-    }
-
-    fn release(self: Box<Self>, how: Release, released: &mut Released) {
-        released.add(self.fd.kind());
-        self.fd.close(how);
-    }
-}
-
 struct OpSource<O: Op> {
     /// Dropped (its fds closed) before the result is handed over.
     op: Option<O>,
@@ -401,7 +305,7 @@ struct OpSource<O: Op> {
     result: Option<Result<O::Output>>,
     /// Known from the first step on (`None`: it never ran, its registration was refused).
     key: Option<WatchId>,
-    wds: Vec<i32>,
+    files: Vec<Watched>,
     cancelled: Arc<AtomicBool>,
     waiter: Arc<Waiter>,
 }
@@ -416,10 +320,13 @@ impl<O: Op> Source for OpSource<O> {
         let Some(op) = self.op.as_mut() else {
             return Keep::No;
         };
+        // Woken by a file or not, each step reads what it needs afresh.
+        for f in &self.files {
+            rearm(&f.fd);
+        }
         let mut ocx = OpCx {
             ready: cx,
-            events: &self.waiter.events,
-            wds: &mut self.wds,
+            files: &mut self.files,
         };
         if self.cancelled.load(Ordering::SeqCst) {
             op.cancel(&mut ocx);
@@ -435,11 +342,11 @@ impl<O: Op> Source for OpSource<O> {
         }
     }
 
-    fn release(mut self: Box<Self>, _how: Release, _released: &mut Released) {
-        if let Some(key) = self.key {
-            for &wd in &self.wds {
-                self.waiter.events.unsubscribe(wd, key);
-            }
+    fn release(mut self: Box<Self>, how: Release, released: &mut Released) {
+        // Closing them takes them out of the epoll set too (nothing else holds them).
+        for f in self.files.drain(..) {
+            released.add(f.fd.kind());
+            f.fd.close(how);
         }
         drop(self.op.take());
         let waiter = Arc::clone(&self.waiter);

@@ -1,5 +1,5 @@
 //! Emptiness, driven by the kernel, never by a sleep loop: on a unified hierarchy
-//! `cgroup.events` raises inotify IN_MODIFY when `populated` drops to 0; members visible only
+//! `cgroup.events` polls `POLLPRI` when `populated` drops to 0; members visible only
 //! in v1 hierarchies are tracked through their pidfds, which poll readable when the process
 //! exits. `Members` is that tracking, shared by the waits that need it (wait for empty, kill,
 //! delete); `WaitEmpty` is the wait itself.
@@ -27,7 +27,7 @@ struct Tracked {
     signalled: bool,
 }
 
-/// The members of a cgroup as one wait follows them: its inotify subscription and the pidfds
+/// The members of a cgroup as one wait follows them: its `cgroup.events` subscription and the pidfds
 /// of the members it tracks (all closed when it is dropped).
 pub struct Members {
     cg: Cgroup,

@@ -1,5 +1,5 @@
 //! Freezing: `cgroup.freeze` on a unified hierarchy (v2, or hybrid hosts, whose unified
-//! children have it), waited for through `cgroup.events` `frozen 1` with inotify; else the
+//! children have it), waited for through `cgroup.events` `frozen 1` (it polls `POLLPRI` on change); else the
 //! v1 freezer's `freezer.state`, which has no notification and is re-read with a bounded
 //! backoff until it says FROZEN.
 

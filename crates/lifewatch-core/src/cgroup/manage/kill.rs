@@ -1,5 +1,5 @@
 //! Killing a whole cgroup, synchronously: it ends only once the cgroup is really empty (no
-//! PID listed anywhere, `populated 0`), learnt from inotify and pidfd readiness, where runc
+//! PID listed anywhere, `populated 0`), learnt from `cgroup.events` and pidfd readiness, where runc
 //! only signals and polls. `cgroup.kill` where the unified hierarchy has it (Linux 5.14+);
 //! otherwise rounds of freeze, SIGKILL through a verified pidfd to every member, thaw.
 

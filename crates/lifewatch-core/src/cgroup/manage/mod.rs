@@ -1,6 +1,6 @@
 //! The cgroup manager: one cgroup across every hierarchy it needs (`manager`), its limits
 //! (`limits`), and what waits on the kernel — kill, freeze and thaw, emptiness, delete — each
-//! an op of the reactor's shared waiter (one thread, one inotify fd), plus usage figures.
+//! an op of the reactor's shared waiter (one thread for all), plus usage figures.
 
 pub mod delete;
 pub mod empty;

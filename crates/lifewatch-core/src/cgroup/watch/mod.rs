@@ -382,6 +382,45 @@ impl CgroupWatcher {
         Some(true)
     }
 
+    /// Re-reads a watch's counters and `cgroup.events` now and queues what changed; `None`
+    /// when `id` is not a cgroup watch. Its owner calls this once the cgroup is empty and
+    /// about to be removed: an empty cgroup cannot OOM any more, so this reading is final.
+    pub fn check(&self, reactor: &Reactor, id: WatchId) -> Option<()> {
+        let mut out = Vec::new();
+        {
+            let mut hub = lock(&self.hub);
+            hub.watches.get(&id)?;
+            let time = monotonic_ns();
+            hub.check_oom(id, time, false, &mut out);
+            hub.check_events(id, time, &mut out);
+        }
+        // Published under the reactor's lock, so after any event a turn in progress produced
+        // from an earlier reading.
+        reactor.publish(out);
+        Some(())
+    }
+
+    /// Its owner removed the watched cgroup: the watch ends now, as when the kernel's word of
+    /// the removal arrives (a v1 memory cgroup's comes only once the kernel has let go of it,
+    /// tens of milliseconds later), with an OOM still waiting for its kill and `removed`.
+    /// `None` when `id` is not a cgroup watch.
+    pub fn removed(&self, reactor: &Reactor, id: WatchId) -> Option<()> {
+        let mut out = Vec::new();
+        let sources = {
+            let mut hub = lock(&self.hub);
+            let w = hub.watches.get_mut(&id)?;
+            w.parts_left = 1;
+            let sources = w.sources.clone();
+            hub.part_gone(id, monotonic_ns(), &mut out);
+            sources
+        };
+        for sid in sources {
+            reactor.unregister(sid, Release::Normal, &mut Released::default());
+        }
+        reactor.publish(out);
+        Some(())
+    }
+
     /// Active cgroup watches (system-wide PSI watches included).
     pub fn count(&self) -> usize {
         lock(&self.hub).watches.len() + self.system.lock().unwrap_or_else(|p| p.into_inner()).len()
