@@ -2,11 +2,12 @@
 //   Kill (only if running) → Delete → monitor.Close → platform.Close (OOM watcher, cgroup manager)
 // A failing step is recorded (span status ERROR, exception event, `outcome` metric) and the
 // rest still run; the call rejects at the end with an AggregateError of what failed.
-import { context, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api'
+import type { Attributes, Context, Span } from '@opentelemetry/api'
 
 import { AbortError, LifewatchError } from './errors.js'
 import type { ExitEvent } from './events.js'
 import { escalate } from './kill.js'
+import { otelApi } from './otel-api.js'
 import { monotonicTime } from './stats.js'
 import { ATTR, OOM_EVENT, SPAN, telemetry, type Outcome, type Telemetry, type TelemetryOptions } from './telemetry.js'
 import { TIMED_OUT, within } from './timers.js'
@@ -192,14 +193,14 @@ function run(task: ShutdownTask, opts: Partial<ShutdownOptions>): Promise<Shutdo
     signal: checkAbortSignal(opts.signal),
   }
   const tel = telemetry(opts)
-  const parent = context.active()
+  const parent = otelApi().context.active()
   const attrs: Attributes = { [ATTR.pid]: task.pid }
   if (task.executableName) attrs[ATTR.executableName] = task.executableName
   if (task.containerId) attrs[ATTR.containerId] = task.containerId
   if (task.cgroupPath) attrs[ATTR.cgroupPath] = task.cgroupPath
   const root = tel.tracer.startSpan(SPAN.shutdown, { attributes: attrs }, parent)
-  const rootCtx = trace.setSpan(parent, root)
-  return context.with(rootCtx, () => orchestrate(task, opts, tel, root, rootCtx, cfg))
+  const rootCtx = otelApi().trace.setSpan(parent, root)
+  return otelApi().context.with(rootCtx, () => orchestrate(task, opts, tel, root, rootCtx, cfg))
 }
 
 async function orchestrate(
@@ -240,22 +241,22 @@ async function orchestrate(
   ): Promise<void> => {
     if (aborted) return
     const span = tel.tracer.startSpan(name, { attributes: { [ATTR.pid]: task.pid } }, parentCtx)
-    const ctx = trace.setSpan(parentCtx, span)
+    const ctx = otelApi().trace.setSpan(parentCtx, span)
     const start = performance.now()
     let outcome: Outcome = 'success'
     try {
-      const value = await context.with(ctx, () => within(ms, cfg.signal, async (signal) => work(span, ctx, signal)))
+      const value = await otelApi().context.with(ctx, () => within(ms, cfg.signal, async (signal) => work(span, ctx, signal)))
       if (value === TIMED_OUT) throw new StepTimeout(name, ms)
       const failedChildren = childFailures?.() ?? 0
       if (failedChildren > 0) {
         outcome = 'failure'
-        span.setStatus({ code: SpanStatusCode.ERROR, message: `${failedChildren} cleanup step(s) failed` })
+        span.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: `${failedChildren} cleanup step(s) failed` })
       }
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e))
       outcome = err instanceof AbortError ? 'aborted' : err instanceof StepTimeout || (err as LifewatchError).code === 'ERR_TIMEOUT' ? 'timeout' : 'failure'
       span.recordException(err)
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err.message })
+      span.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: err.message })
       if (err instanceof AbortError) aborted ??= err
       else result.errors.push(err)
     } finally {
@@ -374,13 +375,13 @@ async function orchestrate(
   tel.recordPhase('shutdown', aborted ? 'aborted' : failed ? 'failure' : 'success', ms / 1000)
   if (aborted) {
     root.recordException(aborted)
-    root.setStatus({ code: SpanStatusCode.ERROR, message: 'shutdown aborted' })
+    root.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: 'shutdown aborted' })
     root.end()
     throw aborted
   }
   if (failed) {
     const what = result.errors.map((e) => e.message).join('; ')
-    root.setStatus({ code: SpanStatusCode.ERROR, message: `${result.errors.length} step(s) failed: ${what}` })
+    root.setStatus({ code: otelApi().SpanStatusCode.ERROR, message: `${result.errors.length} step(s) failed: ${what}` })
     root.end()
     throw new ShutdownError(result.errors, `shutdown of pid ${task.pid}: ${result.errors.length} step(s) failed: ${what}`, result)
   }

@@ -5,19 +5,17 @@
 // never even run. The library never registers a global SDK.
 import { readFileSync } from 'node:fs'
 
-import {
-  metrics,
-  trace,
-  ValueType,
-  type Counter,
-  type Histogram,
-  type Meter,
-  type MeterProvider,
-  type Tracer,
-  type TracerProvider,
-  type UpDownCounter,
+import type {
+  Counter,
+  Histogram,
+  Meter,
+  MeterProvider,
+  Tracer,
+  TracerProvider,
+  UpDownCounter,
 } from '@opentelemetry/api'
 
+import { otelApi } from './otel-api.js'
 import { fdStats, type FdKind } from './stats.js'
 
 export const INSTRUMENTATION_NAME = 'lifewatch'
@@ -80,7 +78,7 @@ export class Telemetry {
   constructor(tracerProvider: TracerProvider, meterProvider: MeterProvider) {
     this.tracer = tracerProvider.getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION)
     const m = (this.meter = meterProvider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION))
-    const int = { valueType: ValueType.INT }
+    const int = { valueType: otelApi().ValueType.INT }
     this.oomWatchers = m.createUpDownCounter('lifewatch.oom.watchers', {
       ...int,
       unit: '{watcher}',
@@ -148,8 +146,8 @@ export class Telemetry {
 const cache = new WeakMap<TracerProvider, WeakMap<MeterProvider, Telemetry>>()
 
 export function telemetry(options: TelemetryOptions = {}): Telemetry {
-  const tp = options.tracerProvider ?? trace.getTracerProvider()
-  const mp = options.meterProvider ?? metrics.getMeterProvider()
+  const tp = options.tracerProvider ?? otelApi().trace.getTracerProvider()
+  const mp = options.meterProvider ?? otelApi().metrics.getMeterProvider()
   let byMeter = cache.get(tp)
   if (!byMeter) cache.set(tp, (byMeter = new WeakMap()))
   let t = byMeter.get(mp)
