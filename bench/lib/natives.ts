@@ -1,8 +1,10 @@
 // The bench's native programs (crates/lifewatch-floor): the kernel floor observer and the
-// helper that plays the dying, parent and sleeping processes. Built by `bench/run.ts`.
+// helper that plays the dying, parent and sleeping processes; and the JS floor addon
+// (crates/lifewatch-jsfloor). Built by `bench/run.ts`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -13,12 +15,21 @@ export const helperBin = `${root}target/release/lifewatch-bench-helper`
 /** Shared-memory files; the VM guest has no /dev/shm, but its /tmp is a tmpfs too. */
 const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
 
-/** Builds both programs (release); returns how long it took in ms. Throws on failure. */
+const jsFloorAddon = `${root}target/release/lifewatch_jsfloor.node`
+
+/** Builds the programs and the addon (release); returns how long it took in ms. Throws on failure. */
 export function buildNatives(): number {
   const t0 = performance.now()
-  const r = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'lifewatch-floor'], { cwd: root, stdio: 'inherit' })
-  if (r.status !== 0) throw new Error(`cargo build -p lifewatch-floor failed (${r.error?.message ?? `exit ${r.status}`})`)
+  const r = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'lifewatch-floor', '-p', 'lifewatch-jsfloor'], { cwd: root, stdio: 'inherit' })
+  if (r.status !== 0) throw new Error(`cargo build of the bench natives failed (${r.error?.message ?? `exit ${r.status}`})`)
+  // Node loads addons by the .node name.
+  copyFileSync(`${root}target/release/liblifewatch_jsfloor.so`, jsFloorAddon)
   return performance.now() - t0
+}
+
+/** The JS floor: `watchExit(pid, fn)` calls `fn()` from Node's loop once `pid` has exited. */
+export function jsFloor(): { watchExit(pid: number, fn: () => void): void } {
+  return createRequire(import.meta.url)(jsFloorAddon) as { watchExit(pid: number, fn: () => void): void }
 }
 
 /**
