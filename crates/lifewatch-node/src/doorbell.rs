@@ -6,6 +6,11 @@
 //! The reactor handles what the JS thread leaves for longer than its grace period (JS busy):
 //! those events still come through the threadsafe function.
 //!
+//! A burst (readiness again within `BURST_GAP` of a delivery) is taken in batches: the poll
+//! pauses for `HOLD` (a `uv_timer_t`) and one turn then delivers everything that came
+//! meanwhile, so thousands of exits cost dozens of JS calls, not thousands. An exit after a
+//! pause is still delivered in the loop iteration that saw it.
+//!
 //! libuv is Node's: the functions below are resolved against the node binary at load time,
 //! as napi-sys does for `uv_run` (linking a libuv of our own would poll a different loop).
 //! The handle is unref'd (the batch threadsafe function decides whether Node stays alive),
@@ -19,6 +24,7 @@ use std::os::fd::RawFd;
 use std::ptr::null_mut;
 use std::rc::Rc;
 use std::sync::Weak;
+use std::time::{Duration, Instant};
 
 use lifewatch_core::Event;
 use napi::bindgen_prelude::ToNapiValue;
@@ -33,11 +39,20 @@ pub(crate) trait Door {
     fn requeue(&self, events: Vec<Event>);
 }
 
-/// `UV_POLL` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event` (stable ABI).
+/// `UV_POLL` and `UV_TIMER` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event`
+/// (stable ABI).
 const UV_POLL: c_int = 8;
+const UV_TIMER: c_int = 13;
 const UV_READABLE: c_int = 1;
 
+/// Readiness this soon after a delivery is a burst...
+const BURST_GAP: Duration = Duration::from_millis(1);
+/// ...whose exits are gathered this long (in ms) before the next delivery. The reactor leaves
+/// them alone meanwhile: the JS thread keeps turning, well within the reactor's grace.
+const HOLD_MS: u64 = 3;
+
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
+type TimerCb = unsafe extern "C" fn(handle: *mut c_void);
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
 
 extern "C" {
@@ -45,17 +60,26 @@ extern "C" {
     fn uv_poll_init(event_loop: *mut sys::uv_loop_s, handle: *mut c_void, fd: c_int) -> c_int;
     fn uv_poll_start(handle: *mut c_void, events: c_int, cb: PollCb) -> c_int;
     fn uv_poll_stop(handle: *mut c_void) -> c_int;
+    fn uv_timer_init(event_loop: *mut sys::uv_loop_s, handle: *mut c_void) -> c_int;
+    fn uv_timer_start(handle: *mut c_void, cb: TimerCb, timeout: u64, repeat: u64) -> c_int;
+    fn uv_timer_stop(handle: *mut c_void) -> c_int;
     fn uv_unref(handle: *mut c_void);
     fn uv_close(handle: *mut c_void, cb: CloseCb);
     fn uv_handle_set_data(handle: *mut c_void, data: *mut c_void);
     fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
 }
 
-/// Lives as long as the libuv handle: the handle's data holds one count of it.
+/// Lives as long as the libuv handles: each handle's data holds one count of it.
 struct Bell {
     monitor: Weak<dyn Door>,
-    /// Null once closing has begun.
+    /// The poll and the hold timer; null once closing has begun.
     handle: Cell<*mut c_void>,
+    timer: Cell<*mut c_void>,
+    /// The poll's memory, to tell the two apart when libuv hands them back closed.
+    poll_memory: *mut c_void,
+    /// Handles libuv has not yet closed (the env cleanup hook goes with the last).
+    open_handles: Cell<u8>,
+    last_delivery: Cell<Option<Instant>>,
     cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
     env: sys::napi_env,
     /// The batch callback and the async context it is made in (microtasks run after it, as
@@ -67,10 +91,10 @@ struct Bell {
 /// Held by the `NativeMonitor`, on the JS thread only.
 pub(crate) struct Doorbell(Rc<Bell>);
 
-fn handle_layout() -> Layout {
+fn handle_layout(kind: c_int) -> Layout {
     // SAFETY: a pure size query.
-    let size = unsafe { uv_handle_size(UV_POLL) };
-    Layout::from_size_align(size, 16).expect("uv_poll_t size")
+    let size = unsafe { uv_handle_size(kind) };
+    Layout::from_size_align(size, 16).expect("uv handle size")
 }
 
 impl Doorbell {
@@ -90,13 +114,26 @@ impl Doorbell {
             return None;
         }
         let (callback, context) = callback_handles(env, callback)?;
-        let layout = handle_layout();
-        // SAFETY: a fresh block of the size libuv asks for; freed in `on_closed`, or below
-        // when init fails (libuv has not seen it then).
-        let handle = unsafe { alloc_zeroed(layout) }.cast::<c_void>();
-        if handle.is_null() || unsafe { uv_poll_init(event_loop, handle, fd) } != 0 {
-            if !handle.is_null() {
-                unsafe { dealloc(handle.cast(), layout) };
+        let (poll_layout, timer_layout) = (handle_layout(UV_POLL), handle_layout(UV_TIMER));
+        // SAFETY: fresh blocks of the sizes libuv asks for; freed in `on_closed`, or below
+        // when an init fails (libuv has not seen that one then; a timer it has seen is closed).
+        let (handle, timer) = unsafe {
+            (
+                alloc_zeroed(poll_layout).cast::<c_void>(),
+                alloc_zeroed(timer_layout).cast::<c_void>(),
+            )
+        };
+        let timer_ok = !timer.is_null() && unsafe { uv_timer_init(event_loop, timer) } == 0;
+        if !timer_ok || handle.is_null() || unsafe { uv_poll_init(event_loop, handle, fd) } != 0 {
+            unsafe {
+                if !handle.is_null() {
+                    dealloc(handle.cast(), poll_layout);
+                }
+                match (timer.is_null(), timer_ok) {
+                    (true, _) => {}
+                    (false, true) => uv_close(timer, on_orphan_timer_closed),
+                    (false, false) => dealloc(timer.cast(), timer_layout),
+                }
             }
             release_callback(env, callback, context);
             return None;
@@ -104,6 +141,10 @@ impl Doorbell {
         let bell = Rc::new(Bell {
             monitor,
             handle: Cell::new(handle),
+            timer: Cell::new(timer),
+            poll_memory: handle,
+            open_handles: Cell::new(2),
+            last_delivery: Cell::new(None),
             cleanup: Cell::new(null_mut()),
             env,
             callback: Cell::new(callback),
@@ -113,7 +154,9 @@ impl Doorbell {
         // `on_closed`, the only way the handle goes away from here on.
         unsafe {
             uv_handle_set_data(handle, Rc::into_raw(Rc::clone(&bell)) as *mut c_void);
+            uv_handle_set_data(timer, Rc::into_raw(Rc::clone(&bell)) as *mut c_void);
             uv_unref(handle);
+            uv_unref(timer);
         }
         let doorbell = Doorbell(bell);
         let mut cleanup = null_mut();
@@ -158,14 +201,17 @@ fn close(bell: &Bell) {
     if handle.is_null() {
         return;
     }
-    // The reactor handles everything at once from here on.
+    let timer = bell.timer.replace(null_mut());
+    // The reactor handles everything at once from here on (a held burst included).
     if let Some(door) = bell.monitor.upgrade() {
         door.set_direct(false);
     }
-    // SAFETY: a live handle of this thread's loop, closed exactly once (it was nulled).
+    // SAFETY: live handles of this thread's loop, closed exactly once (they were nulled).
     unsafe {
         uv_poll_stop(handle);
         uv_close(handle, on_closed);
+        uv_timer_stop(timer);
+        uv_close(timer, on_closed);
     }
     release_callback(
         bell.env,
@@ -266,11 +312,38 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         close(bell);
         return;
     }
+    let burst = bell
+        .last_delivery
+        .get()
+        .is_some_and(|at| at.elapsed() < BURST_GAP);
+    // SAFETY: live handles of this thread's loop (the poll was not closed: it called us).
+    if burst && unsafe { uv_timer_start(bell.timer.get(), on_hold_over, HOLD_MS, 0) } == 0 {
+        unsafe { uv_poll_stop(handle) };
+        return;
+    }
+    ring(bell);
+}
+
+/// The hold of a burst is over: one turn for all that came meanwhile, then watch again.
+unsafe extern "C" fn on_hold_over(timer: *mut c_void) {
+    // SAFETY: the data set in `open`, valid until `on_closed`.
+    let bell = unsafe { &*(uv_handle_get_data(timer) as *const Bell) };
+    ring(bell);
+    let handle = bell.handle.get();
+    // SAFETY: still open (not nulled): a live handle of this thread's loop.
+    if !handle.is_null() && unsafe { uv_poll_start(handle, UV_READABLE, on_readable) } != 0 {
+        close(bell);
+    }
+}
+
+/// One turn on this thread, its events delivered at once.
+fn ring(bell: &Bell) {
     match bell.monitor.upgrade() {
         Some(door) => {
             let events = door.turn_now();
             if !events.is_empty() {
                 deliver(bell, door.as_ref(), events);
+                bell.last_delivery.set(Some(Instant::now()));
             }
         }
         None => close(bell),
@@ -280,13 +353,28 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
 unsafe extern "C" fn on_closed(handle: *mut c_void) {
     // SAFETY: takes back the count `open` gave the handle; libuv is done with the handle.
     let bell = unsafe { Rc::from_raw(uv_handle_get_data(handle) as *const Bell) };
-    let cleanup = bell.cleanup.replace(null_mut());
-    if !cleanup.is_null() {
-        // SAFETY: registered in `open`; removing it also tells a running teardown we are done.
-        unsafe { sys::napi_remove_async_cleanup_hook(cleanup) };
+    let layout = if std::ptr::eq(handle, bell.poll_memory) {
+        handle_layout(UV_POLL)
+    } else {
+        handle_layout(UV_TIMER)
+    };
+    bell.open_handles.set(bell.open_handles.get() - 1);
+    if bell.open_handles.get() == 0 {
+        let cleanup = bell.cleanup.replace(null_mut());
+        if !cleanup.is_null() {
+            // SAFETY: registered in `open`; removing it also tells a running teardown we are
+            // done.
+            unsafe { sys::napi_remove_async_cleanup_hook(cleanup) };
+        }
     }
     // SAFETY: allocated in `open` with this layout.
-    unsafe { dealloc(handle.cast(), handle_layout()) };
+    unsafe { dealloc(handle.cast(), layout) };
+}
+
+/// A timer whose poll could not be made (`open` failed): libuv is done with it.
+unsafe extern "C" fn on_orphan_timer_closed(timer: *mut c_void) {
+    // SAFETY: allocated in `open` with this layout; no Bell was made.
+    unsafe { dealloc(timer.cast(), handle_layout(UV_TIMER)) };
 }
 
 /// Env teardown (worker exit, process exit) before the monitor was closed.

@@ -1,10 +1,11 @@
 //! Direct wake: a consumer with an event loop of its own (Node's) watches the sources' set and
 //! turns on its own thread when it is readable, so an exit wakes the consumer's thread directly
 //! instead of waking the reactor, which then wakes the consumer (two scheduler wakeups in a
-//! row). The reactor then leaves ready sources to the consumer for `GRACE` and handles only
-//! what is still there after it (a consumer busy elsewhere). When it did find something left
-//! (a burst the consumer cannot keep up with), it stops waiting and handles readiness at once,
-//! beside the consumer's deliveries, until readiness pauses for `EAGER`.
+//! row). The reactor then leaves ready sources to the consumer for `GRACE`; a consumer that
+//! turned meanwhile keeps up (it may take a burst in batches at its own pace) and keeps them.
+//! The reactor handles only what a consumer that did not turn at all left (one busy
+//! elsewhere). When it did find something left, it stops waiting and handles readiness at
+//! once, beside the consumer's deliveries, until readiness pauses for `EAGER`.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ pub const EAGER: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Default)]
 pub struct Policy {
-    /// Ready sources left to the consumer since then.
-    left: Option<Instant>,
+    /// Ready sources left to the consumer since then, when it had taken that many turns.
+    left: Option<(Instant, u64)>,
     /// The consumer left work for the reactor lately: no grace until then.
     eager_until: Option<Instant>,
 }
@@ -26,17 +27,31 @@ pub struct Policy {
 impl Policy {
     /// The reactor saw the sources' set readable (and, with `alone`, nothing else): whether it
     /// leaves them to the consumer for now.
-    pub fn leave(&mut self, now: Instant, alone: bool) -> bool {
+    /// `turns`: the consumer's turns so far.
+    pub fn leave(&mut self, now: Instant, alone: bool, turns: u64) -> bool {
         if self.left.is_some() {
             return false;
         }
-        self.left = Some(now);
+        self.left = Some((now, turns));
         alone && self.eager_until.is_none_or(|until| now >= until)
     }
 
     /// When the reactor must look again (a grace running out).
     pub fn deadline(&self) -> Option<Instant> {
-        self.left.map(|at| at + GRACE)
+        self.left.map(|(at, _)| at + GRACE)
+    }
+
+    /// The grace ran out: whether the consumer turned since the sources were left to it, given
+    /// its turns so far. If so it keeps them: the reactor waits for their next readiness
+    /// (its one-shot entry must be re-armed) instead of turning.
+    pub fn kept_up(&mut self, turns: u64) -> bool {
+        match self.left {
+            Some((_, then)) if turns != then => {
+                self.left = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The reactor ran a turn: whether it was one whose readiness had been left to the
@@ -58,18 +73,37 @@ mod tests {
     fn leaves_once_then_turns_eagerly_after_finding_work() {
         let mut p = Policy::default();
         let t0 = Instant::now();
-        assert!(p.leave(t0, true), "the consumer's turn first");
+        assert!(p.leave(t0, true, 0), "the consumer's turn first");
         assert_eq!(p.deadline(), Some(t0 + GRACE));
-        assert!(!p.leave(t0, true), "already left: the grace runs");
+        assert!(!p.leave(t0, true, 0), "already left: the grace runs");
+        assert!(!p.kept_up(0), "the consumer did not turn");
         assert!(p.turned(true), "the grace ran out and work was left");
         assert!(
-            !p.leave(Instant::now(), true),
+            !p.leave(Instant::now(), true, 0),
             "eager: no grace during a burst"
         );
         assert!(p.turned(false));
         assert!(
-            !p.leave(Instant::now() + EAGER, false),
+            !p.leave(Instant::now() + EAGER, false, 0),
             "something else ready too: turn now"
         );
+    }
+
+    #[test]
+    fn a_consumer_that_turned_during_the_grace_keeps_the_sources() {
+        let mut p = Policy::default();
+        let t0 = Instant::now();
+        assert!(p.leave(t0, true, 7));
+        assert!(p.kept_up(8), "it turned once since");
+        assert_eq!(p.deadline(), None, "nothing left to it any more");
+        assert!(
+            !p.turned(false),
+            "no turn of the reactor's own to re-arm for"
+        );
+        assert!(
+            p.leave(t0 + GRACE, true, 8),
+            "the next readiness is left to it again"
+        );
+        assert!(!p.kept_up(8), "no turn since: the reactor takes over");
     }
 }

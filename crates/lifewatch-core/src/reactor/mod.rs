@@ -17,7 +17,7 @@ pub mod timer;
 pub mod waiter;
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -68,6 +68,9 @@ pub struct Reactor {
     queue: queue::Queue,
     /// A consumer watches `ready_fd` and turns on its own thread (`set_direct`).
     direct: AtomicBool,
+    /// Turns the consumer took (`turn_now`): one since the sources were left to it says it
+    /// keeps up.
+    consumer_turns: AtomicU64,
     status: AtomicU8,
     /// `stop_after_turn` was called: the loop returns once the current turn is over.
     stopping: AtomicBool,
@@ -86,6 +89,7 @@ impl Reactor {
             }),
             queue: queue::Queue::new(notify),
             direct: AtomicBool::new(false),
+            consumer_turns: AtomicU64::new(0),
             status: AtomicU8::new(OPEN),
             stopping: AtomicBool::new(false),
             after_turn: OnceLock::new(),
@@ -262,14 +266,22 @@ impl Reactor {
             }
             let direct = self.direct.load(Ordering::SeqCst);
             let now = Instant::now();
+            let turns = self.consumer_turns.load(Ordering::SeqCst);
             let grace_over = policy.deadline().is_some_and(|at| now >= at);
+            // The consumer turned during the grace: it keeps up (a burst it takes in batches of
+            // its own pace), so the sources stay its own; the reactor only looks again at the
+            // next readiness.
+            let kept_up = grace_over && direct && policy.kept_up(turns);
+            if kept_up {
+                self.selector.arm_sources(true);
+            }
             // Left alone only when nothing but the sources' set (and the waker) woke the reactor.
-            if sources && direct && policy.leave(now, own.is_empty() && !timer) {
+            if sources && direct && policy.leave(now, own.is_empty() && !timer, turns) {
                 continue; // the consumer's turn, for the grace period
             }
             // The sources' set: when reported readable, or when what was left to the consumer
             // is still there after its grace.
-            let poll_sources = sources || grace_over;
+            let poll_sources = sources || (grace_over && !kept_up);
             let mut state = self.lock();
             let Some(found) = self.turn(&mut state, &own, timer, poll_sources) else {
                 return;
@@ -293,6 +305,7 @@ impl Reactor {
     /// Direct mode: one turn on the consumer's thread, when `ready_fd` is readable. Returns every
     /// queued event for the consumer to deliver at once (one delivery, counted as such).
     pub fn turn_now(&self) -> Vec<Event> {
+        self.consumer_turns.fetch_add(1, Ordering::SeqCst);
         let mut state = self.lock();
         if self.turn(&mut state, &[], false, true).is_none() {
             return Vec::new();
