@@ -67,7 +67,13 @@ export function oomReport(s: OomSamples, place: OomPlace, accel?: string): Part 
       ? `${S.oom.p50.toFixed(0)} vs ${S.floor.p50.toFixed(0)} µs at the floor's eventfd wake (${ratio(S.oom.p50, S.floor.p50).toFixed(2)}×), ${fc.p50.toFixed(0)} µs when the floor saw oom_kill grown (${ratio(S.oom.p50, fc.p50).toFixed(2)}×)`
       : `${S.oom.p50.toFixed(0)} vs ${S.floor.p50.toFixed(0)} µs (${ratio(S.oom.p50, S.floor.p50).toFixed(2)}×); p99 ${S.oom.p99.toFixed(0)} vs ${S.floor.p99.toFixed(0)} µs (${ratio(S.oom.p99, S.floor.p99).toFixed(2)}×)${tcg}`
   const goals: Goal[] = [
-    { goal: `${gp}: lifewatch oom event p50 vs the native ${s.layout === 'v1' ? 'eventfd' : 'inotify'} floor`, measured: floorGoal, met: null },
+    {
+      // Like for like: lifewatch reports a counted kill, so it is held to the moment the floor
+      // saw the kernel's oom_kill counter grown (v1 notifies before it counts the kill).
+      goal: `${gp}: lifewatch oom event p50 ≤ 1.5 × when the native ${s.layout === 'v1' ? 'eventfd' : 'inotify'} floor saw oom_kill grown`,
+      measured: floorGoal,
+      met: ratio(S.oom.p50, s.layout === 'v1' ? fc.p50 : S.floor.p50) <= 1.5,
+    },
     {
       goal: `${gp}: lifewatch oom event p50 better than the 100 ms and 1 s pollers`,
       measured: `${S.poll100.p50.toFixed(0)} / ${S.oom.p50.toFixed(0)} µs = ${times(S.poll100.p50, S.oom.p50)}; 1 s: ${times(S.poll1s.p50, S.oom.p50)}${tcg}`,

@@ -93,8 +93,11 @@ pub(crate) struct V1Part {
     recheck: Option<(Instant, usize)>,
 }
 
-/// Re-read delays after an OOM notification without a kill (about 2 s in all).
-const RECHECK_MS: [u64; 9] = [1, 4, 10, 20, 50, 100, 200, 500, 1000];
+/// Re-read delays after an OOM notification without a kill: the kernel counts the kill tens
+/// of microseconds after it notifies, so the first re-read comes that soon (a millisecond
+/// first was most of the OOM event's latency); doubling, about 1.6 s in all.
+const RECHECK_FIRST: Duration = Duration::from_micros(50);
+const RECHECKS: u32 = 15;
 
 impl V1Part {
     pub(crate) fn new(
@@ -121,9 +124,8 @@ impl V1Part {
     }
 
     fn schedule(&mut self, cx: &mut Ready<'_>, attempt: usize) {
-        self.recheck = RECHECK_MS
-            .get(attempt)
-            .map(|&ms| (Instant::now() + Duration::from_millis(ms), attempt));
+        self.recheck = (attempt < RECHECKS as usize)
+            .then(|| (Instant::now() + RECHECK_FIRST * (1 << attempt), attempt));
         match self.recheck {
             Some((at, _)) => cx.wake_at(at),
             None => cx.cancel_wake(),
