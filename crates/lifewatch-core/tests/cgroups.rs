@@ -57,6 +57,14 @@ impl TestCgroup {
             .unwrap()
     }
 
+    /// The hog's limit on a v1 memory cgroup, swap included where the kernel accounts it.
+    fn limit_v1_memory(&self) {
+        self.write("memory.limit_in_bytes", HOG_LIMIT);
+        if self.dir.join("memory.memsw.limit_in_bytes").exists() {
+            let _ = std::fs::write(self.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
+        }
+    }
+
     fn populated(&self) -> bool {
         std::fs::read_to_string(self.dir.join("cgroup.procs"))
             .map(|s| !s.trim().is_empty())
@@ -394,10 +402,7 @@ fn oom_only() -> CgroupWatchOptions {
 fn v1_oom_kill_comes_before_the_exit() {
     let _s = serial();
     let Some(cg) = v1_memory_cgroup() else { return };
-    cg.write("memory.limit_in_bytes", HOG_LIMIT);
-    if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
-        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
-    }
+    cg.limit_v1_memory();
     let h = Harness::new(MonitorOptions::default());
     let cw = watch(&h, &cg, oom_only());
     let run = OomRun::new(&h, &cg, cw, Duration::from_secs(30));
@@ -420,10 +425,7 @@ fn v1_oom_kill_comes_before_the_exit() {
 fn a_watch_its_owner_removed_ends_at_once_with_every_kill() {
     let _s = serial();
     let Some(cg) = v1_memory_cgroup() else { return };
-    cg.write("memory.limit_in_bytes", HOG_LIMIT);
-    if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
-        let _ = std::fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
-    }
+    cg.limit_v1_memory();
     let h = Harness::new(MonitorOptions::default());
     let cw = watch(&h, &cg, oom_only());
     let status = cg.spawn(&hog_cmd()).wait().unwrap();
