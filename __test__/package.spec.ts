@@ -1,16 +1,19 @@
 import test from 'ava'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, join, relative } from 'node:path'
 
+import ts from 'typescript'
+
+import { docsProject, tsBlocks, typescript5, typescript7 } from './doc-blocks.js'
 import { root } from './helpers.js'
 import { collector } from './otlp-receiver.js'
 
 // Packs real npm tarballs and installs them into empty projects whose PATH has no Rust
 // toolchain: the prebuilt platform package must be all it takes. The library alone, then the
-// CLI package with it.
+// CLI package with it; and the published types.
 type Packed = { main: string; platform: string; cli: string }
 let packing: Packed | undefined
 const packed = (): Packed =>
@@ -92,4 +95,107 @@ test.serial('the CLI package installs without Rust; lifewatch runs, watches and 
   const traces = c.received.filter((x) => x.path === '/v1/traces')
   t.is(traces.length, 1, 'the shutdown trace arrived')
   t.true(traces[0]!.body.includes('shutdown.task.delete'))
+})
+
+/** Names the modules share among themselves: none may appear in the published types. */
+const INTERNAL = [
+  // Task, Watch and CgroupWatch: what the monitor and the platform use to make and feed them.
+  'trackOoms', 'WatchFeed', 'CgroupWatchFeed', 'CgroupWatchInit', 'newWatch', 'newCgroupWatch', 'connect',
+  // The shared helpers.
+  'checkPsi', 'checkCgroupWatch', 'checkSignal', 'checkOptions', 'checkPid', 'abortError', 'invalid', 'escalate', 'Killable',
+  'Escalation', 'delivered', 'NativeExit', 'Telemetry', 'telemetry', 'Outcome', 'timer', 'within', 'TIMED_OUT', 'MAX_TIMER_MS',
+  'callEach', 'describe',
+  // The addon's own types.
+  'binding', 'NativeMonitor', 'NativeProcess', 'NativeEvent', 'NativeCgroup', 'NativeCancel', 'FdKindStats',
+]
+
+/**
+ * What the published declarations hold beyond the API: declaration files the entry point does
+ * not reach, `any`, the internal names, and exported declarations that neither the entry point
+ * exports nor its exports' types mention (an internal helper left public).
+ */
+function extraneous(pkg: string): { files: string[]; anys: string[]; internal: string[]; unreached: string[] } {
+  const entry = join(pkg, 'index.d.ts')
+  const program = ts.createProgram([entry], { noEmit: true, strict: true, typeRoots: [join(root, 'node_modules/@types')], types: ['node'] })
+  const checker = program.getTypeChecker()
+  const inPackage = (file: string) => !relative(pkg, file).startsWith('..') && !relative(pkg, file).split('/').includes('node_modules')
+  const ours = program.getSourceFiles().filter((f) => inPackage(f.fileName))
+  const shipped = (function walk(dir: string): string[] {
+    return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.name === 'node_modules' ? [] : e.isDirectory() ? walk(join(dir, e.name)) : /\.d\.[cm]?ts$/.test(e.name) ? [join(dir, e.name)] : [],
+    )
+  })(pkg)
+  const at = (n: ts.Node) => {
+    const f = n.getSourceFile()
+    return `${relative(pkg, f.fileName)}:${f.getLineAndCharacterOfPosition(n.getStart()).line + 1}`
+  }
+  const anys: string[] = []
+  const internal: string[] = []
+  for (const f of ours) {
+    f.forEachChild(function walk(n: ts.Node): void {
+      if (n.kind === ts.SyntaxKind.AnyKeyword) anys.push(at(n))
+      if ((ts.isIdentifier(n) || ts.isPrivateIdentifier(n)) && INTERNAL.includes(n.text)) internal.push(`${n.text} (${at(n)})`)
+      n.forEachChild(walk)
+    })
+  }
+  // The declarations the API reaches: the entry's exports, then whatever their text names.
+  const top = (n: ts.Node): ts.Node | undefined => {
+    while (n.parent && !ts.isSourceFile(n.parent)) n = n.parent
+    return n.parent ? n : undefined
+  }
+  const reached = new Set<ts.Node>()
+  const queue: ts.Node[] = []
+  const reach = (symbol: ts.Symbol | undefined) => {
+    if (!symbol) return
+    const s = symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol
+    for (const d of s.declarations ?? []) {
+      const statement = ours.includes(d.getSourceFile()) ? top(d) : undefined
+      if (statement && !reached.has(statement)) {
+        reached.add(statement)
+        queue.push(statement)
+      }
+    }
+  }
+  checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(entry)!)!).forEach(reach)
+  while (queue.length > 0) {
+    queue.pop()!.forEachChild(function walk(n: ts.Node): void {
+      if (ts.isIdentifier(n)) reach(checker.getSymbolAtLocation(n))
+      n.forEachChild(walk)
+    })
+  }
+  const unreached = ours.flatMap((f) =>
+    f.statements
+      .filter((st) => !ts.isExportDeclaration(st) && !reached.has(st))
+      .filter((st) => ts.canHaveModifiers(st) && ts.getModifiers(st)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword))
+      .map((st) => at(st)),
+  )
+  return { files: shipped.filter((f) => !ours.some((o) => o.fileName === f)).map((f) => relative(pkg, f)), anys, internal, unreached }
+}
+
+test.serial('the packed types are the public API: no internal names or declarations, no any; the documentation compiles against them', (t) => {
+  t.timeout(4 * 60_000)
+  const dir = project(t, [packed().platform, packed().main])
+  const pkg = join(dir, 'node_modules/lifewatch')
+  const found = extraneous(pkg)
+  t.deepEqual(found.files, [], 'declaration files the entry point does not reach')
+  t.deepEqual(found.anys, [], 'any in the published types')
+  t.deepEqual(found.internal, [], 'internal names in the published types')
+  t.deepEqual(found.unreached, [], 'exported declarations that are not API')
+  // A strict project (skipLibCheck off) using the documented API: the docs' own blocks. They
+  // bring the repo's OpenTelemetry SDK, so the peer is the repo's @opentelemetry/api too, as a
+  // project has one copy of it (npm installed the newest 1.x for the peer here).
+  const api = join(dir, 'node_modules/@opentelemetry/api')
+  rmSync(api, { recursive: true })
+  symlinkSync(join(root, 'node_modules/@opentelemetry/api'), api)
+  const docs = docsProject(pkg)
+  t.teardown(() => docs.remove())
+  for (const compiler of [typescript5(), typescript7()]) {
+    if ('skip' in compiler) {
+      t.log(`TypeScript 7: skipped (${compiler.skip})`)
+      continue
+    }
+    const r = docs.typecheck(compiler.tsc)
+    t.log(`TypeScript ${compiler.version}: ${tsBlocks.length} documentation blocks against the tarball`)
+    t.is(r.status, 0, r.output)
+  }
 })

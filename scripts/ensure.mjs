@@ -45,8 +45,8 @@ if (mtime(addon) < nativeInputs || !mtime('binding.cjs') || builtProfile !== pro
   writeFileSync(profileStamp, profile)
 }
 
-if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'))) {
-  run('npx', ['tsc', '-p', 'tsconfig.build.json'])
+if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'), mtime('tsconfig.build.json'))) {
+  run(process.execPath, ['scripts/build-ts.mjs'])
 }
 
 const cli = 'packages/lifewatch-cli'

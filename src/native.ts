@@ -23,5 +23,4 @@ export type NativeMonitor = Binding.NativeMonitor
 export type NativeProcess = Binding.NativeProcess
 export type NativeCgroup = Binding.NativeCgroup
 export type NativeCancel = Binding.NativeCancel
-export type ReleasedFds = Binding.ReleasedFds
 export type FdKindStats = Binding.FdKindStats

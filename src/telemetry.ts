@@ -63,8 +63,10 @@ export const SPAN = {
 /** The span event for each OOM kill a task saw during its life. */
 export const OOM_EVENT = 'lifewatch.oom_kill'
 
+/** @internal */
 export type Outcome = 'success' | 'failure' | 'timeout' | 'aborted'
 
+/** @internal lifewatch's instruments on one pair of providers (`telemetry(options)`). */
 export class Telemetry {
   readonly tracer: Tracer
   readonly meter: Meter
@@ -74,7 +76,6 @@ export class Telemetry {
   readonly shutdownCleanups: Counter
   readonly shutdownDuration: Histogram
 
-  /** @internal use `telemetry(options)` */
   constructor(tracerProvider: TracerProvider, meterProvider: MeterProvider) {
     this.tracer = tracerProvider.getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION)
     const m = (this.meter = meterProvider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION))
@@ -145,6 +146,7 @@ export class Telemetry {
 // importing lifewatch, and the metrics API (unlike tracing) has no proxy for that.
 const cache = new WeakMap<TracerProvider, WeakMap<MeterProvider, Telemetry>>()
 
+/** @internal */
 export function telemetry(options: TelemetryOptions = {}): Telemetry {
   const tp = options.tracerProvider ?? otelApi().trace.getTracerProvider()
   const mp = options.meterProvider ?? otelApi().metrics.getMeterProvider()
