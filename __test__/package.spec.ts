@@ -13,7 +13,7 @@ import { collector } from './otlp-receiver.js'
 
 // Packs real npm tarballs and installs them into empty projects whose PATH has no Rust
 // toolchain: the prebuilt platform package must be all it takes. The library alone, then the
-// CLI package with it; and the published types.
+// CLI package with it; what the tarballs hold (manifests, files, the types).
 type Packed = { main: string; platform: string; cli: string }
 let packing: Packed | undefined
 const packed = (): Packed =>
@@ -30,6 +30,10 @@ function project(t: { teardown(fn: () => void): void }, tarballs: string[]): str
   if (install.status !== 0) throw new Error(install.stderr)
   return dir
 }
+
+/** The files of a tarball, as npm lays them out (`package/` stripped). */
+const filesOf = (tarball: string) =>
+  execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, '')).sort()
 
 /** Bytes of the files under `dir` (symlinks not followed). */
 function bytes(dir: string): number {
@@ -95,6 +99,34 @@ test.serial('the CLI package installs without Rust; lifewatch runs, watches and 
   const traces = c.received.filter((x) => x.path === '/v1/traces')
   t.is(traces.length, 1, 'the shutdown trace arrived')
   t.true(traces[0]!.body.includes('shutdown.task.delete'))
+})
+
+test.serial('the manifests name the repository and carry no test-runner config; the tarballs ship what runs, with no source maps', (t) => {
+  const p = packed()
+  const manifest = (tarball: string) => JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as Record<string, unknown>
+  for (const [name, tarball] of [['lifewatch', p.main], ['lifewatch-cli', p.cli], ['lifewatch-linux-x64-gnu', p.platform]] as const) {
+    const m = manifest(tarball) as { name: string; repository?: { url?: string }; homepage?: string; bugs?: { url?: string } }
+    t.is(m.name, name)
+    t.regex(m.repository?.url ?? '', /^git\+https:\/\//, `${name}: repository`)
+    t.regex(m.homepage ?? '', /^https:\/\//, `${name}: homepage`)
+    t.regex(m.bugs?.url ?? '', /^https:\/\//, `${name}: bugs`)
+    t.false('ava' in m, `${name}: no ava config`)
+    const files = filesOf(tarball)
+    t.log(`${name}: ${files.length} files, ${(lstatSync(tarball).size / 1024).toFixed(1)} KiB packed`)
+    t.deepEqual(files.filter((f) => f.endsWith('.map')), [], `${name}: no source maps`)
+  }
+  t.is((manifest(p.cli) as { repository: { directory?: string } }).repository.directory, 'packages/lifewatch-cli')
+  // The library: its entry points, dist's modules and declarations, the loader, the docs.
+  const main = filesOf(p.main)
+  t.deepEqual(main.filter((f) => !/^dist\/[a-z-]+\.(js|d\.ts)$/.test(f)), ['LICENSE', 'README.md', 'binding.cjs', 'index.d.ts', 'package.json'])
+  const cli = filesOf(p.cli)
+  t.deepEqual(cli.filter((f) => !/^dist\/[a-z-]+\.js$/.test(f)), ['LICENSE', 'README.md', 'man/lifewatch.1', 'package.json', 'schema/events.schema.json'])
+  // No module points at a map the package does not have.
+  for (const [tarball, files] of [[p.main, main], [p.cli, cli]] as const) {
+    for (const f of files.filter((x) => x.endsWith('.js'))) {
+      t.notRegex(execFileSync('tar', ['-xzOf', tarball, `package/${f}`], { encoding: 'utf8' }), /sourceMappingURL/, f)
+    }
+  }
 })
 
 /** Names the modules share among themselves: none may appear in the published types. */
