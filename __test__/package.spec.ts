@@ -13,7 +13,8 @@ import { collector } from './otlp-receiver.js'
 
 // Packs real npm tarballs and installs them into empty projects whose PATH has no Rust
 // toolchain: the prebuilt platform package must be all it takes. The library alone, then the
-// CLI package with it; what the tarballs hold (manifests, files, the types).
+// CLI package with it; what the tarballs hold (manifests, files, the types); and the library
+// without its platform package.
 type Packed = { main: string; platform: string; cli: string }
 let packing: Packed | undefined
 const packed = (): Packed =>
@@ -22,11 +23,11 @@ const packed = (): Packed =>
 const path = process.env.PATH!.split(delimiter).filter((p) => !existsSync(join(p, 'cargo')) && !existsSync(join(p, 'rustc'))).join(delimiter)
 const env = { ...process.env, PATH: path, npm_config_audit: 'false', npm_config_fund: 'false' }
 
-function project(t: { teardown(fn: () => void): void }, tarballs: string[]): string {
+function project(t: { teardown(fn: () => void): void }, tarballs: string[], npmArgs: string[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'lifewatch-install-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', type: 'module', private: true }))
-  const install = spawnSync('npm', ['install', '--no-save', ...tarballs], { cwd: dir, env, encoding: 'utf8' })
+  const install = spawnSync('npm', ['install', '--no-save', ...npmArgs, ...tarballs], { cwd: dir, env, encoding: 'utf8' })
   if (install.status !== 0) throw new Error(install.stderr)
   return dir
 }
@@ -230,4 +231,42 @@ test.serial('the packed types are the public API: no internal names or declarati
     t.log(`TypeScript ${compiler.version}: ${tsBlocks.length} documentation blocks against the tarball`)
     t.is(r.status, 0, r.output)
   }
+})
+
+/** Imports the installed library in `dir` (after `preload`, if given); what it threw, or 'loaded'. */
+function importIn(dir: string, preload?: string): { name?: string; code?: string; message?: string; cause?: string } | 'loaded' {
+  const script = `import('lifewatch').then(() => console.log('"loaded"'), (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, cause: e.cause?.message })))`
+  const args = [...(preload ? ['--import', `data:text/javascript,${encodeURIComponent(preload)}`] : []), '--input-type=module', '-e', script]
+  const r = spawnSync(process.execPath, args, { cwd: dir, env, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(r.stderr)
+  return JSON.parse(r.stdout) as ReturnType<typeof importIn>
+}
+
+const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+/** This machine's platform package, as napi names it, and its addon. */
+const platform = `lifewatch-linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`
+const addonIn = (dir: string) => join(dir, 'node_modules', platform, `${platform.replace('-', '.')}.node`)
+
+test.serial("without the addon for this machine, importing the library is ERR_UNSUPPORTED_PLATFORM naming what it needs, napi's error the cause", (t) => {
+  const p = packed()
+  const libc = glibc ? `glibc ${glibc}` : 'musl'
+  // npm install --omit=optional: no platform package.
+  const missing = importIn(project(t, [p.main], ['--omit=optional']))
+  t.log(missing)
+  t.like(missing, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
+  t.true(missing !== 'loaded' && missing.message!.includes(`(${process.arch} with ${libc}) is missing: install ${platform}`), JSON.stringify(missing))
+  t.regex(missing !== 'loaded' ? missing.cause! : '', /^Cannot find native binding/)
+  // Installed, but its addon does not load (as one built for a newer glibc would not).
+  const broken = project(t, [p.platform, p.main])
+  writeFileSync(addonIn(broken), 'not an ELF file')
+  const failed = importIn(broken)
+  t.like(failed, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
+  t.true(failed !== 'loaded' && failed.message!.includes(`(${process.arch} with ${libc}) is installed (${platform}) but did not load`), JSON.stringify(failed))
+  // An architecture with no prebuilt addon.
+  const other = importIn(project(t, [p.platform, p.main]), "Object.defineProperty(process, 'arch', { value: 'riscv64' })")
+  t.like(other, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
+  t.true(
+    other !== 'loaded' && other.message!.includes(`(riscv64 with ${libc}), only for linux-x64-gnu, linux-x64-musl, linux-arm64-gnu, linux-arm64-musl`),
+    JSON.stringify(other),
+  )
 })
