@@ -1,7 +1,7 @@
 import test from 'ava'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join, relative } from 'node:path'
 
@@ -247,12 +247,42 @@ const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: s
 const platform = `lifewatch-linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`
 const addonIn = (dir: string) => join(dir, 'node_modules', platform, `${platform.replace('-', '.')}.node`)
 
+/** The oldest glibc the gnu addons run on, as docs/api.md states it. */
+function glibcFloor(): string {
+  const m = /need\s+\*\*glibc (\d+\.\d+)\*\* or newer/.exec(readFileSync(join(root, 'docs/api.md'), 'utf8'))
+  if (!m) throw new Error('docs/api.md states no glibc floor')
+  return m[1]!
+}
+
+test.serial('the packed gnu addon needs no glibc newer than the documented floor; npm picks the platform package by os, cpu and libc', (t) => {
+  const p = packed()
+  const m = JSON.parse(execFileSync('tar', ['-xzOf', p.platform, 'package/package.json'], { encoding: 'utf8' })) as { os?: string[]; cpu?: string[]; libc?: string[] }
+  t.deepEqual({ os: m.os, cpu: m.cpu, libc: m.libc }, { os: ['linux'], cpu: [process.arch], libc: [glibc ? 'glibc' : 'musl'] })
+  const main = JSON.parse(execFileSync('tar', ['-xzOf', p.main, 'package/package.json'], { encoding: 'utf8' })) as { os?: string[]; optionalDependencies?: Record<string, string> }
+  t.deepEqual(main.os, ['linux'])
+  t.deepEqual(Object.keys(main.optionalDependencies ?? {}).sort(), ['arm64-gnu', 'arm64-musl', 'x64-gnu', 'x64-musl'].map((x) => `lifewatch-linux-${x}`))
+  if (!glibc) return t.log('glibc floor: not checked on musl (the musl addon needs no glibc)')
+  const objdump = spawnSync('objdump', ['--version'])
+  if (objdump.status !== 0) return t.log('glibc floor: not checked, objdump (binutils) is not installed')
+  const dir = mkdtempSync(join(tmpdir(), 'lifewatch-addon-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  execFileSync('tar', ['-xzf', p.platform, '-C', dir])
+  const addon = join(dir, 'package', `${platform.replace('-', '.')}.node`)
+  // The dynamic symbols' versions: what the loader demands of the C library.
+  const versions = [...execFileSync('objdump', ['-T', addon], { encoding: 'utf8' }).matchAll(/\bGLIBC_(\d+)\.(\d+)/g)].map((v) => [Number(v[1]), Number(v[2])] as const)
+  t.true(versions.length > 0, 'the addon names glibc symbol versions')
+  const order = ([a, b]: readonly [number, number]) => a * 1000 + b
+  const newest = versions.reduce((x, y) => (order(y) > order(x) ? y : x))
+  const floor = glibcFloor().split('.').map(Number) as [number, number]
+  t.log(`packed addon: newest symbol version GLIBC_${newest.join('.')}, documented floor glibc ${floor.join('.')}`)
+  t.true(order(newest) <= order(floor), `the addon needs GLIBC_${newest.join('.')}, newer than the documented ${floor.join('.')}`)
+})
+
 test.serial("without the addon for this machine, importing the library is ERR_UNSUPPORTED_PLATFORM naming what it needs, napi's error the cause", (t) => {
   const p = packed()
   const libc = glibc ? `glibc ${glibc}` : 'musl'
   // npm install --omit=optional: no platform package.
   const missing = importIn(project(t, [p.main], ['--omit=optional']))
-  t.log(missing)
   t.like(missing, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
   t.true(missing !== 'loaded' && missing.message!.includes(`(${process.arch} with ${libc}) is missing: install ${platform}`), JSON.stringify(missing))
   t.regex(missing !== 'loaded' ? missing.cause! : '', /^Cannot find native binding/)
@@ -262,6 +292,15 @@ test.serial("without the addon for this machine, importing the library is ERR_UN
   const failed = importIn(broken)
   t.like(failed, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
   t.true(failed !== 'loaded' && failed.message!.includes(`(${process.arch} with ${libc}) is installed (${platform}) but did not load`), JSON.stringify(failed))
+  // A glibc older than the floor docs/api.md states (the addon loads nowhere there).
+  const [major, minor] = glibcFloor().split('.').map(Number) as [number, number]
+  const tooOld = `${major}.${minor - 1}`
+  const oldGlibc = importIn(
+    broken,
+    `const report = process.report.getReport.bind(process.report); process.report.getReport = (...a) => { const r = report(...a); r.header.glibcVersionRuntime = '${tooOld}'; return r }`,
+  )
+  t.like(oldGlibc, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
+  t.true(oldGlibc !== 'loaded' && oldGlibc.message!.includes(`needs glibc ${glibcFloor()} or newer: this glibc is ${tooOld}`), JSON.stringify(oldGlibc))
   // An architecture with no prebuilt addon.
   const other = importIn(project(t, [p.platform, p.main]), "Object.defineProperty(process, 'arch', { value: 'riscv64' })")
   t.like(other, { name: 'LifewatchError', code: 'ERR_UNSUPPORTED_PLATFORM' })
