@@ -87,6 +87,7 @@ test.serial('every public call given bad input fails with a listed code or Abort
     ['platform.watchOom', (x) => platform.watchOom(x as never, '/')],
     ['shutdown', (x) => lifewatch.shutdown(x as never)],
     ['Subreaper.enable', (x) => Subreaper.enable(x as never).disable()],
+    ['registerFdMetrics', (x) => lifewatch.registerFdMetrics(x as never)],
   ]
   // Instances, each on something the test owns: a watch and a task of the victim, a cgroup.
   const watch = monitor.watchPid(pid)

@@ -55,4 +55,4 @@ export {
   type ShutdownTask,
 } from './shutdown.js'
 export { Subreaper, type OrphanEvent, type SubreaperOptions } from './subreaper.js'
-export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, SPAN, type TelemetryOptions } from './telemetry.js'
+export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, registerFdMetrics, SPAN, type TelemetryOptions } from './telemetry.js'
