@@ -120,12 +120,15 @@ test.serial('every public call given bad input fails with a listed code or Abort
     )
   }
   const escaped: string[] = []
+  /** Messages carrying Rust's "(os error N)" instead of only the C library's words. */
+  const rustText: string[] = []
   let failures = 0
   for (const [name, call] of calls) {
     for (const x of garbage) {
       const e = await failure(name, () => call(x))
       if (e === undefined) continue
       failures++
+      if (/\(os error \d+\)/.test(String((e as Error)?.message))) rustText.push(`${name}: ${(e as Error).message}`)
       if (escapedError(e)) escaped.push(`${name}(${typeof x === 'symbol' ? 'Symbol' : String(x)}): ${(e as Error)?.constructor?.name} ${(e as { code?: string }).code ?? ''} ${(e as Error)?.message}`)
     }
   }
@@ -142,4 +145,5 @@ test.serial('every public call given bad input fails with a listed code or Abort
   t.log(`${pending.length} waits were still pending after 100 ms; each ended with the cleanup`)
   t.true(failures > calls.length * 5, `${failures} failures seen`)
   t.deepEqual(escaped, [])
+  t.deepEqual(rustText, [])
 })
