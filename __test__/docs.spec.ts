@@ -6,128 +6,24 @@
 //   ```ts run root   the same, needing root (a cgroup): a declared skip otherwise
 // Every block is its own module in a scratch project whose `lifewatch` is this repo's built
 // package (node_modules/lifewatch -> the repo root: package.json's exports, index.d.ts and
-// dist/), so the shipped declarations are what the compilers check, not src/.
+// dist/), so the shipped declarations are what the compilers check, not src/ (package.spec
+// checks the same blocks against the npm tarball: doc-blocks.ts).
 // Also checked: the README's size and error table, that docs/api.md names every export, that
 // docs/cli.md names every flag and NDJSON line type, that relative links resolve, and that
 // docs/performance.md is what the last full bench run's JSON makes.
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { homedir, tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
+import { docsProject, markdown, tsBlocks, typescript5, typescript7, where } from './doc-blocks.js'
 import { CLI, root } from './helpers.js'
 
 const RUN_TIMEOUT_MS = 60_000
 const README_MAX_BYTES = 16 * 1024
 
-interface Block {
-  /** The Markdown file, relative to the repo root. */
-  file: string
-  /** 1-based line of the block's first code line. */
-  line: number
-  lang: string
-  flags: string[]
-  code: string
-}
-
-const markdown = ['README.md', 'CONTRIBUTING.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
-
-/** The fenced code blocks of a Markdown file. */
-function blocksOf(file: string): Block[] {
-  const lines = readFileSync(join(root, file), 'utf8').split('\n')
-  const out: Block[] = []
-  let open: { indent: string; fence: string; lang: string; flags: string[]; line: number; body: string[] } | undefined
-  lines.forEach((text, i) => {
-    const fence = /^(\s*)(`{3,}|~{3,})\s*(.*)$/.exec(text)
-    if (!open) {
-      if (fence) {
-        const [lang = '', ...flags] = fence[3]!.trim().split(/\s+/)
-        open = { indent: fence[1]!, fence: fence[2]!, lang, flags, line: i + 2, body: [] }
-      }
-    } else if (fence && fence[2]!.startsWith(open.fence) && fence[3]!.trim() === '') {
-      out.push({ file, line: open.line, lang: open.lang, flags: open.flags, code: open.body.join('\n') })
-      open = undefined
-    } else {
-      open.body.push(text.startsWith(open.indent) ? text.slice(open.indent.length) : text)
-    }
-  })
-  if (open) throw new Error(`${file}:${open.line - 1}: a code block is never closed`)
-  return out
-}
-
-const blocks = markdown.flatMap(blocksOf)
-const tsBlocks = blocks.filter((b) => b.lang === 'ts' || b.lang === 'typescript')
-const where = (b: Block) => `${b.file}:${b.line}`
-
-// The scratch project: one module per TypeScript block, `lifewatch` mapped to this repo.
-const project = mkdtempSync(join(tmpdir(), 'lifewatch-docs-'))
-test.after.always(() => rmSync(project, { recursive: true, force: true }))
-const modules = join(project, 'node_modules')
-mkdirSync(modules)
-symlinkSync(root, join(modules, 'lifewatch'))
-// Everything else the examples import (tsx, @types/node, the OpenTelemetry SDK) from the repo's
-// own node_modules.
-for (const name of readdirSync(join(root, 'node_modules'))) {
-  if (name === 'lifewatch' || name.startsWith('.')) continue
-  symlinkSync(join(root, 'node_modules', name), join(modules, name))
-}
-writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'lifewatch-docs', private: true, type: 'module' }))
-writeFileSync(
-  join(project, 'tsconfig.json'),
-  JSON.stringify({
-    compilerOptions: {
-      strict: true,
-      noUnusedLocals: true,
-      noUnusedParameters: true,
-      target: 'es2022',
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      types: ['node'],
-      // lifewatch's own declarations are part of what is checked.
-      skipLibCheck: false,
-      noEmit: true,
-    },
-    include: ['*.ts'],
-  }),
-)
-const fileOf = new Map<string, Block>()
-tsBlocks.forEach((b, i) => {
-  const name = `block${String(i).padStart(2, '0')}.ts`
-  fileOf.set(name, b)
-  // Each block is a module of its own, even one without imports.
-  writeFileSync(join(project, name), `${b.code}\nexport {}\n`)
-})
-const nameOf = (b: Block) => [...fileOf].find(([, x]) => x === b)![0]
-
-/** `tsc` output with each `blockNN.ts(line,col)` rewritten to the Markdown's `file:line:col`. */
-function located(output: string): string {
-  return output.replace(/(block\d+\.ts)\((\d+),(\d+)\)/g, (m, name: string, line: string, col: string) => {
-    const b = fileOf.get(name)
-    return b ? `${b.file}:${b.line + Number(line) - 1}:${col}` : m
-  })
-}
-
-function typecheck(tscJs: string): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, [tscJs, '-p', project, '--pretty', 'false'], { cwd: project, encoding: 'utf8', timeout: 110_000 })
-  return { status: r.status, output: located(`${r.stdout}${r.stderr}${r.error ? `\n${r.error.message}` : ''}`) }
-}
-
-/**
- * TypeScript 7 (npm's current `typescript`), installed once into the cache lifewatch's scripts
- * use (outside the repo, so the lock file does not change); a reason when npm cannot get it.
- */
-function typescript7(): { tsc: string; version: string } | { skip: string } {
-  const prefix = join(process.env.LIFEWATCH_CACHE ?? join(homedir(), '.cache/lifewatch'), 'typescript-7')
-  const pkg = join(prefix, 'node_modules/typescript')
-  const version = () => (JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string }).version
-  if (!existsSync(join(pkg, 'package.json')) || !version().startsWith('7.')) {
-    mkdirSync(prefix, { recursive: true })
-    const r = spawnSync('npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-package-lock', 'typescript@7'], { encoding: 'utf8', timeout: 120_000 })
-    if (r.status !== 0) return { skip: `npm could not install typescript@7: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` }
-  }
-  return { tsc: join(pkg, 'bin/tsc'), version: version() }
-}
+const project = docsProject(root)
+test.after.always(() => project.remove())
 
 const ts7 = typescript7()
 if ('skip' in ts7) console.log(`docs.spec: SKIPPED: the TypeScript 7 check: ${ts7.skip}`)
@@ -135,18 +31,17 @@ if ('skip' in ts7) console.log(`docs.spec: SKIPPED: the TypeScript 7 check: ${ts
 test('every TypeScript block type-checks strictly with TypeScript 5', (t) => {
   t.timeout(2 * 60_000)
   t.true(tsBlocks.length > 0)
-  const tsc5 = join(root, 'node_modules/typescript/lib/tsc.js')
-  const version = (JSON.parse(readFileSync(join(root, 'node_modules/typescript/package.json'), 'utf8')) as { version: string }).version
-  t.regex(version, /^5\./)
-  const r = typecheck(tsc5)
-  t.log(`TypeScript ${version}: ${tsBlocks.length} blocks (${tsBlocks.filter((b) => b.flags.includes('run')).length} programs)`)
+  const ts5 = typescript5()
+  t.regex(ts5.version, /^5\./)
+  const r = project.typecheck(ts5.tsc)
+  t.log(`TypeScript ${ts5.version}: ${tsBlocks.length} blocks (${tsBlocks.filter((b) => b.flags.includes('run')).length} programs)`)
   t.is(r.status, 0, r.output)
 })
 
 ;('skip' in ts7 ? test.skip : test)('every TypeScript block type-checks strictly with TypeScript 7', (t) => {
   t.timeout(2 * 60_000)
   if ('skip' in ts7) return
-  const r = typecheck(ts7.tsc)
+  const r = project.typecheck(ts7.tsc)
   t.log(`TypeScript ${ts7.version}: ${tsBlocks.length} blocks`)
   t.is(r.status, 0, r.output)
 })
@@ -158,7 +53,7 @@ for (const b of tsBlocks.filter((x) => x.flags.includes('run'))) {
   declare(`runs as written: ${where(b)}${needsRoot ? ' (root)' : ''}`, async (t) => {
     t.timeout(RUN_TIMEOUT_MS + 30_000)
     const started = performance.now()
-    const child = spawn(process.execPath, ['--import', 'tsx', nameOf(b)], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', project.nameOf(b)], { cwd: project.dir, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d))
     child.stderr.on('data', (d: Buffer) => (out += d))

@@ -87,6 +87,7 @@ test.serial('every public call given bad input fails with a listed code or Abort
     ['platform.watchOom', (x) => platform.watchOom(x as never, '/')],
     ['shutdown', (x) => lifewatch.shutdown(x as never)],
     ['Subreaper.enable', (x) => Subreaper.enable(x as never).disable()],
+    ['registerFdMetrics', (x) => lifewatch.registerFdMetrics(x as never)],
   ]
   // Instances, each on something the test owns: a watch and a task of the victim, a cgroup.
   const watch = monitor.watchPid(pid)
@@ -119,12 +120,15 @@ test.serial('every public call given bad input fails with a listed code or Abort
     )
   }
   const escaped: string[] = []
+  /** Messages carrying Rust's "(os error N)" instead of only the C library's words. */
+  const rustText: string[] = []
   let failures = 0
   for (const [name, call] of calls) {
     for (const x of garbage) {
       const e = await failure(name, () => call(x))
       if (e === undefined) continue
       failures++
+      if (/\(os error \d+\)/.test(String((e as Error)?.message))) rustText.push(`${name}: ${(e as Error).message}`)
       if (escapedError(e)) escaped.push(`${name}(${typeof x === 'symbol' ? 'Symbol' : String(x)}): ${(e as Error)?.constructor?.name} ${(e as { code?: string }).code ?? ''} ${(e as Error)?.message}`)
     }
   }
@@ -141,4 +145,5 @@ test.serial('every public call given bad input fails with a listed code or Abort
   t.log(`${pending.length} waits were still pending after 100 ms; each ended with the cleanup`)
   t.true(failures > calls.length * 5, `${failures} failures seen`)
   t.deepEqual(escaped, [])
+  t.deepEqual(rustText, [])
 })

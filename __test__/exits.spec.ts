@@ -1,7 +1,8 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { getSystemErrorName } from 'node:util'
 
-import { fdStats, Monitor, monotonicTime, type ExitEvent } from '../src/index.js'
+import { fdStats, Monitor, monotonicTime, type ExitEvent, type LifewatchError } from '../src/index.js'
 import { nonChild, reaped, sh, take } from './helpers.js'
 
 test('a child that exits with a code', async (t) => {
@@ -59,6 +60,7 @@ test('an already-dead PID is ERR_NO_SUCH_PROCESS, with syscall and errno', async
   await reaped(child)
   const err = t.throws(() => monitor.watchPid(child.pid!))
   t.like(err, { name: 'LifewatchError', code: 'ERR_NO_SUCH_PROCESS', syscall: 'pidfd_open', errno: -3 })
+  t.is(getSystemErrorName((err as LifewatchError).errno!), 'ESRCH', "Node's name for the errno, as docs/api.md says")
   t.notRegex(err.message, /os error/, 'no Rust error text in the message')
   t.regex(err!.message, new RegExp(`pid ${child.pid}`))
   monitor.close()

@@ -45,19 +45,20 @@ if (mtime(addon) < nativeInputs || !mtime('binding.cjs') || builtProfile !== pro
   writeFileSync(profileStamp, profile)
 }
 
-if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'))) {
-  run('npx', ['tsc', '-p', 'tsconfig.build.json'])
+if (mtime('dist/index.js') < Math.max(newest('src'), mtime('binding.d.cts'), mtime('tsconfig.json'), mtime('tsconfig.build.json'))) {
+  run(process.execPath, ['scripts/build-ts.mjs'])
 }
 
 const cli = 'packages/lifewatch-cli'
 // The CLI's output depends on its own sources only (the library's types are checked, not
 // compiled in).
-if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`))) {
+if (mtime(`${cli}/man/lifewatch.1`) < Math.max(newest(`${cli}/src`), mtime(`${cli}/package.json`), mtime(`${cli}/tsconfig.json`), mtime('tsconfig.json'))) {
   run('npx', ['tsc', '-p', `${cli}/tsconfig.json`])
-  // A module removed from src/ must not live on in dist/ (and in the tarball). Removed after
-  // the build, never before: tests may be running the CLI meanwhile (npm test packs it).
+  // A module removed from src/ (or an older build's source map) must not live on in dist/ (and
+  // in the tarball). Removed after the build, never before: tests may be running the CLI
+  // meanwhile (npm test packs it).
   const sources = new Set(readdirSync(join(root, cli, 'src')).map((f) => f.replace(/\.ts$/, '.js')))
-  for (const f of readdirSync(join(root, cli, 'dist'))) if (!sources.has(f.replace(/\.map$/, ''))) rmSync(join(root, cli, 'dist', f))
+  for (const f of readdirSync(join(root, cli, 'dist'))) if (!sources.has(f)) rmSync(join(root, cli, 'dist', f))
   chmodSync(join(root, cli, 'dist/cli.js'), 0o755)
   mkdirSync(join(root, cli, 'man'), { recursive: true })
   writeFileSync(join(root, cli, 'man/lifewatch.1'), execFileSync(process.execPath, [join(root, cli, 'dist/cli.js'), 'man']))

@@ -31,7 +31,14 @@ writeFileSync(local, JSON.stringify({ ...pkg.napi, targets: [triple] }))
 const napiRoot = join(out, 'napi')
 mkdirSync(join(napiRoot, 'addon'), { recursive: true })
 cpSync(join(root, 'package.json'), join(napiRoot, 'package.json'))
-cpSync(join(root, addonName()), join(napiRoot, 'addon', addonName()))
+if (platform.endsWith('-gnu')) {
+  // As CI builds it: linked against glibc 2.17 by napi-rs's cross toolchain. The repo's addon
+  // links against this machine's glibc, and would need it (2.34 or so) wherever it is installed.
+  run('npx', ['napi', 'build', '--platform', '--release', '--target', triple, '--use-napi-cross', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
+    '--output-dir', join(napiRoot, 'addon'), '--no-js', '--dts', 'binding.d.cts'])
+} else {
+  cpSync(join(root, addonName()), join(napiRoot, 'addon', addonName()))
+}
 run('npx', ['napi', 'create-npm-dirs', '--cwd', napiRoot])
 run('npx', ['napi', 'artifacts', '--cwd', napiRoot, '--output-dir', 'addon', '--config-path', local])
 const platformDir = join(napiRoot, 'npm', platform)

@@ -47,12 +47,27 @@ export interface LeftOutPart {
   error: LifewatchError
 }
 
-/** How the monitor that made a cgroup watch feeds it (given to the monitor at construction). */
+/** @internal How the monitor that made a cgroup watch feeds it (given to the monitor at construction). */
 export interface CgroupWatchFeed {
   /** Delivers one of its events; true when it was the last (`removed`). */
   event(ev: LifewatchEvent): boolean
   fail(error: LifewatchError): void
 }
+
+/** @internal What a Monitor knows of a cgroup watch it makes. */
+export interface CgroupWatchInit {
+  id: number
+  path: string
+  parts: readonly CgroupWatchPart[]
+  leftOut?: readonly LeftOutPart[]
+}
+
+type Connect = (feed: CgroupWatchFeed) => () => void
+
+// Cgroup watches are made by a Monitor alone: the constructor is private, and this, set once by
+// the class's static block (the one place outside its body that may call it), is how
+// `newCgroupWatch` reaches it.
+let make!: (init: CgroupWatchInit, connect: Connect) => CgroupWatch
 
 /**
  * One watched cgroup. Its events arrive through the monitor's iterator; `onEvent` and
@@ -72,19 +87,16 @@ export class CgroupWatch {
   #failers = new Set<{ fail(e: LifewatchError): void }>()
   #unwatch: () => void
 
-  /**
-   * @internal Cgroup watches are made by a Monitor: it gets the feed of this one and gives back
-   * how to end it.
-   */
-  constructor(
-    init: { id: number; path: string; parts: readonly CgroupWatchPart[]; leftOut?: readonly LeftOutPart[] },
-    connect: (feed: CgroupWatchFeed) => () => void,
-  ) {
+  private constructor(init: CgroupWatchInit, connect: Connect) {
     this.id = init.id
     this.path = init.path
     this.parts = Object.freeze([...init.parts])
     this.leftOut = Object.freeze([...(init.leftOut ?? [])])
     this.#unwatch = connect({ event: (ev) => this.#onEvent(ev), fail: (e) => this.#fail(e) })
+  }
+
+  static {
+    make = (init, connect) => new CgroupWatch(init, connect)
   }
 
   get active(): boolean {
@@ -179,7 +191,15 @@ export class CgroupWatch {
   }
 }
 
-/** The native form of a PSI trigger, validated. */
+/**
+ * @internal A Monitor's cgroup watch: `connect` gets the feed of this one and gives back how to
+ * end it.
+ */
+export function newCgroupWatch(init: CgroupWatchInit, connect: Connect): CgroupWatch {
+  return make(init, connect)
+}
+
+/** @internal The native form of a PSI trigger, validated. */
 export function checkPsi(t: unknown, what: string): { resource: string; kind: string; stallUs: number; windowUs: number } {
   const o = checkOptions<PsiTrigger>(t, what, { resource: true, kind: true, stallUs: true, windowUs: true })
   const resource = o.resource ?? 'memory'
@@ -193,7 +213,7 @@ export function checkPsi(t: unknown, what: string): { resource: string; kind: st
   return { resource, kind, stallUs: o.stallUs!, windowUs: o.windowUs! }
 }
 
-/** The native form of `watchCgroup`'s path and options, validated. */
+/** @internal The native form of `watchCgroup`'s path and options, validated. */
 export function checkCgroupWatch(path: unknown, options: unknown) {
   if (typeof path !== 'string' || path.length === 0) throw invalid(`path must be a non-empty string, got ${describe(path)}`)
   const o = checkOptions<CgroupWatchOptions>(options, 'options', { oom: true, events: true, pressure: true, psi: true, local: true })

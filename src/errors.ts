@@ -55,11 +55,12 @@ export class AbortError extends Error {
   }
 }
 
-/** The AbortError for an aborted `signal`, its reason as the cause (as Node's APIs do). */
+/** @internal The AbortError for an aborted `signal`, its reason as the cause (as Node's APIs do). */
 export function abortError(signal: AbortSignal): AbortError {
   return new AbortError(undefined, { cause: signal.reason })
 }
 
+/** @internal */
 export function invalid(message: string): LifewatchError {
   return new LifewatchError('ERR_INVALID_ARGUMENT', message)
 }

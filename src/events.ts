@@ -121,12 +121,13 @@ type Delivered<E> = E extends { type: 'error' }
     ? NativeExit<E>
     : E
 
-/** An addon exit status with its signal name typed as such. */
+/** @internal An addon exit status with its signal name typed as such. */
 export type NativeExit<E extends object> = Omit<E, 'signal'> & { signal?: SignalName }
 
 /**
- * The addon delivers these very objects (one variant per type, only the fields that event
- * has): nothing is copied or narrowed, and the compiler checks here that its types are these.
+ * @internal The addon delivers these very objects (one variant per type, only the fields that
+ * event has): nothing is copied or narrowed, and the compiler checks here that its types are
+ * these.
  */
 export function delivered(batch: NativeEvent[]): LifewatchEvent[] {
   return batch as Array<Delivered<NativeEvent>>

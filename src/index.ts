@@ -39,10 +39,9 @@ export {
   type StdioOption,
 } from './monitor.js'
 export { kill, signal } from './process.js'
-export { fdStats, monotonicTime, type FdCounters, type FdKind } from './stats.js'
+export { fdStats, monotonicTime, type FdCounters, type FdKind, type ReleasedFds } from './stats.js'
 export { signalName, signalNumber, type RealtimeSignal, type Signal, type SignalName } from './signals.js'
 export { Watch, type WaitOptions } from './watch.js'
-export type { ReleasedFds } from './native.js'
 export { Task, type AttachOptions, type CgroupLike, type OomRecord, type SpawnOptions, type TaskKillOptions, type TaskKillResult } from './task.js'
 export { Platform, type CgroupFactory, type PlatformCloseResult, type PlatformEvent, type PlatformOptions } from './platform.js'
 export {
@@ -56,4 +55,4 @@ export {
   type ShutdownTask,
 } from './shutdown.js'
 export { Subreaper, type OrphanEvent, type SubreaperOptions } from './subreaper.js'
-export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, SPAN, type TelemetryOptions } from './telemetry.js'
+export { ATTR, INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION, OOM_EVENT, registerFdMetrics, SPAN, type TelemetryOptions } from './telemetry.js'

@@ -7,7 +7,7 @@ import { TIMED_OUT, within } from './timers.js'
 
 const SIGKILL = 9
 
-/** What can be killed: a process watch, a task. */
+/** @internal What can be killed: a process watch, a task. */
 export interface Killable {
   readonly pid: number
   /** Sends a signal; one to a process that already exited is not an error. Throws when refused. */
@@ -16,6 +16,7 @@ export interface Killable {
   wait(options: { signal: AbortSignal }): Promise<ExitEvent>
 }
 
+/** @internal */
 export interface Escalation {
   signo: number
   /** Milliseconds between the first signal and SIGKILL: 0 sends SIGKILL at once, Infinity never. */
@@ -31,6 +32,7 @@ export interface KillResult {
   forced: boolean
 }
 
+/** @internal */
 export async function escalate(target: Killable, e: Escalation): Promise<KillResult> {
   const waitExit = (ms: number) => within(ms, e.signal, (signal) => target.wait({ signal }))
   target.signal(e.signo)

@@ -1,11 +1,21 @@
-import { checkCgroupWatch, checkPsi, CgroupWatch, type CgroupWatchFeed, type CgroupWatchOptions, type CgroupWatchPart, type PsiTrigger } from './cgroup-watch.js'
+import {
+  checkCgroupWatch,
+  checkPsi,
+  CgroupWatch,
+  newCgroupWatch,
+  type CgroupWatchFeed,
+  type CgroupWatchInit,
+  type CgroupWatchOptions,
+  type PsiTrigger,
+} from './cgroup-watch.js'
 import { AbortError, LifewatchError, invalid } from './errors.js'
 import { delivered, type LifewatchEvent } from './events.js'
 import { escalate, type Killable, type KillResult } from './kill.js'
-import { binding, type NativeEvent, type NativeMonitor, type ReleasedFds } from './native.js'
+import { binding, type NativeEvent, type NativeMonitor } from './native.js'
+import type { ReleasedFds } from './stats.js'
 import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, checkString, describe } from './validate.js'
 import { checkSignal, type Signal } from './signals.js'
-import { Watch, type WatchFeed } from './watch.js'
+import { newWatch, Watch, type WatchFeed } from './watch.js'
 
 export interface MonitorOptions {
   /** Closing on abort; pending and later `next()` calls reject with `AbortError`. */
@@ -221,9 +231,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     return this.#track({ id, path: `/proc/pressure/${t.resource}`, parts: ['psi'] })
   }
 
-  #track(init: { id: number; path: string; parts: readonly CgroupWatchPart[]; leftOut?: CgroupWatch['leftOut'] }): CgroupWatch {
+  #track(init: CgroupWatchInit): CgroupWatch {
     let feed!: CgroupWatchFeed
-    const w: CgroupWatch = new CgroupWatch(init, (f) => {
+    const w: CgroupWatch = newCgroupWatch(init, (f) => {
       feed = f
       return () => this.#closed || this.unwatch(w)
     })
@@ -234,7 +244,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #adopt(id: number, pid: number): Watch {
     let feed!: WatchFeed
-    const w: Watch = new Watch(id, pid, (f) => {
+    const w: Watch = newWatch(id, pid, (f) => {
       feed = f
       return () => this.#closed || this.unwatch(w)
     })

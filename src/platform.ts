@@ -6,9 +6,9 @@ import type { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError, invalid } from './errors.js'
 import type { LifewatchEvent } from './events.js'
 import { Monitor } from './monitor.js'
-import type { ReleasedFds } from './native.js'
+import type { ReleasedFds } from './stats.js'
 import type { CgroupManagerCloseResult } from './shutdown.js'
-import { Task, type CgroupLike, type SpawnOptions } from './task.js'
+import { Task, trackOoms, type CgroupLike, type SpawnOptions } from './task.js'
 import { callEach } from './listeners.js'
 import { telemetry, type TelemetryOptions } from './telemetry.js'
 import { within } from './timers.js'
@@ -122,7 +122,7 @@ export class Platform {
     path = checkString(path, 'path') ?? task.cgroupPath
     if (!path) throw invalid(`task ${task.pid} has no cgroup to watch`)
     const w = this.#watchOom(path, task)
-    task.trackOoms(w)
+    trackOoms(task, w)
     return w
   }
 

@@ -31,7 +31,7 @@ export function signalName(signo: number): SignalName {
   return binding.signalName(signo) as SignalName
 }
 
-/** `signalNumber` for an argument or option named `what`. */
+/** @internal `signalNumber` for an argument or option named `what`. */
 export function checkSignal(sig: unknown, what = 'signal'): number {
   if (typeof sig === 'number') {
     if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw invalid(`${what} must be 1..64, got ${describe(sig)}`)

@@ -2,6 +2,9 @@ import { binding, type FdKindStats } from './native.js'
 
 export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control' | 'timerfd'
 
+/** Fds closed by one call (`Monitor.close()`, `Platform.closeOomWatcher()`), by kind. */
+export type ReleasedFds = Record<FdKind, number>
+
 export interface FdCounters {
   allocated: number
   released: number

@@ -167,6 +167,16 @@ function handleOf(pid: number): NativeProcess | undefined {
   }
 }
 
+// A Platform routes the OOM kills of a watch it makes to a task (`Platform.watchOom`), which is
+// no part of Task's own API: the class's static block sets this once, so that `trackOoms` may
+// reach the private method.
+let trackOomsOf!: (task: Task, watch: CgroupWatch) => void
+
+/** @internal Records the OOM kills `watch` (a watch of the task's cgroup) reports from now on. */
+export function trackOoms(task: Task, watch: CgroupWatch): void {
+  trackOomsOf(task, watch)
+}
+
 /** A process lifewatch spawned or attached to. */
 export class Task implements AsyncDisposable {
   readonly pid: number
@@ -279,7 +289,7 @@ export class Task implements AsyncDisposable {
         const watch = monitor.watchPid(child.pid)
         task = new Task({ ...common, watch, child, ownsCgroup: false, reaps: false })
       }
-      if (opts.oomWatch) task.trackOoms(opts.oomWatch)
+      if (opts.oomWatch) task.#trackOoms(opts.oomWatch)
       if (subreaper) {
         task.#subreaper = subreaper
         subreaper.on('orphan', task.#onOrphan)
@@ -350,7 +360,7 @@ export class Task implements AsyncDisposable {
     return this.#deleted !== undefined
   }
 
-  /** OOM kills in the task's cgroup during its life (from the watches given to `trackOoms`). */
+  /** OOM kills in the task's cgroup during its life (from `oomWatch` and `Platform.watchOom`). */
   get ooms(): readonly OomRecord[] {
     return this.#ooms
   }
@@ -361,10 +371,14 @@ export class Task implements AsyncDisposable {
   }
 
   /** Records the OOM kills `watch` (a watch of the task's cgroup) reports from now on. */
-  trackOoms(watch: CgroupWatch): void {
+  #trackOoms(watch: CgroupWatch): void {
     watch.onEvent((ev) => {
       if (ev.type === 'oom') this.#ooms.push({ cgroup: ev.cgroup, kills: ev.kills, time: ev.time, counters: ev.counters })
     })
+  }
+
+  static {
+    trackOomsOf = (task, watch) => task.#trackOoms(watch)
   }
 
   /** Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. */

@@ -15,8 +15,10 @@ import type {
   UpDownCounter,
 } from '@opentelemetry/api'
 
+import { invalid } from './errors.js'
 import { otelApi } from './otel-api.js'
 import { fdStats, type FdKind } from './stats.js'
+import { describe } from './validate.js'
 
 export const INSTRUMENTATION_NAME = 'lifewatch'
 export const INSTRUMENTATION_VERSION: string = (
@@ -63,8 +65,10 @@ export const SPAN = {
 /** The span event for each OOM kill a task saw during its life. */
 export const OOM_EVENT = 'lifewatch.oom_kill'
 
+/** @internal */
 export type Outcome = 'success' | 'failure' | 'timeout' | 'aborted'
 
+/** @internal lifewatch's instruments on one pair of providers (`telemetry(options)`). */
 export class Telemetry {
   readonly tracer: Tracer
   readonly meter: Meter
@@ -74,7 +78,6 @@ export class Telemetry {
   readonly shutdownCleanups: Counter
   readonly shutdownDuration: Histogram
 
-  /** @internal use `telemetry(options)` */
   constructor(tracerProvider: TracerProvider, meterProvider: MeterProvider) {
     this.tracer = tracerProvider.getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION)
     const m = (this.meter = meterProvider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION))
@@ -106,31 +109,7 @@ export class Telemetry {
       // put every sample in the first bucket.
       advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] },
     })
-    const fd = (name: string, description: string, upDown: boolean) =>
-      upDown
-        ? m.createObservableUpDownCounter(name, { ...int, unit: '{fd}', description })
-        : m.createObservableCounter(name, { ...int, unit: '{fd}', description })
-    const allocated = fd('lifewatch.fd.allocated', 'File descriptors lifewatch opened, by kind', false)
-    const released = fd('lifewatch.fd.released', 'File descriptors lifewatch closed, by kind', false)
-    const inUse = fd('lifewatch.fd.in_use', 'File descriptors lifewatch holds open now, by kind', true)
-    const leakPrevented = fd(
-      'lifewatch.fd.leak_prevented',
-      'File descriptors closed by a path that exists only to stop a leak (error paths, finalizers), by kind',
-      false,
-    )
-    // One read of the core's counters per collection, shared by the four instruments.
-    m.addBatchObservableCallback(
-      (r) => {
-        for (const [kind, c] of Object.entries(fdStats()) as Array<[FdKind, ReturnType<typeof fdStats>[FdKind]]>) {
-          const attrs = { [ATTR.fdKind]: kind }
-          r.observe(allocated, c.allocated, attrs)
-          r.observe(released, c.released, attrs)
-          r.observe(inUse, c.inUse, attrs)
-          r.observe(leakPrevented, c.leakPrevented, attrs)
-        }
-      },
-      [allocated, released, inUse, leakPrevented],
-    )
+    registerFdMetrics(meterProvider)
   }
 
   /** Records one shutdown phase's outcome and duration (seconds). */
@@ -140,11 +119,12 @@ export class Telemetry {
   }
 }
 
-// One Telemetry per (tracer provider, meter provider) pair, so the fd callbacks are registered
+// One Telemetry per (tracer provider, meter provider) pair, so its instruments are created
 // once per meter. Resolved at each use, not at import: an agent may register its SDK after
 // importing lifewatch, and the metrics API (unlike tracing) has no proxy for that.
 const cache = new WeakMap<TracerProvider, WeakMap<MeterProvider, Telemetry>>()
 
+/** @internal */
 export function telemetry(options: TelemetryOptions = {}): Telemetry {
   const tp = options.tracerProvider ?? otelApi().trace.getTracerProvider()
   const mp = options.meterProvider ?? otelApi().metrics.getMeterProvider()
@@ -153,4 +133,50 @@ export function telemetry(options: TelemetryOptions = {}): Telemetry {
   let t = byMeter.get(mp)
   if (!t) byMeter.set(mp, (t = new Telemetry(tp, mp)))
   return t
+}
+
+// The meter providers the fd instruments are registered on: once each, however many tasks,
+// platforms and shutdowns report there, so a collection reads the core's counters once.
+const fdMetered = new WeakSet<MeterProvider>()
+
+/**
+ * Registers lifewatch's fd instruments (`lifewatch.fd.allocated`, `released`, `in_use`,
+ * `leak_prevented`, by `lifewatch.fd.kind`) on `meterProvider` (default: the global one), for
+ * a program that uses only monitors and cgroups: `Task`, `Platform` and `shutdown` register
+ * them on the provider they report to. Once per provider; later calls do nothing.
+ */
+export function registerFdMetrics(meterProvider?: MeterProvider): void {
+  if (meterProvider !== undefined && typeof (meterProvider as Partial<MeterProvider> | null)?.getMeter !== 'function') {
+    throw invalid(`meterProvider must be an OpenTelemetry MeterProvider, got ${describe(meterProvider)}`)
+  }
+  const mp = meterProvider ?? otelApi().metrics.getMeterProvider()
+  if (fdMetered.has(mp)) return
+  fdMetered.add(mp)
+  const m = mp.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION)
+  const int = { valueType: otelApi().ValueType.INT }
+  const fd = (name: string, description: string, upDown: boolean) =>
+    upDown
+      ? m.createObservableUpDownCounter(name, { ...int, unit: '{fd}', description })
+      : m.createObservableCounter(name, { ...int, unit: '{fd}', description })
+  const allocated = fd('lifewatch.fd.allocated', 'File descriptors lifewatch opened, by kind', false)
+  const released = fd('lifewatch.fd.released', 'File descriptors lifewatch closed, by kind', false)
+  const inUse = fd('lifewatch.fd.in_use', 'File descriptors lifewatch holds open now, by kind', true)
+  const leakPrevented = fd(
+    'lifewatch.fd.leak_prevented',
+    'File descriptors closed by a path that exists only to stop a leak (error paths, finalizers), by kind',
+    false,
+  )
+  // One read of the core's counters per collection, shared by the four instruments.
+  m.addBatchObservableCallback(
+    (r) => {
+      for (const [kind, c] of Object.entries(fdStats()) as Array<[FdKind, ReturnType<typeof fdStats>[FdKind]]>) {
+        const attrs = { [ATTR.fdKind]: kind }
+        r.observe(allocated, c.allocated, attrs)
+        r.observe(released, c.released, attrs)
+        r.observe(inUse, c.inUse, attrs)
+        r.observe(leakPrevented, c.leakPrevented, attrs)
+      }
+    },
+    [allocated, released, inUse, leakPrevented],
+  )
 }

@@ -7,7 +7,7 @@ export interface WaitOptions {
   signal?: AbortSignal
 }
 
-/** How the monitor that made a watch settles it (given to the monitor at construction). */
+/** @internal How the monitor that made a watch settles it (given to the monitor at construction). */
 export interface WatchFeed {
   settle(exit: ExitEvent): void
   fail(error: LifewatchError): void
@@ -18,6 +18,13 @@ interface Waiter {
   reject(e: Error): void
 }
 
+type Connect = (feed: WatchFeed) => () => void
+
+// Watches are made by a Monitor alone: the constructor is private, and this, set once by the
+// class's static block (the one place outside its body that may call it), is how `newWatch`
+// reaches it.
+let make!: (id: number, pid: number, connect: Connect) => Watch
+
 /** One watched process. `wait()` resolves with its exit, however long ago that was. */
 export class Watch {
   readonly id: number
@@ -27,14 +34,14 @@ export class Watch {
   #waiters = new Set<Waiter>()
   #unwatch: () => void
 
-  /**
-   * @internal Watches are made by a Monitor: it gets the feed that settles this one and gives
-   * back how to end it.
-   */
-  constructor(id: number, pid: number, connect: (feed: WatchFeed) => () => void) {
+  private constructor(id: number, pid: number, connect: Connect) {
     this.id = id
     this.pid = pid
     this.#unwatch = connect({ settle: (e) => this.#settle(e), fail: (e) => this.#fail(e) })
+  }
+
+  static {
+    make = (id, pid, connect) => new Watch(id, pid, connect)
   }
 
   /** The exit event, once it has arrived. */
@@ -88,4 +95,12 @@ export class Watch {
     this.#waiters.clear()
     return all
   }
+}
+
+/**
+ * @internal A Monitor's watch of `pid`: `connect` gets the feed that settles it and gives back
+ * how to end it.
+ */
+export function newWatch(id: number, pid: number, connect: Connect): Watch {
+  return make(id, pid, connect)
 }
