@@ -120,6 +120,8 @@ test.serial('the manifests name the repository and carry no test-runner config; 
   // The library: its entry points, dist's modules and declarations, the loader, the docs.
   const main = filesOf(p.main)
   t.deepEqual(main.filter((f) => !/^dist\/[a-z-]+\.(js|d\.ts)$/.test(f)), ['LICENSE', 'README.md', 'binding.cjs', 'index.d.ts', 'package.json'])
+  // One bundled module: the entry (its dependencies are loaded at run time, not bundled).
+  t.deepEqual(main.filter((f) => f.endsWith('.js')), ['dist/index.js'])
   const cli = filesOf(p.cli)
   t.deepEqual(cli.filter((f) => !/^dist\/[a-z-]+\.js$/.test(f)), ['LICENSE', 'README.md', 'man/lifewatch.1', 'package.json', 'schema/events.schema.json'])
   // No module points at a map the package does not have.
