@@ -283,7 +283,7 @@ impl Reactor {
             // is still there after its grace.
             let poll_sources = sources || (grace_over && !kept_up);
             let mut state = self.lock();
-            let Some(found) = self.turn(&mut state, &own, timer, poll_sources) else {
+            let Some(found) = self.turn(&mut state, &own, timer, poll_sources, false) else {
                 return;
             };
             if poll_sources && direct && policy.turned(found) {
@@ -307,7 +307,7 @@ impl Reactor {
     pub fn turn_now(&self) -> Vec<Event> {
         self.consumer_turns.fetch_add(1, Ordering::SeqCst);
         let mut state = self.lock();
-        if self.turn(&mut state, &[], false, true).is_none() {
+        if self.turn(&mut state, &[], false, true, true).is_none() {
             return Vec::new();
         }
         let events = self.queue.drain();
@@ -319,7 +319,8 @@ impl Reactor {
 
     /// Handles the ready nested sources (with `poll_sources`), the `own` keys the reactor's
     /// wait reported, the due timers (with `timer`) and the wakes they raise, then publishes
-    /// the turn's events; `None` once the reactor is no longer open. `Some(found)` says whether
+    /// the turn's events (a `consumer`'s own turn queues them without notifying it: it drains
+    /// them at once); `None` once the reactor is no longer open. `Some(found)` says whether
     /// the turn produced events.
     fn turn(
         &self,
@@ -327,6 +328,7 @@ impl Reactor {
         own: &[WatchId],
         timer: bool,
         poll_sources: bool,
+        consumer: bool,
     ) -> Option<bool> {
         if self.status.load(Ordering::SeqCst) != OPEN {
             return None;
@@ -373,7 +375,11 @@ impl Reactor {
             }
         }
         let found = !out.is_empty();
-        self.queue.publish(out);
+        if consumer {
+            self.queue.append(out);
+        } else {
+            self.queue.publish(out);
+        }
         Some(found)
     }
 

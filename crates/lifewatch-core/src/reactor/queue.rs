@@ -41,6 +41,11 @@ impl Queue {
         self.ring();
     }
 
+    /// Appends a consumer's own turn's events without notifying it: it drains them right away.
+    pub fn append(&self, mut events: Vec<Event>) {
+        self.events().append(&mut events);
+    }
+
     /// Takes every queued event. Clears the pending flag first, so an event queued while
     /// draining raises a fresh notification instead of waiting for the next one.
     pub fn drain(&self) -> Vec<Event> {
