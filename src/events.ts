@@ -192,7 +192,7 @@ export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent | ForkEvent | 
 
 const CGROUP_TYPES: ReadonlySet<string> = new Set<CgroupEvent['type']>(['oom', 'pressure', 'populated', 'frozen', 'removed'])
 
-/** Whether an event is a cgroup watch's. */
+/** @internal Whether an event is a cgroup watch's. */
 export function isCgroupEvent(ev: LifewatchEvent): ev is CgroupEvent {
   return CGROUP_TYPES.has(ev.type)
 }

@@ -29,7 +29,7 @@ export abstract class StreamWatch<E extends LifewatchEvent> {
   #failers = new Set<{ fail(e: LifewatchError): void; end(): void }>()
   #unwatch: () => void
 
-  /** Made by a Monitor: `connect` gets the feed and gives back how to end the watch. */
+  /** @internal Made by a Monitor: `connect` gets the feed and gives back how to end the watch. */
   protected constructor(id: number, connect: (feed: StreamFeed) => () => void) {
     this.id = id
     this.#unwatch = connect({ event: (ev) => this.#onEvent(ev), fail: (e) => this.#fail(e) })
