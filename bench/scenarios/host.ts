@@ -94,7 +94,8 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
         {
           goal: `${RATE} process exits/s through the process events connector at < ${CPU_GOAL}% of one core, none lost`,
           measured: `${Math.round(rate)} exits/s, ${share.toFixed(1)}% of one core, ${seen} of ${made} seen, ${lostEvents} loss reports`,
-          met: rate >= RATE * 0.9 && share < CPU_GOAL && noneLost,
+          // A machine too busy to fork at the rate measures nothing about the goal's rate.
+          met: rate >= RATE * 0.9 ? share < CPU_GOAL && noneLost : null,
         },
       ],
       notes: [
