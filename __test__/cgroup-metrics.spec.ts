@@ -1,10 +1,11 @@
 // Cgroup resource metrics as OpenTelemetry observable instruments, read back through an
-// in-memory metric reader: a real cgroup with limits, a process using memory in it, a real OOM
-// kill counted; close() stops the reading.
+// in-memory metric reader (a real cgroup with limits, a process using memory in it, a real OOM
+// kill counted; close() stops the reading) and over OTLP/HTTP to a local collector.
 import test from 'ava'
 
 import { Cgroup, CGROUP_METRIC, Monitor, observeCgroups } from '../src/index.js'
 import { otel } from './otel.js'
+import { collector } from './otlp-receiver.js'
 
 const why = process.getuid?.() !== 0 ? 'needs root to create cgroups' : undefined
 if (why) console.log(`cgroup-metrics.spec: SKIPPED: every test: ${why}`)
@@ -73,4 +74,29 @@ test('bad sources are ERR_INVALID_ARGUMENT; a cgroup that cannot be read is left
   const m = observeCgroups(() => ['/lifewatch-no-such-cgroup'], { meterProvider: o.meterProvider })
   t.deepEqual(await o.points(CGROUP_METRIC.memoryUsage), [])
   m.close()
+})
+
+rootTest('over OTLP/HTTP to a collector: the cgroup metrics arrive with their cgroup path', async (t) => {
+  const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-http')
+  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics')
+  const endpoint = await collector()
+  t.teardown(() => endpoint.close())
+  const reader = new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: `${endpoint.url}/v1/metrics` }), exportIntervalMillis: 3_600_000 })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const cg = Cgroup.create(`lifewatch-test/metrics-otlp-${process.pid}`, { memory: '32M' })
+  t.teardown(() => cg.delete({ kill: true }))
+  const observed = observeCgroups(cg.path, { meterProvider })
+  await reader.forceFlush()
+  observed.close()
+  await meterProvider.shutdown()
+  const posts = endpoint.received.filter((r) => r.path === '/v1/metrics')
+  t.true(posts.length >= 1, 'a metrics export arrived')
+  const body = JSON.parse(posts[0]!.body.toString()) as {
+    resourceMetrics: Array<{ scopeMetrics: Array<{ scope: { name: string }; metrics: Array<{ name: string; sum?: { dataPoints: Array<{ attributes: Array<{ key: string; value: { stringValue?: string } }>; asInt?: string | number }> } }> }> }>
+  }
+  const metrics = body.resourceMetrics.flatMap((rm) => rm.scopeMetrics).filter((sm) => sm.scope.name === 'lifewatch').flatMap((sm) => sm.metrics)
+  const limit = metrics.find((m) => m.name === CGROUP_METRIC.memoryLimit)
+  const point = limit?.sum?.dataPoints[0]
+  t.is(Number(point?.asInt), 32 << 20)
+  t.deepEqual(point?.attributes, [{ key: 'lifewatch.cgroup.path', value: { stringValue: cg.path } }])
 })
