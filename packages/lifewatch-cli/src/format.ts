@@ -69,7 +69,7 @@ function statsText(s: CgroupStats): string {
 function cgroupLine(ev: CgroupEvent, p: Paint): string {
   switch (ev.type) {
     case 'oom':
-      return `${p.red(p.bold('oom'))}   cgroup ${ev.cgroup} ${p.red(`${ev.kills} killed`)} ${p.dim(`(oom_kill ${ev.counters.oom_kill ?? 0} total; ${statsText(ev.stats)})`)}`
+      return `${p.red(p.bold('oom'))}   cgroup ${ev.cgroup} ${p.red(`${ev.kills} killed`)}${ev.victims ? p.red(`: ${ev.victims.map((v) => `${v.comm} ${v.pid}`).join(', ')}`) : ''} ${p.dim(`(oom_kill ${ev.counters.oom_kill ?? 0} total; ${statsText(ev.stats)})`)}`
     case 'pressure':
       return `${p.yellow(p.bold('pressure'))} ${ev.cgroup ? `cgroup ${ev.cgroup}` : 'system'} ${ev.resource} ${ev.level ?? ev.trigger ?? ''}`
     case 'populated':
