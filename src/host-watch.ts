@@ -109,13 +109,19 @@ export class OomKillWatch extends StreamWatch<OomKillWatchEvent> {
 }
 
 /** @internal A Monitor's host watch: `connect` gets its feed and gives back how to end it. */
-export const newHostWatch = (id: number, options: HostWatch['options'], connect: Connect): HostWatch => makeHost(id, options, connect)
+export function newHostWatch(id: number, options: HostWatch['options'], connect: Connect): HostWatch {
+  return makeHost(id, options, connect)
+}
 
 /** @internal A Monitor's tree watch. */
-export const newTreeWatch = (id: number, pid: number, connect: Connect): TreeWatch => makeTree(id, pid, connect)
+export function newTreeWatch(id: number, pid: number, connect: Connect): TreeWatch {
+  return makeTree(id, pid, connect)
+}
 
 /** @internal A Monitor's OOM-kill watch. */
-export const newOomKillWatch = (id: number, connect: Connect): OomKillWatch => makeOomKills(id, connect)
+export function newOomKillWatch(id: number, connect: Connect): OomKillWatch {
+  return makeOomKills(id, connect)
+}
 
 /** @internal The native form of `watchHost`'s options, validated. */
 export function checkHostWatch(options: unknown): { exits: boolean; forks: boolean; execs: boolean; cgroup?: string } {
