@@ -3,11 +3,12 @@
 // an OOM-kill watch names its victim and cgroup, and an unprivileged user gets ERR_PERMISSION
 // naming what is missing with nothing left registered.
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 
-import { Monitor, type ExitEvent, type LifewatchEvent } from '../src/index.js'
+import { Monitor, monotonicTime, type ExitEvent, type LifewatchEvent } from '../src/index.js'
 import { fixture, reaped, run, sh } from './helpers.js'
+import { tool } from './reliability/helpers.js'
 
 const isRoot = process.getuid?.() === 0
 
@@ -39,6 +40,30 @@ test('a host watch reports the exit of a process nobody watched by PID: code, si
   t.is(monitor.stats.watches, 0)
   const released = monitor.close()
   t.is(released.netlink, 0, 'the socket closed with the last host watch, before close()')
+})
+
+const noCc = spawnSync('cc', ['--version']).status !== 0 ? 'needs a C compiler for tools/leader-exits.c' : undefined
+if (noCc) console.log(`host.spec: SKIPPED: threads folded into their process: ${noCc}`)
+;(noCc ? test.skip : test)('threads are folded into their process: a leader that exits first is no exit; one exit, when the last thread ends', async (t) => {
+  const monitor = new Monitor()
+  const host = monitor.watchHost()
+  const exits: ExitEvent[] = []
+  let pid = 0
+  host.onEvent((ev) => {
+    if (ev.type === 'exit' && ev.pid === pid) exits.push(ev)
+  })
+  const started = monotonicTime()
+  // Its leader calls pthread_exit at once; another thread ends the process 600 ms later.
+  const child = spawn(tool('leader-exits'), ['600'], { stdio: ['ignore', 'ignore', 'ignore'] })
+  pid = child.pid!
+  const ev = await host.waitFor((e) => e.type === 'exit' && e.pid === child.pid, { signal: AbortSignal.timeout(10_000) })
+  await reaped(child)
+  await new Promise((r) => setTimeout(r, 200))
+  monitor.close()
+  const ms = Number(ev.time - started) / 1e6
+  t.is(exits.length, 1, 'one exit for the process')
+  t.like(ev, { exitCode: 42, ppid: process.pid })
+  t.true(ms >= 600, `seen ${ms} ms after the start: when the last thread ended`)
 })
 
 test('a host watch with a cgroup keeps only that subtree; forks and execs on request', async (t) => {
