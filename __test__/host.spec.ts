@@ -6,7 +6,7 @@ import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 
-import { Monitor, monotonicTime, type ExitEvent, type LifewatchEvent } from '../src/index.js'
+import { Cgroup, Monitor, monotonicTime, type ExitEvent, type LifewatchEvent } from '../src/index.js'
 import { fixture, reaped, run, sh } from './helpers.js'
 import { tool } from './reliability/helpers.js'
 
@@ -119,6 +119,30 @@ test('a tree watch follows forks made after it began, each exit with its ppid, a
   t.is(tree.exit, last, 'the last exit stays available')
   t.is((await tree.wait()).pid, root.pid!)
   t.is(monitor.close().netlink, 0)
+})
+
+;(isRoot ? test : test.skip)('a host watch with a cgroup reports the exits in that cgroup and below it, and no other', async (t) => {
+  const cg = Cgroup.create(`lifewatch-test/host-filter-${process.pid}/inner`)
+  t.teardown(() => cg.delete({ kill: true }))
+  const monitor = new Monitor()
+  t.teardown(() => monitor.close())
+  const parent = cg.path.slice(0, cg.path.lastIndexOf('/'))
+  const host = monitor.watchHost({ cgroup: parent })
+  const seen: ExitEvent[] = []
+  host.onEvent((ev) => {
+    if (ev.type === 'exit') seen.push(ev)
+  })
+  const outside = sh('exit 1')
+  // It lives a moment: its cgroup is read from /proc when it execs (see docs/host.md).
+  const inside = cg.spawn('sh', ['-c', 'sleep 0.2; exit 6'], { monitor, stdio: 'ignore' })
+  const reported = host.waitFor((e) => e.type === 'exit' && e.pid === inside.pid, { signal: AbortSignal.timeout(10_000) })
+  await inside.wait()
+  await reported
+  await reaped(outside)
+  await new Promise((r) => setTimeout(r, 100))
+  monitor.close()
+  t.like(seen.find((e) => e.pid === inside.pid), { exitCode: 6, cgroup: cg.path })
+  t.deepEqual(seen.filter((e) => !e.cgroup?.startsWith(`${parent}/`) && e.cgroup !== parent), [], 'only exits in the subtree')
 })
 
 test('a tree watch refuses a PID that does not exist', async (t) => {

@@ -92,8 +92,6 @@ pub struct HostState {
     procs: HashMap<i32, Proc>,
     /// Every process is in the table (a host watch exists); otherwise only tree members.
     all: bool,
-    /// A host watch filters by cgroup.
-    filtered: bool,
     subs: BTreeMap<WatchId, Sub>,
     seqs: Sequences,
     /// The generation of the source now reading the socket, and its reactor key.
@@ -210,10 +208,6 @@ impl HostState {
     /// Drops table entries no watch needs (the last host watch went).
     fn prune(&mut self) {
         self.all = self.wants_all();
-        self.filtered = self
-            .subs
-            .values()
-            .any(|s| matches!(s, Sub::Host(o) if o.cgroup.is_some()));
         if self.all {
             return;
         }
@@ -424,13 +418,8 @@ impl HostState {
             if p.comm.is_none() {
                 p.comm = arc(procfs::comm(tgid));
             }
-            // A process may have been moved since its exec (nothing announces that): where
-            // a watch filters by cgroup, the zombie's own word is worth a read.
-            if self.filtered {
-                if let Some(cg) = procfs::cgroup(tgid) {
-                    p.cgroup = Some(Arc::from(cg));
-                }
-            }
+            // Its cgroup is not read again: an exited task's /proc/<pid>/cgroup says `/` in
+            // the v1 memory hierarchy. The one its exec (or fork) left in the table stands.
         }
         let status = Some(cn_proc::exit_status(code));
         let ppid = match parent {
@@ -719,7 +708,6 @@ impl HostWatcher {
         st.subs.clear();
         st.procs.clear();
         st.all = false;
-        st.filtered = false;
         st.live = None;
         st.key = None;
     }
