@@ -88,6 +88,8 @@ test('top --json: snapshots on the interval, and an OOM kill the moment it happe
   const oom = got.find((l) => l.type === 'oom')!
   t.is(oom.cgroup, `/${parent}/hog`)
   t.true((oom.kills as number) >= 1)
+  // Root reads the kernel log: the line names its victim, the hog's tail.
+  t.like((oom.victims as Array<Record<string, unknown>>)?.[0], { comm: 'tail', cgroup: `/${parent}/hog` })
   t.is(await status(hog), 137)
   keep.stdin.end()
   t.is(await status(keep), 0)

@@ -23,18 +23,18 @@ async function helpOptions(command: string): Promise<string[]> {
  * Runs `lifewatch watch` on processes that exit only once the CLI says its watches are in
  * place (they wait for a gate file), so a slow start can never miss them.
  */
-async function watchGated(flags: string[], scripts: string[]) {
+async function watchGated(flags: string[], scripts: string[], as: '--pid' | '--tree' = '--pid') {
   const gate = join(mkdtempSync(join(tmpdir(), 'lw-gate-')), 'open')
   // Bounded (30 s): a run killed half-way leaves no process waiting forever.
   const wait = `i=0; while [ ! -e ${gate} ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done`
   const children = scripts.map((s) => spawn('sh', ['-c', `${wait}; ${s}`], { stdio: 'ignore' }))
-  const p = spawn(process.execPath, [CLI, 'watch', ...flags, ...children.flatMap((c) => ['--pid', String(c.pid)])], { env: { ...process.env, NO_COLOR: '1' } })
+  const p = spawn(process.execPath, [CLI, 'watch', ...flags, ...children.flatMap((c) => [as, String(c.pid)])], { env: { ...process.env, NO_COLOR: '1' } })
   let stdout = ''
   let stderr = ''
   p.stdout.on('data', (d) => (stdout += d))
   p.stderr.on('data', (d) => {
     stderr += d
-    if (/watching \d+ process/.test(stderr)) writeFileSync(gate, '')
+    if (/watching \d+ process/.test(stderr) && !existsSync(gate)) writeFileSync(gate, '')
   })
   const [code] = (await once(p, 'close')) as [number]
   await Promise.all(children.map(reaped))
@@ -73,6 +73,61 @@ test('watch in human mode', async (t) => {
   const r = await watchGated([], ['exit 0'])
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, new RegExp(`exit +pid ${r.pids[0]} exited with code 0 via (waitid|pidfd)`))
+})
+
+test('watch --tree --forks --json: the root and the children it forks after the watch, each exit with its ppid; 0 when the last is gone', async (t) => {
+  const r = await watchGated(['--json', '--forks'], ['(exit 3) & (sleep 0.1; exit 4) & wait; exit 5'], '--tree')
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stderr, /watching 0 processes and 0 cgroups, 1 tree/)
+  const got = lines(t, r.stdout)
+  const forks = got.filter((l) => l.type === 'fork')
+  const exits = got.filter((l) => l.type === 'exit')
+  // The gate's sleeps are forked too (one may be running when the watch starts): at least the
+  // two subshells; every process forked exited, with the parent it was forked by.
+  t.true(forks.length >= 2)
+  for (const f of forks) t.is(exits.find((l) => l.pid === f.pid)?.ppid, f.ppid, `fork of ${f.pid}`)
+  t.like(exits.at(-1), { pid: r.pids[0], exitCode: 5, remaining: 0, source: 'connector' })
+  t.true(exits.some((l) => l.exitCode === 3) && exits.some((l) => l.exitCode === 4))
+})
+
+test('watch --host: the exit of a process nobody named, human and NDJSON, until SIGINT (130)', async (t) => {
+  for (const json of [false, true]) {
+    const p = spawn(process.execPath, [CLI, 'watch', '--host', ...(json ? ['--json'] : [])], { env: { ...process.env, NO_COLOR: '1' } })
+    let out = ''
+    let err = ''
+    p.stdout.on('data', (d) => (out += d))
+    await new Promise<void>((resolve) => p.stderr.on('data', (d) => /watching/.test((err += d)) && resolve()))
+    t.regex(err, /the host's processes/)
+    const child = spawn('sh', ['-c', 'exit 7'], { stdio: 'ignore' })
+    await reaped(child)
+    const line = json ? `"pid":${child.pid},` : `pid ${child.pid} (sh) ppid ${process.pid}`
+    while (!out.includes(line)) await once(p.stdout, 'data')
+    p.kill('SIGINT')
+    const [code] = (await once(p, 'close')) as [number]
+    t.is(code, 130)
+    if (json) {
+      // The stream was cut by the signal: only whole lines are checked.
+      const got = lines(t, out.slice(0, out.lastIndexOf('\n') + 1))
+      t.like(got.find((l) => l.pid === child.pid), { type: 'exit', exitCode: 7, ppid: process.pid, comm: 'sh', source: 'connector' })
+    } else {
+      t.regex(out, new RegExp(`exit +pid ${child.pid} \\(sh\\) ppid ${process.pid} cgroup \\S+ exited with code 7 via connector`))
+    }
+  }
+})
+
+const noUnpriv = process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0 ? 'needs root and setpriv(1)' : undefined
+if (noUnpriv) console.log(`cli.spec: SKIPPED: watch --oom-kills unprivileged: ${noUnpriv}`)
+;(noUnpriv ? test.skip : test)('watch --oom-kills without CAP_SYSLOG: ERR_PERMISSION naming it, 125', async (t) => {
+  if (readFileSync('/proc/sys/kernel/dmesg_restrict', 'utf8').trim() !== '1') return t.pass('kernel.dmesg_restrict is 0: anyone may read the log')
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'watch', '--oom-kills'], { encoding: 'utf8', timeout: 20_000 })
+  t.is(r.status, 125)
+  t.regex(r.stderr, /OOM kills: ERR_PERMISSION: .*CAP_SYSLOG/)
+})
+
+test('watch --forks alone is a usage error', async (t) => {
+  const r = await cli(['watch', '--pid', String(process.pid), '--forks'])
+  t.is(r.code, 125)
+  t.regex(r.stderr, /--forks and --execs need --host or --tree/)
 })
 
 test('watch exits 130 on SIGINT and 143 on SIGTERM, and its help says so', async (t) => {

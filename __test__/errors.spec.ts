@@ -61,6 +61,12 @@ test.serial('every public call given bad input fails with a listed code or Abort
     ['monitor.watchCgroup', (x) => monitor.watchCgroup(x as never)],
     ['monitor.watchCgroup options', (x) => monitor.watchCgroup('/', x as never)],
     ['monitor.watchPressure', (x) => monitor.watchPressure(x as never)],
+    ['monitor.watchHost', (x) => monitor.watchHost(x as never)],
+    ['monitor.watchTree', (x) => monitor.watchTree(x as never)],
+    ['monitor.watchTree options', (x) => monitor.watchTree(pid, x as never)],
+    ['monitor.watchOomKills', (x) => monitor.watchOomKills(x as never)],
+    ['observeCgroups', (x) => lifewatch.observeCgroups(x as never).close()],
+    ['observeCgroups options', (x) => lifewatch.observeCgroups('/', x as never).close()],
     ['monitor.signal', (x) => monitor.signal(x as never)],
     ['monitor.signal sig', (x) => monitor.signal(pid, x as never)],
     ['monitor.kill', (x) => monitor.kill(x as never)],
@@ -92,7 +98,11 @@ test.serial('every public call given bad input fails with a listed code or Abort
   // Instances, each on something the test owns: a watch and a task of the victim, a cgroup.
   const watch = monitor.watchPid(pid)
   const task = Task.attach(pid, { monitor })
+  const tree = monitor.watchTree(pid)
   calls.push(
+    ['tree.wait', (x) => tree.wait(x as never)],
+    ['tree.waitFor', (x) => tree.waitFor(x as never)],
+    ['tree.onEvent', (x) => tree.onEvent(x as never)()],
     ['watch.wait', (x) => watch.wait(x as never)],
     ['task.wait', (x) => task.wait(x as never)],
     ['task.signal', (x) => (x === undefined ? 0 : task.signal(x as never))],

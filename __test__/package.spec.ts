@@ -136,6 +136,8 @@ test.serial('the manifests name the repository and carry no test-runner config; 
 const INTERNAL = [
   // Task, Watch and CgroupWatch: what the monitor and the platform use to make and feed them.
   'trackOoms', 'WatchFeed', 'CgroupWatchFeed', 'CgroupWatchInit', 'newWatch', 'newCgroupWatch', 'connect',
+  // The stream watches (host, tree, OOM-kill): the same, and their option checks.
+  'StreamFeed', 'isCgroupEvent', 'newHostWatch', 'newTreeWatch', 'newOomKillWatch', 'checkHostWatch', 'checkTreeWatch', 'checkOomKillWatch', 'meterProviderOf',
   // The shared helpers.
   'checkPsi', 'checkCgroupWatch', 'checkSignal', 'checkOptions', 'checkPid', 'abortError', 'invalid', 'escalate', 'Killable',
   'Escalation', 'delivered', 'NativeExit', 'Telemetry', 'telemetry', 'Outcome', 'timer', 'within', 'TIMED_OUT', 'MAX_TIMER_MS',

@@ -8,7 +8,7 @@ import { nonChild } from './helpers.js'
 import { otel } from './otel.js'
 
 const ALL_SPANS = Object.values(SPAN)
-const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0 })
+const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0, netlink: 0, kmsg: 0 })
 
 /** A platform double that counts calls and can fail or hang a step. */
 function fakePlatform(opts: { oomFails?: boolean; managerFails?: boolean } = {}) {
@@ -251,7 +251,7 @@ test('metrics: fd counters by kind, shutdown duration per phase in seconds; name
     t.truthy(metric, name)
     t.is(metric?.descriptor.unit, '{fd}')
     const kinds = metric?.dataPoints.map((p) => p.attributes['lifewatch.fd.kind']).sort()
-    t.deepEqual(kinds, ['control', 'epoll', 'eventfd', 'inotify', 'pidfd', 'psi', 'timerfd'], name)
+    t.deepEqual(kinds, ['control', 'epoll', 'eventfd', 'inotify', 'kmsg', 'netlink', 'pidfd', 'psi', 'timerfd'], name)
   }
   const epoll = (name: string) => m.get(name)?.dataPoints.find((p) => p.attributes['lifewatch.fd.kind'] === 'epoll')?.value as number
   t.true(epoll('lifewatch.fd.allocated') >= 2)

@@ -6,7 +6,7 @@ import { fdStats, Monitor, registerFdMetrics, type FdKind } from '../src/index.j
 import { fixture, node, root } from './helpers.js'
 import { otel } from './otel.js'
 
-const KINDS: FdKind[] = ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control', 'timerfd']
+const KINDS: FdKind[] = ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control', 'timerfd', 'netlink', 'kmsg']
 
 type Run = { metrics: Array<{ name: string; points: Array<{ attributes: Record<string, unknown>; value: number | null }> }>; skipped: string[]; cgroups: string[] }
 let running: Promise<Run> | undefined
@@ -36,7 +36,8 @@ test.serial('a clean run (every owner closed as documented) leaves lifewatch.fd.
   t.log(`allocated: ${JSON.stringify(allocated)}`)
   const cgroups = !run.skipped.some((s) => s.startsWith('cgroups'))
   const psi = cgroups && !run.skipped.some((s) => s.startsWith('psi'))
-  const used = KINDS.filter((k) => (k === 'psi' ? psi : k === 'inotify' || k === 'control' ? cgroups : true))
+  const kmsg = !run.skipped.some((s) => s.startsWith('kmsg'))
+  const used = KINDS.filter((k) => (k === 'psi' ? psi : k === 'kmsg' ? kmsg : k === 'inotify' || k === 'control' ? cgroups : true))
   for (const k of used) t.true((allocated[k] ?? 0) > 0, `${k} fds were opened`)
   t.deepEqual(byKind(run, 'lifewatch.fd.released'), allocated)
 })

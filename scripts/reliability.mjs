@@ -155,7 +155,7 @@ async function fuzzUnit() {
     rows.push({ part: '8', suite: 'cargo fuzz: procstat::parse', tried: 0, passed: 0, checked: `skipped: ${why ?? 'cargo-fuzz could not be installed'}; the bounded random test covers the parser`, fdsLeaked: 0, eventsLost: 0 })
     return
   }
-  for (const [target, what] of [['procstat', 'procstat::parse'], ['cgroup_parsers', 'mountinfo, /proc/<pid>/cgroup, counters, limits']]) {
+  for (const [target, what] of [['procstat', 'procstat::parse'], ['cgroup_parsers', 'mountinfo, /proc/<pid>/cgroup, counters, limits'], ['host_parsers', 'process events connector datagrams, /dev/kmsg OOM records']]) {
     const { code, out } = await stream('cargo', ['+nightly', 'fuzz', 'run', target, '--', `-max_total_time=${settings.fuzzSeconds}`],
       { cwd: join(root, 'crates/lifewatch-core'), quiet: true }) // libFuzzer prints a line per new input
     const runs = /Done (\d+) runs/.exec(out)?.[1] ?? '?'
@@ -173,6 +173,7 @@ await cargoUnit('5', 'core: exits around registration, cgroup removed mid-watch,
 await vmUnit('5', 'core in the cgroup-v2 VM: inotify queue overflow (IN_Q_OVERFLOW)', ['reliability_overflow'])
 await avaUnit('5', 'node: PID reuse, worker, GC, close, EMFILE, blocked loop', ['__test__/reliability/faults.spec.ts'])
 await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/reliability/kernels.spec.ts'])
+await avaUnit('5', 'node: host-wide streams: open/close cycles of each watch, a burst of exits', ['__test__/reliability/host.spec.ts'])
 await avaUnit('7', 'stress: 100 concurrent tasks spawned and killed in cgroups', ['__test__/reliability/stress.spec.ts'])
 await avaUnit('9', 'adversarial: cases a demanding user tried (table below)', ['__test__/reliability/adversarial.spec.ts', '__test__/reliability/oom-order.spec.ts'])
 await cargoUnit('8', 'core: bounded random parsers (procstat, mountinfo, /proc/<pid>/cgroup, counters, limits)', ['reliability_parse'])

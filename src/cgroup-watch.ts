@@ -1,9 +1,9 @@
 // A cgroup watch (`monitor.watchCgroup(path, options)`, `monitor.watchPressure(trigger)`):
 // its options, and the object that delivers its events to listeners and waits.
-import { abortError, LifewatchError, invalid } from './errors.js'
-import type { CgroupEvent, LifewatchEvent, RemovedEvent } from './events.js'
-import { callEach } from './listeners.js'
-import { checkAbortSignal, checkBool, checkOptions, describe } from './validate.js'
+import { LifewatchError, invalid } from './errors.js'
+import { isCgroupEvent, type CgroupEvent, type LifewatchEvent, type RemovedEvent } from './events.js'
+import { StreamWatch, type StreamFeed } from './stream-watch.js'
+import { checkBool, checkOptions, describe } from './validate.js'
 import type { WaitOptions } from './watch.js'
 
 export type PsiResource = 'memory' | 'cpu' | 'io'
@@ -47,13 +47,6 @@ export interface LeftOutPart {
   error: LifewatchError
 }
 
-/** @internal How the monitor that made a cgroup watch feeds it (given to the monitor at construction). */
-export interface CgroupWatchFeed {
-  /** Delivers one of its events; true when it was the last (`removed`). */
-  event(ev: LifewatchEvent): boolean
-  fail(error: LifewatchError): void
-}
-
 /** @internal What a Monitor knows of a cgroup watch it makes. */
 export interface CgroupWatchInit {
   id: number
@@ -62,7 +55,7 @@ export interface CgroupWatchInit {
   leftOut?: readonly LeftOutPart[]
 }
 
-type Connect = (feed: CgroupWatchFeed) => () => void
+type Connect = (feed: StreamFeed) => () => void
 
 // Cgroup watches are made by a Monitor alone: the constructor is private, and this, set once by
 // the class's static block (the one place outside its body that may call it), is how
@@ -73,87 +66,23 @@ let make!: (init: CgroupWatchInit, connect: Connect) => CgroupWatch
  * One watched cgroup. Its events arrive through the monitor's iterator; `onEvent` and
  * `waitFor` see them too. Ends with a `removed` event once its directories are gone.
  */
-export class CgroupWatch {
-  readonly id: number
+export class CgroupWatch extends StreamWatch<CgroupEvent> {
   /** The path as given to `watchCgroup`. */
   readonly path: string
   /** The parts serving this watch: which kinds of event it can deliver. */
   readonly parts: readonly CgroupWatchPart[]
   /** Parts left to their default that were left out for lack of permission (else empty). */
   readonly leftOut: readonly LeftOutPart[]
-  #removed: RemovedEvent | undefined
-  #failed: LifewatchError | undefined
-  #listeners = new Set<(ev: CgroupEvent) => void>()
-  #failers = new Set<{ fail(e: LifewatchError): void }>()
-  #unwatch: () => void
 
   private constructor(init: CgroupWatchInit, connect: Connect) {
-    this.id = init.id
+    super(init.id, connect)
     this.path = init.path
     this.parts = Object.freeze([...init.parts])
     this.leftOut = Object.freeze([...(init.leftOut ?? [])])
-    this.#unwatch = connect({ event: (ev) => this.#onEvent(ev), fail: (e) => this.#fail(e) })
   }
 
   static {
     make = (init, connect) => new CgroupWatch(init, connect)
-  }
-
-  get active(): boolean {
-    return this.#removed === undefined && this.#failed === undefined
-  }
-
-  /** Calls `fn` for each event of this watch; returns the function that stops it. A
-   *  listener that throws does not stop the others (its error is rethrown on a later tick). */
-  onEvent(fn: (ev: CgroupEvent) => void): () => void {
-    this.#listeners.add(fn)
-    return () => this.#listeners.delete(fn)
-  }
-
-  /**
-   * The first event (from now on) that `match` accepts. Rejects with `ERR_CLOSED` when the
-   * watch ends first (unless the ending `removed` event matches), with `AbortError` when
-   * `signal` aborts, and with what `match` throws.
-   */
-  async waitFor(match: (ev: CgroupEvent) => boolean, options?: WaitOptions): Promise<CgroupEvent> {
-    if (typeof match !== 'function') throw invalid(`match must be a function, got ${describe(match)}`)
-    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
-    if (this.#failed) throw this.#failed
-    if (this.#removed) {
-      if (match(this.#removed)) return this.#removed
-      throw this.#ended()
-    }
-    return new Promise((resolve, reject) => {
-      const stop = (): void => {
-        this.#listeners.delete(listener)
-        this.#failers.delete(failer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      const onAbort = (): void => {
-        stop()
-        reject(abortError(signal!))
-      }
-      const listener = (ev: CgroupEvent): void => {
-        let hit: boolean
-        try {
-          hit = match(ev)
-        } catch (e) {
-          stop()
-          return reject(e)
-        }
-        if (hit) {
-          stop()
-          resolve(ev)
-        } else if (ev.type === 'removed') {
-          stop()
-          reject(this.#ended())
-        }
-      }
-      const failer = { fail: (e: LifewatchError) => (stop(), reject(e)) }
-      this.#failers.add(failer)
-      this.#listeners.add(listener)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
   }
 
   /** Resolves with the `removed` event. */
@@ -161,33 +90,16 @@ export class CgroupWatch {
     return this.waitFor((e) => e.type === 'removed', options) as Promise<RemovedEvent>
   }
 
-  /** Stops watching (as `monitor.unwatch`); nothing once the watch has ended. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (this.active) this.#unwatch()
+  protected accepts(ev: LifewatchEvent): ev is CgroupEvent {
+    return isCgroupEvent(ev)
   }
 
-  #ended(): LifewatchError {
+  protected override isLast(ev: CgroupEvent): boolean {
+    return ev.type === 'removed'
+  }
+
+  protected override endedError(): LifewatchError {
     return new LifewatchError('ERR_CLOSED', `cgroup ${this.path} was removed`)
-  }
-
-  #onEvent(ev: LifewatchEvent): boolean {
-    if (ev.type === 'exit' || ev.type === 'error') return false
-    if (ev.type === 'removed') this.#removed = ev
-    callEach(this.#listeners, ev)
-    if (ev.type === 'removed') {
-      this.#listeners.clear()
-      this.#failers.clear()
-      return true
-    }
-    return false
-  }
-
-  #fail(error: LifewatchError): void {
-    if (!this.active) return
-    this.#failed = error
-    this.#listeners.clear()
-    for (const f of [...this.#failers]) f.fail(error)
-    this.#failers.clear()
   }
 }
 

@@ -9,7 +9,7 @@ interface BaseEvent {
   time: bigint
 }
 
-export type ExitSource = 'pidfd' | 'waitid' | 'fallback'
+export type ExitSource = 'pidfd' | 'waitid' | 'fallback' | 'connector'
 
 export interface ExitEvent extends BaseEvent {
   type: 'exit'
@@ -20,8 +20,74 @@ export interface ExitEvent extends BaseEvent {
   signal?: SignalName
   /** With `signal`: whether a core dump was written. */
   core?: boolean
-  /** `pidfd` (status from PIDFD_INFO_EXIT or /proc), `waitid` (a child's status), `fallback` (no pidfd: polling). */
+  /** `pidfd` (status from PIDFD_INFO_EXIT or /proc), `waitid` (a child's status), `fallback` (no pidfd: polling),
+   *  `connector` (a host or tree watch: the kernel's process events connector). */
   source: ExitSource
+  /** Host and tree watches: the parent's PID (when the kernel or lifewatch's table knew it). */
+  ppid?: number
+  /** Host and tree watches: the process's name (`/proc/<pid>/comm`), when it could be learnt. */
+  comm?: string
+  /** Host and tree watches: its cgroup (the memory controller's hierarchy where it is a v1 one, else the unified one). */
+  cgroup?: string
+  /** Tree watches: members still alive after this exit; 0 on the tree's last exit, which ends the watch. */
+  remaining?: number
+}
+
+/** A process was created (a host or tree watch with `forks`); new threads are not reported. */
+export interface ForkEvent extends BaseEvent {
+  type: 'fork'
+  pid: number
+  ppid: number
+  /** Its name, which a child shares with its parent until it execs. */
+  comm?: string
+  cgroup?: string
+}
+
+/** A process called execve (a host or tree watch with `execs`). */
+export interface ExecEvent extends BaseEvent {
+  type: 'exec'
+  pid: number
+  ppid?: number
+  /** Its new name; absent when the process was gone before it could be read. */
+  comm?: string
+  cgroup?: string
+}
+
+/** The kernel's OOM killer killed a process (`monitor.watchOomKills()`), as its log said it. */
+export interface OomKillEvent extends BaseEvent {
+  type: 'oomKill'
+  pid: number
+  /** Its name as the kernel printed it. */
+  comm: string
+  uid?: number
+  /** The victim's memory cgroup (`task_memcg`). */
+  cgroup?: string
+  /** The cgroup whose limit was hit (`oom_memcg`); absent for a system-wide OOM. */
+  oomCgroup?: string
+  /** What the OOM was confined to: a memory cgroup, nothing (system-wide), a cpuset, a memory policy. */
+  constraint?: 'memcg' | 'none' | 'cpuset' | 'memory_policy'
+  /** Bytes of the victim's memory when it was killed. */
+  totalVm?: number
+  anonRss?: number
+  fileRss?: number
+  shmemRss?: number
+  oomScoreAdj?: number
+}
+
+/** Messages were lost before lifewatch could read them: events may be missing from this watch. */
+export interface LostEvent extends BaseEvent {
+  type: 'lost'
+  /** `connector` (the socket's buffer overran, or a gap in the kernel's sequence numbers) or `kmsg` (log records overwritten). */
+  source: 'connector' | 'kmsg'
+  /** How many messages (records), when the kernel's sequence numbers tell. */
+  count?: number
+}
+
+/** A victim an `oom` event names: a kill the monitor's OOM-kill watch read from the kernel's log. */
+export interface OomVictim {
+  pid: number
+  comm: string
+  cgroup?: string
 }
 
 /** A watch that failed after it was registered; the monitor goes on unless it says otherwise. */
@@ -54,10 +120,12 @@ export interface CgroupStats {
   psi?: { cpu?: Pressure; memory?: Pressure; io?: Pressure }
 }
 
-/** A resource's PSI avg10 figures (percent); `full` is absent where the kernel has none. */
+/** A resource's PSI avg10 figures (percent) and total stall times (µs); `full` is absent where the kernel has none. */
 export interface Pressure {
   some?: number
   full?: number
+  someTotal?: number
+  fullTotal?: number
 }
 
 /** The cgroup's OOM killer ran (v1 memory.oom_control, v2 memory.events). Delivered before
@@ -73,6 +141,9 @@ export interface OomEvent extends BaseEvent {
   /** Counter totals. */
   counters: Counters
   stats: CgroupStats
+  /** With an OOM-kill watch on the same monitor: the kills counted here whose log record was
+   *  read by then (at most `kills`). */
+  victims?: OomVictim[]
 }
 
 /** Memory pressure: a v1 `memory.pressure_level` notification (`level`) or a PSI trigger (`trigger`). */
@@ -111,7 +182,20 @@ export interface RemovedEvent extends BaseEvent {
 
 export type CgroupEvent = OomEvent | PressureEvent | PopulatedEvent | FrozenEvent | RemovedEvent
 
-export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent
+/** What a host or tree watch delivers (its errors end it: see `StreamWatch`). */
+export type HostEvent = ExitEvent | ForkEvent | ExecEvent | LostEvent
+
+/** What an OOM-kill watch delivers. */
+export type OomKillWatchEvent = OomKillEvent | LostEvent
+
+export type LifewatchEvent = ExitEvent | ErrorEvent | CgroupEvent | ForkEvent | ExecEvent | OomKillEvent | LostEvent
+
+const CGROUP_TYPES: ReadonlySet<string> = new Set<CgroupEvent['type']>(['oom', 'pressure', 'populated', 'frozen', 'removed'])
+
+/** @internal Whether an event is a cgroup watch's. */
+export function isCgroupEvent(ev: LifewatchEvent): ev is CgroupEvent {
+  return CGROUP_TYPES.has(ev.type)
+}
 
 /** An addon event as its type says it is: its `error` is created as a LifewatchError, its
  *  `signal` named by the core's display names (which `signalNumber` reads back). */

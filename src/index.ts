@@ -16,16 +16,26 @@ export type {
   CgroupStats,
   Counters,
   ErrorEvent,
+  ExecEvent,
   ExitEvent,
   ExitSource,
+  ForkEvent,
   FrozenEvent,
+  HostEvent,
   LifewatchEvent,
+  LostEvent,
   OomEvent,
+  OomKillEvent,
+  OomKillWatchEvent,
+  OomVictim,
   PopulatedEvent,
   Pressure,
   PressureEvent,
   RemovedEvent,
 } from './events.js'
+export { HostWatch, OomKillWatch, TreeWatch, type HostWatchOptions, type OomKillWatchOptions, type TreeWatchOptions } from './host-watch.js'
+export { StreamWatch } from './stream-watch.js'
+export { CGROUP_METRIC, CgroupMetrics, observeCgroups, type CgroupMetricsOptions, type CgroupMetricsSource } from './cgroup-metrics.js'
 export { CgroupWatch, type CgroupWatchOptions, type CgroupWatchPart, type LeftOutPart, type PressureLevel, type PsiResource, type PsiTrigger } from './cgroup-watch.js'
 export { cgroupLayout, cgroupOf, cgroupStats, type CgroupLayout, type Hierarchy, type ProcessCgroups } from './cgroup-info.js'
 export {

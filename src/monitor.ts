@@ -1,20 +1,26 @@
-import {
-  checkCgroupWatch,
-  checkPsi,
-  CgroupWatch,
-  newCgroupWatch,
-  type CgroupWatchFeed,
-  type CgroupWatchInit,
-  type CgroupWatchOptions,
-  type PsiTrigger,
-} from './cgroup-watch.js'
+import { checkCgroupWatch, checkPsi, CgroupWatch, newCgroupWatch, type CgroupWatchOptions, type PsiTrigger } from './cgroup-watch.js'
 import { AbortError, LifewatchError, invalid } from './errors.js'
 import { delivered, type LifewatchEvent } from './events.js'
+import {
+  checkHostWatch,
+  checkOomKillWatch,
+  checkTreeWatch,
+  newHostWatch,
+  newOomKillWatch,
+  newTreeWatch,
+  type HostWatch,
+  type OomKillWatch,
+  type TreeWatch,
+  type HostWatchOptions,
+  type OomKillWatchOptions,
+  type TreeWatchOptions,
+} from './host-watch.js'
 import { escalate, type Killable, type KillResult } from './kill.js'
 import { binding, type NativeEvent, type NativeMonitor } from './native.js'
 import type { ReleasedFds } from './stats.js'
 import { checkAbortSignal, checkBool, checkDuration, checkOptions, checkPid, checkString, describe } from './validate.js'
 import { checkSignal, type Signal } from './signals.js'
+import { StreamWatch, type StreamFeed } from './stream-watch.js'
 import { newWatch, Watch, type WatchFeed } from './watch.js'
 
 export interface MonitorOptions {
@@ -75,10 +81,13 @@ export type SpawnedWatch = Watch & { readonly placement: 'clone_into_cgroup' | '
 
 type Pending = { resolve: (r: IteratorResult<LifewatchEvent>) => void; reject: (e: Error) => void; persistent: boolean }
 
-/** A non-process watch this monitor feeds (a cgroup watch). */
+/** The watches whose events are a stream (see `StreamWatch`). */
+type StreamWatchKind = CgroupWatch | HostWatch | TreeWatch | OomKillWatch
+
+/** A non-process watch this monitor feeds (a cgroup, host, tree or OOM-kill watch). */
 interface Tracked {
-  watch: CgroupWatch
-  feed: CgroupWatchFeed
+  watch: StreamWatchKind
+  feed: StreamFeed
 }
 
 // Open, ref'd monitors with active watches or a pending iteration are GC roots, as Node's own ref'd handles are:
@@ -220,7 +229,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     this.#checkOpen()
     const made = this.#native.watchCgroup(c.path, c.options)
     const leftOut = made.leftOut.map((l) => ({ part: l.part, error: l.error as LifewatchError }))
-    return this.#track({ id: made.id, path, parts: made.parts, leftOut })
+    return this.#stream(made.id, (connect) => newCgroupWatch({ id: made.id, path, parts: made.parts, leftOut }, connect))
   }
 
   /** A system-wide PSI trigger (/proc/pressure/<resource>): `pressure` events without `cgroup`. */
@@ -228,16 +237,62 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const t = checkPsi(trigger, 'trigger')
     this.#checkOpen()
     const id = this.#native.watchPressure(t)
-    return this.#track({ id, path: `/proc/pressure/${t.resource}`, parts: ['psi'] })
+    return this.#stream(id, (connect) => newCgroupWatch({ id, path: `/proc/pressure/${t.resource}`, parts: ['psi'] }, connect))
   }
 
-  #track(init: CgroupWatchInit): CgroupWatch {
-    let feed!: CgroupWatchFeed
-    const w: CgroupWatch = newCgroupWatch(init, (f) => {
+  /**
+   * Every process exit on the host, as the kernel's process events connector reports it (no
+   * PID needed in advance): `exit` events with `source: 'connector'`, `ppid`, `comm` and
+   * `cgroup`; with `forks`/`execs`, `fork` and `exec` events; `lost` when the kernel dropped
+   * messages before lifewatch read them. `cgroup` keeps only processes in that cgroup or
+   * below. One connector socket serves every host and tree watch of a monitor.
+   * `ERR_PERMISSION` where the kernel wants CAP_NET_ADMIN (before Linux 6.6) or outside the
+   * initial namespaces; `ERR_UNSUPPORTED_KERNEL` without the connector.
+   */
+  watchHost(options?: HostWatchOptions): HostWatch {
+    const o = checkHostWatch(options)
+    this.#checkOpen()
+    const id = this.#native.watchHost({ exits: o.exits, forks: o.forks, execs: o.execs, cgroup: o.cgroup })
+    return this.#stream(id, (connect) => newHostWatch(id, o, connect))
+  }
+
+  /**
+   * The exits of `pid` and of every descendant, each with its `ppid`, those forked after the
+   * watch began included: a child is never missed once its parent is a member. Descendants
+   * alive now are found from /proc. The watch ends with the last member's exit
+   * (`remaining: 0`); a zombie root reports its exit at once. `ERR_NO_SUCH_PROCESS`,
+   * `ERR_INVALID_ARGUMENT` for a thread's ID, and the errors of `watchHost`.
+   */
+  watchTree(pid: number, options?: TreeWatchOptions): TreeWatch {
+    checkPid(pid)
+    const o = checkTreeWatch(options)
+    this.#checkOpen()
+    const id = this.#native.watchTree(pid, o)
+    return this.#stream(id, (connect) => newTreeWatch(id, pid, connect))
+  }
+
+  /**
+   * Every OOM kill on the host, read from the kernel's log (`/dev/kmsg`): `oomKill` events
+   * with the victim's PID, name, uid, cgroups and memory; `lost` when log records were
+   * overwritten before they were read. Kills logged before the watch are skipped unless
+   * `replay`. A cgroup OOM watch on the same monitor then names its victims (`oom` events'
+   * `victims`). `ERR_PERMISSION` without CAP_SYSLOG while `kernel.dmesg_restrict` is 1.
+   */
+  watchOomKills(options?: OomKillWatchOptions): OomKillWatch {
+    const o = checkOomKillWatch(options)
+    this.#checkOpen()
+    const id = this.#native.watchOomKills(o.replay)
+    return this.#stream(id, (connect) => newOomKillWatch(id, connect))
+  }
+
+  #stream<W extends StreamWatchKind>(id: number, make: (connect: (feed: StreamFeed) => () => void) => W): W {
+    let feed!: StreamFeed
+    const w: W = make((f) => {
       feed = f
       return () => this.#closed || this.unwatch(w)
     })
-    this.#tracked.set(init.id, { watch: w, feed })
+    // Tracked even when it ended at once (a tree whose root was a zombie): its events are on their way.
+    this.#tracked.set(id, { watch: w, feed })
     this.#updateRef()
     return w
   }
@@ -255,12 +310,12 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /** Stops a watch; a process's exit will not be reported. Returns false if it already ended. */
-  unwatch(watch: Watch | CgroupWatch): boolean {
-    if (!(watch instanceof Watch) && !(watch instanceof CgroupWatch)) {
+  unwatch(watch: Watch | CgroupWatch | HostWatch | TreeWatch | OomKillWatch): boolean {
+    if (!(watch instanceof Watch) && !(watch instanceof StreamWatch)) {
       throw invalid('unwatch takes a watch returned by this monitor')
     }
     this.#checkOpen()
-    if (watch instanceof CgroupWatch) {
+    if (!(watch instanceof Watch)) {
       const t = this.#tracked.get(watch.id)
       if (t && t.watch !== watch) throw invalid(`watch ${watch.id} belongs to another monitor`)
       if (!t) return false
@@ -353,7 +408,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   /** Stops everything and closes every fd; ends pending iterations. Idempotent. */
   close(): ReleasedFds {
-    if (this.#closed) return { epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0 }
+    if (this.#closed) return { epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0, netlink: 0, kmsg: 0 }
     this.#closed = true
     keptAlive.delete(this)
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.onAbort)

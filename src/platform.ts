@@ -42,7 +42,7 @@ export interface PlatformCloseResult {
 /** Any event of the OOM watcher (oom, pressure, populated, frozen, removed, exit, error). */
 export type PlatformEvent = LifewatchEvent
 
-const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0 })
+const noFds = (): ReleasedFds => ({ epoll: 0, pidfd: 0, eventfd: 0, inotify: 0, psi: 0, control: 0, timerfd: 0, netlink: 0, kmsg: 0 })
 
 function addFds(into: ReleasedFds, r: unknown): void {
   if (!r || typeof r !== 'object') return

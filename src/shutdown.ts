@@ -23,6 +23,8 @@ export interface FdCounts {
   psi: number
   control: number
   timerfd: number
+  netlink: number
+  kmsg: number
 }
 
 /** An OOM kill a task saw (`Task.ooms` holds them): a span event at its shutdown. */

@@ -1,6 +1,6 @@
 import { binding, type FdKindStats } from './native.js'
 
-export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control' | 'timerfd'
+export type FdKind = 'epoll' | 'pidfd' | 'eventfd' | 'inotify' | 'psi' | 'control' | 'timerfd' | 'netlink' | 'kmsg'
 
 /** Fds closed by one call (`Monitor.close()`, `Platform.closeOomWatcher()`), by kind. */
 export type ReleasedFds = Record<FdKind, number>

@@ -139,6 +139,15 @@ export function telemetry(options: TelemetryOptions = {}): Telemetry {
 // platforms and shutdowns report there, so a collection reads the core's counters once.
 const fdMetered = new WeakSet<MeterProvider>()
 
+/** @internal `meterProvider` checked, or the global one. */
+export function meterProviderOf(meterProvider: unknown, what = 'meterProvider'): MeterProvider {
+  if (meterProvider === undefined) return otelApi().metrics.getMeterProvider()
+  if (typeof (meterProvider as Partial<MeterProvider> | null)?.getMeter !== 'function') {
+    throw invalid(`${what} must be an OpenTelemetry MeterProvider, got ${describe(meterProvider)}`)
+  }
+  return meterProvider as MeterProvider
+}
+
 /**
  * Registers lifewatch's fd instruments (`lifewatch.fd.allocated`, `released`, `in_use`,
  * `leak_prevented`, by `lifewatch.fd.kind`) on `meterProvider` (default: the global one), for
@@ -146,10 +155,7 @@ const fdMetered = new WeakSet<MeterProvider>()
  * them on the provider they report to. Once per provider; later calls do nothing.
  */
 export function registerFdMetrics(meterProvider?: MeterProvider): void {
-  if (meterProvider !== undefined && typeof (meterProvider as Partial<MeterProvider> | null)?.getMeter !== 'function') {
-    throw invalid(`meterProvider must be an OpenTelemetry MeterProvider, got ${describe(meterProvider)}`)
-  }
-  const mp = meterProvider ?? otelApi().metrics.getMeterProvider()
+  const mp = meterProviderOf(meterProvider)
   if (fdMetered.has(mp)) return
   fdMetered.add(mp)
   const m = mp.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION)

@@ -20,4 +20,5 @@ export const scenarios: Scenario[] = [
   scenario(4, 'burst', 'Burst: every process killed at once', 150, 30),
   scenario(5, 'shutdown', 'Shutdown beyond the task’s own exit', 120, 30),
   scenario(6, 'footprint', 'Footprint: addon load time and size', 90, 30),
+  scenario(7, 'host', 'Host-wide scale: 5,000 exits/s through the process events connector', 60, 30),
 ]

@@ -15,6 +15,9 @@ pub struct Pressure {
     pub some_avg10: Option<u32>,
     /// Absent for `cpu` before 5.13 (the kernel printed no `full` line).
     pub full_avg10: Option<u32>,
+    /// Total stall time in µs (`total=`), for rates over any interval.
+    pub some_total: Option<u64>,
+    pub full_total: Option<u64>,
 }
 
 /// A cgroup's resources when an event was read (`cgroup::stats` reads them); `None`: no such
@@ -58,6 +61,9 @@ pub enum ExitSource {
     Waitid,
     /// No pidfd on this kernel (or forced): bounded-backoff polling with a start-time check.
     Fallback,
+    /// The kernel's process events connector (host and tree watches): the status its exit
+    /// message carries.
+    Connector,
 }
 
 impl ExitSource {
@@ -66,16 +72,87 @@ impl ExitSource {
             ExitSource::Pidfd => "pidfd",
             ExitSource::Waitid => "waitid",
             ExitSource::Fallback => "fallback",
+            ExitSource::Connector => "connector",
         }
     }
 }
 
+/// Where messages were lost before they could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossSource {
+    /// The process events connector: its socket's buffer overran (ENOBUFS), or a gap in a
+    /// CPU's sequence numbers.
+    Connector,
+    /// `/dev/kmsg`: records overwritten in the kernel's ring buffer before they were read.
+    Kmsg,
+}
+
+impl LossSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossSource::Connector => "connector",
+            LossSource::Kmsg => "kmsg",
+        }
+    }
+}
+
+/// One process the kernel's OOM killer killed, as its log reported it (`/dev/kmsg`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OomVictim {
+    pub pid: i32,
+    /// The command name (at most 15 bytes), as the kernel printed it.
+    pub comm: String,
+    pub uid: Option<u32>,
+    /// The victim's memory cgroup (`task_memcg`).
+    pub cgroup: Option<String>,
+    /// The cgroup whose limit was hit (`oom_memcg`); `None` for a system-wide OOM.
+    pub oom_cgroup: Option<String>,
+    /// `memcg`, `none` (system-wide), `cpuset` or `memory_policy`: what the OOM was confined to.
+    pub constraint: Option<String>,
+    /// Bytes (the kernel prints kB).
+    pub total_vm: Option<u64>,
+    pub anon_rss: Option<u64>,
+    pub file_rss: Option<u64>,
+    pub shmem_rss: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
+    /// A process exited. `ppid`, `comm`, `cgroup` and `remaining` come with host and tree
+    /// watches only (`source` `Connector`): `remaining` is how many members a tree watch still
+    /// has after this exit (0: its last event).
     Exit {
         pid: i32,
         status: Option<ExitStatus>,
         source: ExitSource,
+        ppid: Option<i32>,
+        comm: Option<String>,
+        cgroup: Option<String>,
+        remaining: Option<u32>,
+    },
+    /// A process was created (host and tree watches with forks on); threads are not reported.
+    Fork {
+        pid: i32,
+        ppid: i32,
+        comm: Option<String>,
+        cgroup: Option<String>,
+    },
+    /// A process called execve (host and tree watches with execs on); `comm` is its new name
+    /// when it could still be read.
+    Exec {
+        pid: i32,
+        ppid: Option<i32>,
+        comm: Option<String>,
+        cgroup: Option<String>,
+    },
+    /// The kernel's OOM killer killed a process (an OOM-kill watch, from `/dev/kmsg`).
+    OomKill(Box<OomVictim>),
+    /// Messages were lost before they were read: events may be missing. `count` when the
+    /// kernel's sequence numbers tell how many.
+    Lost {
+        source: LossSource,
+        count: Option<u64>,
     },
     /// A cgroup's OOM killer ran. `kills` is the `oom_kill` delta since the previous event
     /// (baselined when the watch was made); `deltas` the change of every counter, `counters`
@@ -86,6 +163,9 @@ pub enum EventKind {
         deltas: Counters,
         counters: Counters,
         stats: Stats,
+        /// The kills this monitor's OOM-kill watches read from the kernel's log for this
+        /// cgroup, at most `kills` of them (see `Hub::push_oom`).
+        victims: Vec<OomVictim>,
     },
     /// Memory pressure: a v1 `memory.pressure_level` notification (`level`) or a PSI trigger
     /// (`trigger`); `cgroup` is `None` for system-wide PSI (/proc/pressure).

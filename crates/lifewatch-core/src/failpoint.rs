@@ -33,8 +33,18 @@ pub const POINTS: &[(&str, i32)] = &[
     ("inotify_init1", libc::EMFILE),
     ("inotify_add_watch", libc::ENOSPC),
     ("mkdir", libc::ENOSPC),
-    // Runs on the reactor thread: armed by name, not by position.
+    // Host-wide streams: the process events connector's netlink socket (socket, bind, the
+    // LISTEN message), /dev/kmsg (its `open` is the one above; the seek to its end).
+    ("socket", libc::EMFILE),
+    ("bind", libc::ENOMEM),
+    ("sendto", libc::ENOBUFS),
+    ("lseek", libc::EINVAL),
+    // Run on the reactor thread: armed by name, not by position.
     ("epoll_wait", libc::EBADF),
+    // The connector's receive, failing as it does when the socket's buffer overran.
+    ("recv", libc::ENOBUFS),
+    // A /dev/kmsg read, failing as it does when records were overwritten before being read.
+    ("read", libc::EPIPE),
 ];
 
 /// The default errno of a failpoint; panics on a name missing from `POINTS` so that a new

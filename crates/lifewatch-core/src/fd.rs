@@ -4,6 +4,9 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How many kinds of fd there are.
+const KINDS: usize = 9;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FdKind {
     Epoll,
@@ -13,10 +16,14 @@ pub enum FdKind {
     Psi,
     Control,
     Timerfd,
+    /// The process events connector's netlink socket (host and tree watches).
+    Netlink,
+    /// `/dev/kmsg`, read for OOM kills.
+    Kmsg,
 }
 
 impl FdKind {
-    pub const ALL: [FdKind; 7] = [
+    pub const ALL: [FdKind; KINDS] = [
         FdKind::Epoll,
         FdKind::Pidfd,
         FdKind::Eventfd,
@@ -24,6 +31,8 @@ impl FdKind {
         FdKind::Psi,
         FdKind::Control,
         FdKind::Timerfd,
+        FdKind::Netlink,
+        FdKind::Kmsg,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +44,8 @@ impl FdKind {
             FdKind::Psi => "psi",
             FdKind::Control => "control",
             FdKind::Timerfd => "timerfd",
+            FdKind::Netlink => "netlink",
+            FdKind::Kmsg => "kmsg",
         }
     }
 
@@ -59,15 +70,7 @@ impl Counters {
     }
 }
 
-static COUNTERS: [Counters; 7] = [
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-];
+static COUNTERS: [Counters; KINDS] = [const { Counters::new() }; KINDS];
 
 /// A snapshot of one kind's process-wide counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -172,7 +175,7 @@ impl AsRawFd for CountedFd {
 
 /// Per-kind counts of fds released by one operation (a close, a shutdown step).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Released([u64; 7]);
+pub struct Released([u64; KINDS]);
 
 impl Released {
     pub fn add(&mut self, kind: FdKind) {

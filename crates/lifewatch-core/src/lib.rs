@@ -5,7 +5,8 @@
 //!   failures, the events the layers above report and the exit statuses they carry;
 //! - `reactor/`: one epoll loop, its sources, timers, delivery queue and direct-wake policy;
 //! - `process/`: pidfds, exit statuses, process watches (a reactor source), signals, spawn,
-//!   the child subreaper;
+//!   the child subreaper, the host-wide streams (the process events connector, the kernel
+//!   log's OOM kills);
 //! - `cgroup/`: the shared facts (layout, paths, statistics, cgroupfs files), then `watch/`
 //!   (one reactor source per kernel mechanism) and `manage/` (the cgroup manager);
 //! - `monitor`: the public handle composing a reactor, process watches and cgroup watches.
@@ -22,8 +23,12 @@ pub mod status;
 
 pub use cgroup::watch::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use error::{Code, Error, Result};
-pub use event::{monotonic_ns, Counters, Event, EventKind, ExitSource, Pressure, Stats, WatchId};
+pub use event::{
+    monotonic_ns, Counters, Event, EventKind, ExitSource, LossSource, OomVictim, Pressure, Stats,
+    WatchId,
+};
 pub use fd::{FdKind, FdStats, Released};
 pub use monitor::{signal_pid, Monitor, MonitorOptions};
+pub use process::host::{HostOptions, TreeOptions};
 pub use process::{check_pid, signal, spawn, subreaper, Process};
 pub use status::ExitStatus;

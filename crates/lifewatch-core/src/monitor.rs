@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::cgroup::layout::Layout;
+use crate::cgroup::path::CgroupPath;
 use crate::cgroup::watch::psi::PsiTrigger;
 use crate::cgroup::watch::{CgroupWatchOptions, CgroupWatched, CgroupWatcher};
 use crate::error::{Code, Error, Result};
 use crate::event::{Event, WatchId};
 use crate::fd::{Release, Released};
+use crate::process::host::{HostOptions, HostWatcher, TreeOptions};
+use crate::process::kmsg::OomKillWatcher;
 use crate::process::spawn::{self, CgroupDirs, Placement, SpawnOptions};
 use crate::process::{check_not_thread, check_pid, pidfd, signal, Process, Processes};
 use crate::reactor::{Notify, Reactor};
@@ -28,6 +31,8 @@ pub struct Monitor {
     thread: Mutex<Option<JoinHandle<()>>>,
     processes: Processes,
     cgroups: CgroupWatcher,
+    host: HostWatcher,
+    oom_kills: OomKillWatcher,
     use_pidfd: bool,
 }
 
@@ -44,7 +49,8 @@ impl Monitor {
     /// available after a `drain`; it must not block.
     pub fn new(options: MonitorOptions, notify: Notify) -> Result<Monitor> {
         let reactor = Arc::new(Reactor::new(notify)?);
-        let cgroups = CgroupWatcher::new(options.cgroup_root.clone());
+        let oom_kills = OomKillWatcher::default();
+        let cgroups = CgroupWatcher::new(options.cgroup_root.clone(), Some(oom_kills.shared()));
         reactor.set_after_turn(cgroups.before_exits());
         let looping = Arc::clone(&reactor);
         let thread = crate::failpoint::hit("clone")
@@ -71,6 +77,8 @@ impl Monitor {
             thread: Mutex::new(Some(thread)),
             processes: Processes::default(),
             cgroups,
+            host: HostWatcher::default(),
+            oom_kills,
             use_pidfd: !options.force_fallback && pidfd::supported(),
         })
     }
@@ -105,10 +113,41 @@ impl Monitor {
             .inspect_err(|_| kill_unwatched(pid))
     }
 
+    /// Every process exit on the host (and forks, execs) through the process events
+    /// connector; `options.cgroup` (a path as `watch_cgroup` takes it) keeps only processes in
+    /// that cgroup or below it. See `HostWatcher`.
+    pub fn watch_host(&self, mut options: HostOptions) -> Result<WatchId> {
+        self.reactor.check_open()?;
+        if let Some(path) = options.cgroup.take() {
+            let p = CgroupPath::parse(&path, &self.cgroups.layout()?)?;
+            options.cgroup = Some(format!("/{}", p.as_str()));
+        }
+        self.host.watch_host(&self.reactor, options)
+    }
+
+    /// The exits of `pid` and of all its descendants, those forked from now on included,
+    /// until the last is gone (its exit says `remaining: 0`).
+    pub fn watch_tree(&self, pid: i64, options: TreeOptions) -> Result<WatchId> {
+        self.reactor.check_open()?;
+        self.host
+            .watch_tree(&self.reactor, check_pid(pid)?, options)
+    }
+
+    /// Every OOM kill on the host, from the kernel's log (`replay`: those still in it too).
+    pub fn watch_oom_kills(&self, replay: bool) -> Result<WatchId> {
+        self.oom_kills.watch(&self.reactor, replay)
+    }
+
     /// Stops a watch and closes its fds; `false` if it already ended.
     pub fn unwatch(&self, id: WatchId) -> Result<bool> {
         self.reactor.check_open()?;
         if let Some(stopped) = self.cgroups.unwatch(&self.reactor, id) {
+            return Ok(stopped);
+        }
+        if let Some(stopped) = self.host.unwatch(&self.reactor, id) {
+            return Ok(stopped);
+        }
+        if let Some(stopped) = self.oom_kills.unwatch(&self.reactor, id) {
             return Ok(stopped);
         }
         Ok(self.processes.unwatch(&self.reactor, id))
@@ -199,10 +238,10 @@ impl Monitor {
         self.reactor.drain()
     }
 
-    /// Active watches: process watches (each of several watches of one process counts) and
-    /// cgroup watches.
+    /// Active watches: process watches (each of several watches of one process counts),
+    /// cgroup watches, host and tree watches, OOM-kill watches.
     pub fn watch_count(&self) -> usize {
-        self.processes.count() + self.cgroups.count()
+        self.processes.count() + self.cgroups.count() + self.host.count() + self.oom_kills.count()
     }
 
     /// How many batches were handed over: notifications raised plus non-empty `turn_now`
@@ -233,6 +272,8 @@ impl Monitor {
         let released = self.reactor.teardown(how);
         self.processes.clear();
         self.cgroups.clear();
+        self.host.clear();
+        self.oom_kills.clear();
         released
     }
 }

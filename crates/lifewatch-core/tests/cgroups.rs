@@ -4,101 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{open_fds, serial, Harness};
+use common::{open_fds, serial, Harness, TestCgroup};
 use lifewatch_core::cgroup::stats::{Counters, Stats};
 use lifewatch_core::cgroup::watch::psi::{PsiTrigger, Resource};
 use lifewatch_core::cgroup::Layout;
 use lifewatch_core::{CgroupWatchOptions, Code, Event, EventKind, MonitorOptions, WatchId};
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A test cgroup in one hierarchy, removed (after killing its members) on drop.
-struct TestCgroup {
-    dir: PathBuf,
-    rel: String,
-}
-
-impl TestCgroup {
-    fn new(mount: &Path) -> Option<TestCgroup> {
-        let rel = format!(
-            "lifewatch-test-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
-        let dir = mount.join(&rel);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Some(TestCgroup { dir, rel }),
-            Err(e) => {
-                eprintln!("skip: cannot create {}: {e}", dir.display());
-                None
-            }
-        }
-    }
-
-    fn write(&self, file: &str, value: &str) {
-        std::fs::write(self.dir.join(file), value)
-            .unwrap_or_else(|e| panic!("writing {value:?} to {file}: {e}"));
-    }
-
-    /// A shell that joins this cgroup, then execs `cmd`.
-    fn spawn(&self, cmd: &str) -> Child {
-        Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > {}/cgroup.procs && exec {cmd}",
-                self.dir.display()
-            ))
-            .spawn()
-            .unwrap()
-    }
-
-    /// The hog's limit on a v1 memory cgroup, swap included where the kernel accounts it.
-    fn limit_v1_memory(&self) {
-        self.write("memory.limit_in_bytes", HOG_LIMIT);
-        if self.dir.join("memory.memsw.limit_in_bytes").exists() {
-            let _ = std::fs::write(self.dir.join("memory.memsw.limit_in_bytes"), HOG_LIMIT);
-        }
-    }
-
-    fn populated(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
-            .map(|s| !s.trim().is_empty())
-            .unwrap_or(false)
-    }
-
-    fn rmdir(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => {
-                    eprintln!("rmdir {}: {e}", self.dir.display());
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
-            for pid in procs.split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        self.rmdir();
-    }
-}
 
 fn layout() -> Layout {
     Layout::detect().unwrap()
@@ -402,7 +315,7 @@ fn oom_only() -> CgroupWatchOptions {
 fn v1_oom_kill_comes_before_the_exit() {
     let _s = serial();
     let Some(cg) = v1_memory_cgroup() else { return };
-    cg.limit_v1_memory();
+    cg.limit_v1_memory(HOG_LIMIT);
     let h = Harness::new(MonitorOptions::default());
     let cw = watch(&h, &cg, oom_only());
     let run = OomRun::new(&h, &cg, cw, Duration::from_secs(30));
@@ -425,7 +338,7 @@ fn v1_oom_kill_comes_before_the_exit() {
 fn a_watch_its_owner_removed_ends_at_once_with_every_kill() {
     let _s = serial();
     let Some(cg) = v1_memory_cgroup() else { return };
-    cg.limit_v1_memory();
+    cg.limit_v1_memory(HOG_LIMIT);
     let h = Harness::new(MonitorOptions::default());
     let cw = watch(&h, &cg, oom_only());
     let status = cg.spawn(&hog_cmd()).wait().unwrap();

@@ -1,8 +1,12 @@
-//! Helpers for the integration tests: a monitor whose notifications land on a channel.
+//! Helpers for the integration tests: a monitor whose notifications land on a channel, and
+//! test cgroups.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -66,4 +70,89 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Open fds of this process, from /proc/self/fd.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A test cgroup in one hierarchy, removed (after killing its members) on drop.
+pub struct TestCgroup {
+    pub dir: PathBuf,
+    pub rel: String,
+}
+
+impl TestCgroup {
+    pub fn new(mount: &Path) -> Option<TestCgroup> {
+        let rel = format!(
+            "lifewatch-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = mount.join(&rel);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(TestCgroup { dir, rel }),
+            Err(e) => {
+                eprintln!("skip: cannot create {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+
+    pub fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.dir.join(file), value)
+            .unwrap_or_else(|e| panic!("writing {value:?} to {file}: {e}"));
+    }
+
+    /// A shell that joins this cgroup, then execs `cmd`.
+    pub fn spawn(&self, cmd: &str) -> Child {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {cmd}",
+                self.dir.display()
+            ))
+            .spawn()
+            .unwrap()
+    }
+
+    /// A v1 memory limit, swap included where the kernel accounts it.
+    pub fn limit_v1_memory(&self, limit: &str) {
+        self.write("memory.limit_in_bytes", limit);
+        if self.dir.join("memory.memsw.limit_in_bytes").exists() {
+            let _ = std::fs::write(self.dir.join("memory.memsw.limit_in_bytes"), limit);
+        }
+    }
+
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|s| !s.trim().is_empty())
+            .unwrap_or(false)
+    }
+
+    pub fn rmdir(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => {
+                    eprintln!("rmdir {}: {e}", self.dir.display());
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        self.rmdir();
+    }
 }

@@ -19,6 +19,7 @@ fn exit_of(h: &Harness) -> (i32, Option<ExitStatus>, ExitSource) {
             pid,
             status,
             source,
+            ..
         } => (*pid, *status, *source),
         other => panic!("not an exit: {other:?}"),
     }

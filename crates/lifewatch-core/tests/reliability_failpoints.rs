@@ -16,8 +16,8 @@ use common::{fallback, open_fds, serial, Harness};
 use lifewatch_core::cgroup::manage::limits::{Input, RawLimits};
 use lifewatch_core::cgroup::{Cgroup, Layout};
 use lifewatch_core::{
-    failpoint, CgroupWatchOptions, Code, Error, EventKind, FdKind, Monitor, MonitorOptions, Result,
-    WatchId,
+    failpoint, CgroupWatchOptions, Code, Error, EventKind, FdKind, HostOptions, Monitor,
+    MonitorOptions, Result, TreeOptions, WatchId,
 };
 use reliability::{only, psi_trigger, report, test_cgroups, Snapshot, TestDir};
 
@@ -71,6 +71,25 @@ const OPERATIONS: &[(&str, Operation)] = &[
         let m = Monitor::new(MonitorOptions::default(), Box::new(|| {}))?;
         m.watch_pid(cx.child.id() as i64)?;
         Ok(Some(m))
+    }),
+    ("watch_host + unwatch", |cx| {
+        let o = HostOptions {
+            exits: true,
+            ..Default::default()
+        };
+        let id = cx.pidfd.monitor.watch_host(o)?;
+        cx.pidfd.monitor.unwatch(id).map(|_| None)
+    }),
+    ("watch_tree + unwatch", |cx| {
+        let id = cx
+            .pidfd
+            .monitor
+            .watch_tree(cx.child.id() as i64, TreeOptions::default())?;
+        cx.pidfd.monitor.unwatch(id).map(|_| None)
+    }),
+    ("watch_oom_kills + unwatch", |cx| {
+        let id = cx.pidfd.monitor.watch_oom_kills(false)?;
+        cx.pidfd.monitor.unwatch(id).map(|_| None)
     }),
     ("signal through a watch", |cx| {
         cx.pidfd

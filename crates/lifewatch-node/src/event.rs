@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lifewatch_core::{signal, Counters, Event, EventKind, ExitStatus, Pressure, Stats};
+use lifewatch_core::{signal, Counters, Event, EventKind, ExitStatus, OomVictim, Pressure, Stats};
 use napi::bindgen_prelude::BigInt;
 use napi::Env;
 use napi_derive::napi;
@@ -24,8 +24,51 @@ pub enum NativeEvent {
         exit_code: Option<i32>,
         signal: Option<String>,
         core: Option<bool>,
-        #[napi(ts_type = "'pidfd' | 'waitid' | 'fallback'")]
+        #[napi(ts_type = "'pidfd' | 'waitid' | 'fallback' | 'connector'")]
         source: String,
+        ppid: Option<i32>,
+        comm: Option<String>,
+        cgroup: Option<String>,
+        remaining: Option<u32>,
+    },
+    Fork {
+        watch: u32,
+        time: BigInt,
+        pid: i32,
+        ppid: i32,
+        comm: Option<String>,
+        cgroup: Option<String>,
+    },
+    Exec {
+        watch: u32,
+        time: BigInt,
+        pid: i32,
+        ppid: Option<i32>,
+        comm: Option<String>,
+        cgroup: Option<String>,
+    },
+    OomKill {
+        watch: u32,
+        time: BigInt,
+        pid: i32,
+        comm: String,
+        uid: Option<u32>,
+        cgroup: Option<String>,
+        oom_cgroup: Option<String>,
+        #[napi(ts_type = "'memcg' | 'none' | 'cpuset' | 'memory_policy'")]
+        constraint: Option<String>,
+        total_vm: Option<f64>,
+        anon_rss: Option<f64>,
+        file_rss: Option<f64>,
+        shmem_rss: Option<f64>,
+        oom_score_adj: Option<i32>,
+    },
+    Lost {
+        watch: u32,
+        time: BigInt,
+        #[napi(ts_type = "'connector' | 'kmsg'")]
+        source: String,
+        count: Option<f64>,
     },
     Oom {
         watch: u32,
@@ -35,6 +78,7 @@ pub enum NativeEvent {
         deltas: HashMap<String, f64>,
         counters: HashMap<String, f64>,
         stats: NativeCgroupStats,
+        victims: Option<Vec<NativeOomVictim>>,
     },
     Pressure {
         watch: u32,
@@ -96,11 +140,14 @@ pub struct NativePsi {
     pub io: Option<NativePressure>,
 }
 
-/// PSI avg10 in percent: `some` (a task stalled), `full` (all stalled).
+/// PSI avg10 in percent: `some` (a task stalled), `full` (all stalled); and the total stall
+/// time of each in µs.
 #[napi(object, object_from_js = false)]
 pub struct NativePressure {
     pub some: Option<f64>,
     pub full: Option<f64>,
+    pub some_total: Option<f64>,
+    pub full_total: Option<f64>,
 }
 
 impl From<Pressure> for NativePressure {
@@ -108,8 +155,18 @@ impl From<Pressure> for NativePressure {
         NativePressure {
             some: p.some_avg10.map(|v| v as f64 / 100.0),
             full: p.full_avg10.map(|v| v as f64 / 100.0),
+            some_total: p.some_total.map(|v| v as f64),
+            full_total: p.full_total.map(|v| v as f64),
         }
     }
+}
+
+/// A victim an `oom` event names (from the monitor's OOM-kill watches).
+#[napi(object, object_from_js = false)]
+pub struct NativeOomVictim {
+    pub pid: i32,
+    pub comm: String,
+    pub cgroup: Option<String>,
 }
 
 pub fn counters(c: Counters) -> HashMap<String, f64> {
@@ -159,6 +216,10 @@ impl NativeEvent {
                 pid,
                 status,
                 source,
+                ppid,
+                comm,
+                cgroup,
+                remaining,
             } => {
                 let (exit_code, signal, core) = status_fields(status);
                 NativeEvent::Exit {
@@ -169,14 +230,82 @@ impl NativeEvent {
                     signal,
                     core,
                     source: source.as_str().into(),
+                    ppid,
+                    comm,
+                    cgroup,
+                    remaining,
                 }
             }
+            EventKind::Fork {
+                pid,
+                ppid,
+                comm,
+                cgroup,
+            } => NativeEvent::Fork {
+                watch,
+                time,
+                pid,
+                ppid,
+                comm,
+                cgroup,
+            },
+            EventKind::Exec {
+                pid,
+                ppid,
+                comm,
+                cgroup,
+            } => NativeEvent::Exec {
+                watch,
+                time,
+                pid,
+                ppid,
+                comm,
+                cgroup,
+            },
+            EventKind::OomKill(v) => {
+                let OomVictim {
+                    pid,
+                    comm,
+                    uid,
+                    cgroup,
+                    oom_cgroup,
+                    constraint,
+                    total_vm,
+                    anon_rss,
+                    file_rss,
+                    shmem_rss,
+                    oom_score_adj,
+                } = *v;
+                let bytes = |v: Option<u64>| v.map(|v| v as f64);
+                NativeEvent::OomKill {
+                    watch,
+                    time,
+                    pid,
+                    comm,
+                    uid,
+                    cgroup,
+                    oom_cgroup,
+                    constraint,
+                    total_vm: bytes(total_vm),
+                    anon_rss: bytes(anon_rss),
+                    file_rss: bytes(file_rss),
+                    shmem_rss: bytes(shmem_rss),
+                    oom_score_adj,
+                }
+            }
+            EventKind::Lost { source, count } => NativeEvent::Lost {
+                watch,
+                time,
+                source: source.as_str().into(),
+                count: count.map(|c| c as f64),
+            },
             EventKind::Oom {
                 cgroup,
                 kills,
                 deltas,
                 counters: totals,
                 stats,
+                victims,
             } => NativeEvent::Oom {
                 watch,
                 time,
@@ -185,6 +314,17 @@ impl NativeEvent {
                 deltas: counters(deltas),
                 counters: counters(totals),
                 stats: stats.into(),
+                // Only where the monitor watches OOM kills: absent otherwise, not empty.
+                victims: (!victims.is_empty()).then(|| {
+                    victims
+                        .into_iter()
+                        .map(|v| NativeOomVictim {
+                            pid: v.pid,
+                            comm: v.comm,
+                            cgroup: v.cgroup,
+                        })
+                        .collect()
+                }),
             },
             EventKind::Pressure {
                 cgroup,

@@ -12,6 +12,7 @@ mod cgroup_watch;
 mod doorbell;
 mod error;
 mod event;
+mod host;
 mod monitor;
 mod process;
 mod signal;

@@ -39,6 +39,8 @@ pub struct ReleasedFds {
     pub psi: u32,
     pub control: u32,
     pub timerfd: u32,
+    pub netlink: u32,
+    pub kmsg: u32,
 }
 
 impl From<Released> for ReleasedFds {
@@ -52,6 +54,8 @@ impl From<Released> for ReleasedFds {
             psi: n(FdKind::Psi),
             control: n(FdKind::Control),
             timerfd: n(FdKind::Timerfd),
+            netlink: n(FdKind::Netlink),
+            kmsg: n(FdKind::Kmsg),
         }
     }
 }

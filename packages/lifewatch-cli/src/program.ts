@@ -52,8 +52,12 @@ ${DURATIONS}`
 const WATCH = `Prints an event for each watched process as it exits (any process, child or not) and, for
 each watched cgroup, its OOM kills, pressure, populated/frozen changes and removal, on
 stdout (human lines, or NDJSON with --json). Says on stderr when its watches are in place.
+Host-wide, without a PID in advance: --host prints every process exit on the host (the
+kernel's process events connector), --tree a process and every descendant it forks until the
+last is gone, --oom-kills every OOM kill with its victim and cgroup (the kernel log); --forks
+and --execs add those to --host and --tree. --host and --oom-kills run until a signal.
 
-Exit status: 0 once every process has exited and every cgroup has been removed; 130 on
+Exit status: 0 once every process (and tree) has exited and every cgroup has been removed; 130 on
 SIGINT (Ctrl-C), 143 on SIGTERM; 125 when a target could
 not be watched or a flag is bad.`
 
@@ -144,9 +148,14 @@ export function program(actions: Actions, done: (status: number) => void): Comma
   option(run, '--json', 'reports as NDJSON lines wherever they go')
   run.action(act(actions.run))
 
-  const watch = command(p, 'watch', 'watch processes and cgroups until they end', WATCH)
+  const watch = command(p, 'watch', 'watch processes, process trees, cgroups or the whole host', WATCH)
   option(watch, '--pid <pid>', 'a process to watch (repeatable)', { parse: many((v) => pid('--pid', v)) })
   option(watch, '--cgroup <path>', 'a cgroup to watch (repeatable): lifewatch/job1 or a directory under a cgroup mount', { parse: many((v) => v) })
+  option(watch, '--host', "every process exit on the host, with its parent, name and cgroup")
+  option(watch, '--tree <pid>', 'a process and all its descendants, until the last exits (repeatable)', { parse: many((v) => pid('--tree', v)) })
+  option(watch, '--oom-kills', 'every OOM kill on the host, with its victim and cgroup')
+  option(watch, '--forks', 'with --host or --tree: each process created')
+  option(watch, '--execs', 'with --host or --tree: each execve')
   option(watch, '--pressure <level>', 'with --cgroup, v1 memory.pressure_level: low|medium|critical[,local|hierarchy]', { values: ['low', 'medium', 'critical'] })
   option(watch, '--json', 'events as NDJSON lines')
   watch.action(act(actions.watch))

@@ -53,6 +53,12 @@ export async function top(f: TopFlags): Promise<number> {
   const tty = !f.json && process.stdout.isTTY === true
   const p = paint(colorsFor(process.stdout))
   const monitor = new Monitor()
+  // With the kernel log readable, each oom event names its victims; without, it counts them.
+  try {
+    monitor.watchOomKills()
+  } catch (e) {
+    if (!(e instanceof LifewatchError)) throw e
+  }
   const watched = new Map<string, number>()
   const rows = new Map<string, Row>()
   const lastCpu = new Map<string, { usec: number; at: number }>()

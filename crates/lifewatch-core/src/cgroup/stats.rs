@@ -68,7 +68,7 @@ pub fn snapshot(layout: &Layout, cg: &CgroupPath) -> Stats {
     s
 }
 
-/// A PSI file's avg10 figures; `None` when the file is absent or unreadable (PSI off).
+/// A PSI file's avg10 and total figures; `None` when the file is absent or unreadable (PSI off).
 fn read_pressure(path: &Path) -> Option<Pressure> {
     std::fs::read_to_string(path)
         .ok()
@@ -85,18 +85,23 @@ fn hundredths(v: &str) -> Option<u32> {
     int.parse::<u32>().ok()?.checked_mul(100)?.checked_add(frac)
 }
 
-/// `some avg10=1.50 avg60=… total=…` and `full …` lines.
+/// `some avg10=1.50 avg60=… total=…` and `full …` lines: avg10 and total.
 pub fn parse_pressure(text: &str) -> Pressure {
     let mut p = Pressure::default();
     for line in text.lines() {
         let mut it = line.split_whitespace();
         let kind = it.next();
-        let avg10 = it
-            .find_map(|f| f.strip_prefix("avg10="))
-            .and_then(hundredths);
+        let (mut avg10, mut total) = (None, None);
+        for f in it {
+            if let Some(v) = f.strip_prefix("avg10=") {
+                avg10 = hundredths(v);
+            } else if let Some(v) = f.strip_prefix("total=") {
+                total = v.parse().ok();
+            }
+        }
         match kind {
-            Some("some") => p.some_avg10 = avg10,
-            Some("full") => p.full_avg10 = avg10,
+            Some("some") => (p.some_avg10, p.some_total) = (avg10, total),
+            Some("full") => (p.full_avg10, p.full_total) = (avg10, total),
             _ => {}
         }
     }
@@ -154,6 +159,7 @@ mod tests {
     fn parses_pressure_files() {
         let p = parse_pressure("some avg10=12.34 avg60=1.00 avg300=0.10 total=99\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=7\n");
         assert_eq!((p.some_avg10, p.full_avg10), (Some(1234), Some(50)));
+        assert_eq!((p.some_total, p.full_total), (Some(99), Some(7)));
         assert_eq!(
             parse_pressure("garbage\nsome avg60=1\n"),
             Pressure::default()
@@ -268,7 +274,9 @@ mod tests {
             s.psi_io,
             Some(Pressure {
                 some_avg10: Some(0),
-                full_avg10: Some(0)
+                full_avg10: Some(0),
+                some_total: Some(0),
+                full_total: Some(0),
             })
         );
         assert_eq!(s.psi_cpu, None);

@@ -1,11 +1,19 @@
 //! Processes: pidfds and their syscalls, exits, the process handle, the reactor source
-//! that reports an exit, signals, spawning into a cgroup, the child subreaper; and the process
-//! watches of one monitor (`Processes`), which share one pidfd per process.
+//! that reports an exit, signals, spawning into a cgroup, the child subreaper; the process
+//! watches of one monitor (`Processes`), which share one pidfd per process; and the
+//! host-wide streams: the process events connector (`cn_proc`, `connector`, `host`) and the
+//! kernel log's OOM kills (`kmsg_record`, `kmsg`).
 
+pub mod cn_proc;
+pub mod connector;
 pub mod exit;
 pub mod handle;
+pub mod host;
+pub mod kmsg;
+pub mod kmsg_record;
 pub mod pid;
 pub mod pidfd;
+pub mod procfs;
 pub mod procstat;
 pub mod signal;
 pub mod spawn;

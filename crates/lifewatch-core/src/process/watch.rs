@@ -57,6 +57,10 @@ impl ProcessWatch {
                 pid: self.process.pid(),
                 status,
                 source,
+                ppid: None,
+                comm: None,
+                cgroup: None,
+                remaining: None,
             },
         });
         Keep::No

@@ -15,6 +15,7 @@ use crate::cgroup::layout::Layout;
 use crate::cgroup::path::CgroupPath;
 use crate::cgroup::stats::{self, Counters};
 use crate::event::{Event, EventKind, WatchId};
+use crate::process::kmsg::SharedKmsg;
 use crate::reactor::Keep;
 
 /// Which memory counters an OOM watch reads.
@@ -102,6 +103,8 @@ pub struct Hub {
     pub(crate) inotify: Option<InotifyState>,
     /// IN_Q_OVERFLOW seen on the inotify fd: each one cost a re-read of every watch.
     pub(crate) overflows: u64,
+    /// The monitor's OOM-kill watches, whose victims `oom` events name.
+    pub(crate) kmsg: Option<SharedKmsg>,
 }
 
 pub type SharedHub = Arc<Mutex<Hub>>;

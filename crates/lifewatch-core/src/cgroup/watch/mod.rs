@@ -28,6 +28,7 @@ use crate::cgroup::stats::{self, Counters};
 use crate::error::{Code, Error, Result, SysResult};
 use crate::event::{monotonic_ns, Event, EventKind, WatchId};
 use crate::fd::{CountedFd, Release, Released};
+use crate::process::kmsg::{self, SharedKmsg};
 use crate::reactor::{AfterTurn, Reactor, Registration, Source};
 use hub::{lock, CgWatch, EventsState, Hub, OomFile, OomState, SharedHub, WdKind};
 use plan::Plan;
@@ -41,8 +42,8 @@ fn is_exit(e: &Event) -> bool {
     matches!(e.kind, EventKind::Exit { .. })
 }
 
-/// Puts `flushed` and every `oom` that comes after the first exit of `out` right before that
-/// exit, keeping the order of the rest.
+/// Puts `flushed` and every `oom` and `oomKill` that comes after the first exit of `out`
+/// right before that exit, keeping the order of the rest.
 fn ooms_before_exits(out: &mut Vec<Event>, flushed: Vec<Event>) {
     let Some(i) = out.iter().position(is_exit) else {
         return;
@@ -50,7 +51,7 @@ fn ooms_before_exits(out: &mut Vec<Event>, flushed: Vec<Event>) {
     let (late, rest): (Vec<_>, Vec<_>) = out
         .split_off(i)
         .into_iter()
-        .partition(|e| matches!(e.kind, EventKind::Oom { .. }));
+        .partition(|e| matches!(e.kind, EventKind::Oom { .. } | EventKind::OomKill(_)));
     out.extend(flushed);
     out.extend(late);
     out.extend(rest);
@@ -81,19 +82,24 @@ fn read_baseline(file: &Path) -> Result<Counters> {
 
 impl CgroupWatcher {
     /// `root`: a cgroup tree to use instead of the mounted hierarchies (`Layout::from_root`).
-    pub fn new(root: Option<PathBuf>) -> CgroupWatcher {
+    /// `kmsg`: the monitor's OOM-kill watches, whose victims `oom` events name.
+    pub fn new(root: Option<PathBuf>, kmsg: Option<SharedKmsg>) -> CgroupWatcher {
         CgroupWatcher {
             root,
-            hub: Arc::new(Mutex::new(Hub::default())),
+            hub: Arc::new(Mutex::new(Hub {
+                kmsg,
+                ..Hub::default()
+            })),
             init: Mutex::new(()),
             system: Mutex::new(HashSet::new()),
         }
     }
 
     /// What a monitor runs after each turn: an OOM kill counted before the exit it caused is
-    /// reported before that exit: counters not yet reported are read now (see
-    /// `Hub::flush_oom`), and an `oom` a source reported in this turn after an exit (epoll
-    /// lists ready fds in no particular order) moves ahead of it.
+    /// reported before that exit: the kernel log's waiting records and the counters not yet
+    /// reported are read now (see `Hub::flush_oom`), and an `oom` or `oomKill` a source
+    /// reported in this turn after an exit (epoll lists ready fds in no particular order)
+    /// moves ahead of it.
     pub fn before_exits(&self) -> AfterTurn {
         let hub = Arc::clone(&self.hub);
         Box::new(move |turn| {
@@ -102,6 +108,9 @@ impl CgroupWatcher {
             }
             let mut flushed = Vec::new();
             let mut hub = lock(&hub);
+            if let Some(k) = hub.kmsg.as_ref() {
+                kmsg::drain_all(k, turn.time, &mut flushed);
+            }
             hub.flush_oom(turn.time, &mut flushed);
             ooms_before_exits(turn.out, flushed);
             if let Some((key, at)) = hub.v2_wake() {
@@ -459,6 +468,10 @@ mod tests {
                 pid: 7,
                 status: None,
                 source: ExitSource::Pidfd,
+                ppid: None,
+                comm: None,
+                cgroup: None,
+                remaining: None,
             },
         }
     }
@@ -473,6 +486,7 @@ mod tests {
                 deltas: Default::default(),
                 counters: Default::default(),
                 stats: Default::default(),
+                victims: Vec::new(),
             },
         }
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::stats::{self, Counters};
 use crate::cgroup::watch::hub::{snapshot, Hub, OomFile};
-use crate::event::{Event, EventKind, WatchId};
+use crate::event::{Event, EventKind, OomVictim, WatchId};
+use crate::process::kmsg;
 
 /// How long an OOM waits for its kill. The kernel counts the kill microseconds after the
 /// OOM (v2) or after notifying (v1), so the wait runs out only when there is no kill: no
@@ -83,8 +84,53 @@ impl Hub {
             deltas,
             counters,
             stats: snapshot(self.layout.as_ref(), &w.path),
+            victims: self.victims(watch, kills, time, out),
         };
         Self::push(out, watch, time, kind);
+    }
+
+    /// The kills the monitor's OOM-kill watches read for this watch's cgroup, at most
+    /// `kills`. The kernel counts a kill, then logs it (`mm/oom_kill.c`): by the time the
+    /// count is read the record is normally there, so the log is read right now, before the
+    /// `oom` event (its `oomKill` events come first). A victim belongs to a watched cgroup
+    /// as the counter it raised does: v1 counts a kill in the victim's own cgroup
+    /// (`task_memcg`) only; v2's `memory.events` in that cgroup and every ancestor, and
+    /// `memory.events.local` in the victim's own.
+    fn victims(
+        &self,
+        watch: WatchId,
+        kills: u64,
+        time: u64,
+        out: &mut Vec<Event>,
+    ) -> Vec<OomVictim> {
+        let (Some(k), Some(w)) = (self.kmsg.as_ref(), self.watches.get(&watch)) else {
+            return Vec::new();
+        };
+        let Some(oom) = w.oom.as_ref().filter(|_| kills > 0 && kmsg::watching(k)) else {
+            return Vec::new();
+        };
+        kmsg::drain_all(k, time, out);
+        let layout = self.layout.as_ref();
+        let (root, subtree) = match oom.kind {
+            OomFile::V1 => (layout.and_then(|l| l.v1.get("memory")), false),
+            OomFile::V2 => (
+                layout.and_then(|l| l.unified.as_ref()),
+                !oom.file.ends_with("memory.events.local"),
+            ),
+        };
+        // The kernel prints paths from the hierarchy's root, a mount may show less of it.
+        let root = root.map_or("", |h| h.root.trim_end_matches('/'));
+        let path = format!("{root}{}", w.name()).replace("//", "/");
+        kmsg::claim(k, watch, kills, |v| {
+            v.cgroup.as_deref().is_some_and(|cg| {
+                cg == path
+                    || (subtree
+                        && (path == "/"
+                            || cg
+                                .strip_prefix(path.as_str())
+                                .is_some_and(|r| r.starts_with('/'))))
+            })
+        })
     }
 
     /// The cgroup is gone with an OOM still waiting for its kill: report the OOM alone
