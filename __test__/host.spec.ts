@@ -229,3 +229,27 @@ if (noUnpriv) console.log(`host.spec: SKIPPED: unprivileged: ${noUnpriv}`)
   t.deepEqual(out.inUse, { netlink: out.host.code === 'ok' ? 1 : 0, kmsg: 0 })
   t.deepEqual(out.unhandled, [])
 })
+
+test('a host stream is queued for the iterator only once the monitor is iterated: listening on the watch alone builds no queue', async (t) => {
+  const monitor = new Monitor()
+  t.teardown(() => monitor.close())
+  const host = monitor.watchHost()
+  const before = sh('exit 3')
+  await host.waitFor((ev) => ev.type === 'exit' && ev.pid === before.pid, { signal: AbortSignal.timeout(10_000) })
+  await reaped(before)
+  // Iterated from here on: the next exit comes through the iterator, the earlier one never does.
+  const it = monitor.events()[Symbol.asyncIterator]()
+  const after = sh('exit 4')
+  let first: LifewatchEvent | undefined
+  for (;;) {
+    const r = await it.next()
+    if (r.done) break
+    if (r.value.type === 'exit' && (r.value.pid === before.pid || r.value.pid === after.pid)) {
+      first = r.value
+      break
+    }
+  }
+  await reaped(after)
+  t.like(first, { type: 'exit', pid: after.pid, exitCode: 4 }, 'the exit before the iteration was the watch listeners\' alone')
+  await it.return!()
+})

@@ -480,6 +480,10 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     if (this.#closed) return
     for (const ev of batch) {
       const tracked = this.#tracked.get(ev.watch)
+      // A host-wide stream (thousands of events a second on a busy host) is queued for the
+      // iterator only while the monitor is iterated: a program that reads it through its
+      // watch's listeners alone must not grow without bound.
+      const unqueued = !this.#iterating && tracked !== undefined && !(tracked.watch instanceof CgroupWatch)
       if (tracked?.feed.event(ev)) this.#tracked.delete(ev.watch)
       if (ev.type === 'exit') {
         const own = this.#watches.get(ev.watch)
@@ -491,6 +495,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
         // The monitor itself failed (its wait loop stopped): no watch will ever settle.
         this.#failAll(ev.error)
       }
+      if (unqueued) continue
       const p = this.#pending.shift()
       if (p) p.resolve({ done: false, value: ev })
       else this.#queue.push(ev)
