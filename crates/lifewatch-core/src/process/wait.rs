@@ -11,7 +11,7 @@ use rustix::time::Timespec;
 
 use crate::error::Result;
 use crate::event::{monotonic_ns, ExitSource};
-use crate::process::exit::{self, zombie, Zombie};
+use crate::process::exit::{self, wait_pid, zombie, Zombie};
 use crate::process::handle::Process;
 use crate::process::subreaper;
 use crate::reactor::waiter::{self, Done, Op, OpCx, WaitHandle};
@@ -78,14 +78,21 @@ impl Op for ExitWait {
                     self.reap || p.is_child(),
                 )
             }
-            None => match zombie(p.pid(), p.start_time()) {
-                Zombie::Status(st) => (Some(st), ExitSource::Fallback),
-                Zombie::Gone => (None, ExitSource::Fallback),
-                Zombie::Running => {
-                    cx.wake_at(Instant::now() + self.backoff);
-                    self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
-                    return None;
-                }
+            // Without pidfd a child's status (and reaping it) is waitid's, by PID.
+            None => match (self.reap || p.is_child())
+                .then(|| wait_pid(p.pid(), p.start_time(), self.reap))
+                .flatten()
+            {
+                Some(st) => (Some(st), ExitSource::Fallback),
+                None => match zombie(p.pid(), p.start_time()) {
+                    Zombie::Status(st) => (Some(st), ExitSource::Fallback),
+                    Zombie::Gone => (None, ExitSource::Fallback),
+                    Zombie::Running => {
+                        cx.wake_at(Instant::now() + self.backoff);
+                        self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
+                        return None;
+                    }
+                },
             },
         };
         Some(Ok(Exited {
@@ -115,4 +122,16 @@ pub fn wait_exit(process: Arc<Process>, reap: bool, done: Done<Exited>) -> Resul
         },
         done,
     )
+}
+
+/// Hands a child lifewatch spawned, whose watch ended before it exited, to the shared waiter,
+/// which reaps it once it exits (nothing is told: nobody waits for it any more). Gives the
+/// process back when the waiter cannot take it (it could not start: no fds left).
+pub fn reap_when_exited(process: Arc<Process>) -> std::result::Result<(), Arc<Process>> {
+    let keep = Arc::clone(&process);
+    match wait_exit(process, true, Box::new(|_| {})) {
+        // The handle only cancels the wait: dropping it leaves the wait running.
+        Ok(_) => Ok(()),
+        Err(_) => Err(keep),
+    }
 }
