@@ -110,6 +110,20 @@ test('kill only if running: an exited task is not signalled, its exit code is re
   t.deepEqual(result.cgroupsRemoved, ['/sys/fs/cgroup/memory/lw-test'])
 })
 
+test("a task's wait and kill pending while its monitor closes still end with the exit (the task's own pidfd)", async (t) => {
+  const monitor = new Monitor()
+  const task = await Task.spawn('sleep', ['30'], { monitor, stdio: 'ignore' })
+  const waited = task.wait()
+  // SIGCONT does not end it: SIGKILL follows 100 ms later, after the monitor closed.
+  const killed = task.kill('SIGCONT', { timeout: 100 })
+  monitor.close()
+  const [exit, k] = await Promise.all([waited, killed])
+  t.is(exit.signal, 'SIGKILL')
+  t.is(k.exit.signal, 'SIGKILL')
+  t.true(k.forced)
+  t.false(task.running)
+})
+
 test('an attached non-child: process.executable.name from /proc, exit seen through the pidfd', async (t) => {
   const o = otel()
   const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }

@@ -185,6 +185,8 @@ export class Task implements AsyncDisposable {
   /** The exit seen through the task's own pidfd, once its monitor's watch ended first; `held`
    *  when that wait keeps Node alive. */
   #following: { exit: Promise<ExitEvent>; held: boolean } | undefined
+  /** Settles when the monitor's watch ends: true when it reported the exit (then known). */
+  #watchEnded: Promise<boolean>
   #ooms: OomRecord[] = []
   #cgroup: CgroupLike | undefined
   #cgroupPath: string | undefined
@@ -217,14 +219,18 @@ export class Task implements AsyncDisposable {
     this.#cgroupPath = init.cgroupPath ?? init.cgroup?.path
     this.#ownsCgroup = init.ownsCgroup
     const exits = telemetry(init.telemetry).processExits
-    this.#watch.wait().then(
+    this.#watchEnded = this.#watch.wait().then(
       (exit) => {
         this.#exited(exit)
         exits.add(1, { [ATTR.exitKind]: exit.signal ? 'signaled' : exit.exitCode !== undefined ? 'exited' : 'unknown' })
+        return true
       },
       // The monitor closed (or unwatched) first: the task's own pidfd takes over, without
       // keeping Node alive for it, so that a child lifewatch spawned is still reaped.
-      () => this.#reaps && void this.#follow(false).catch(() => {}),
+      () => {
+        if (this.#reaps) void this.#follow(false).catch(() => {})
+        return false
+      },
     )
   }
 
@@ -365,12 +371,15 @@ export class Task implements AsyncDisposable {
     })
   }
 
-  /** Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. */
+  /**
+   * Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. Its
+   * monitor closing (or the watch removed) meanwhile does not end the wait: the task's own
+   * pidfd tells the exit then.
+   */
   async wait(options?: WaitOptions): Promise<ExitEvent> {
     const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
     if (this.#exit) return this.#exit
-    if (this.#watch.active) return this.#watch.wait({ signal })
-    const exit = await within(Infinity, signal, () => this.#follow(true))
+    const exit = await within(Infinity, signal, async () => ((await this.#watchEnded) ? this.#exit! : this.#follow(true)))
     return exit as ExitEvent
   }
 
