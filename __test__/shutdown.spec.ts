@@ -124,6 +124,17 @@ test("a task's wait and kill pending while its monitor closes still end with the
   t.false(task.running)
 })
 
+test("a task of a plain child on a polling monitor has the status Node's child_process saw", async (t) => {
+  // Polled every 100 ms by then, the exit is seen only after Node reaped the child.
+  const monitor = new Monitor({ forceFallback: true })
+  const task = await Task.spawn('sh', ['-c', 'sleep 0.3; exit 3'], { monitor, stdio: 'ignore' })
+  const exit = await task.wait()
+  t.is(exit.source, 'fallback')
+  t.is(exit.exitCode, 3)
+  t.is(task.exit?.exitCode, 3)
+  monitor.close()
+})
+
 test('an attached non-child: process.executable.name from /proc, exit seen through the pidfd', async (t) => {
   const o = otel()
   const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }

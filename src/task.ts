@@ -220,7 +220,8 @@ export class Task implements AsyncDisposable {
     this.#ownsCgroup = init.ownsCgroup
     const exits = telemetry(init.telemetry).processExits
     this.#watchEnded = this.#watch.wait().then(
-      (exit) => {
+      async (reported) => {
+        const exit = await this.#withStatus(reported)
         this.#exited(exit)
         exits.add(1, { [ATTR.exitKind]: exit.signal ? 'signaled' : exit.exitCode !== undefined ? 'exited' : 'unknown' })
         return true
@@ -449,14 +450,27 @@ export class Task implements AsyncDisposable {
       const exit = new Promise<ExitEvent>((resolve, reject) =>
         handle.waitExit(this.#reaps, hold, (outcome) => {
           if (!outcome.exit) return reject(outcome.error)
-          const ev: ExitEvent = { type: 'exit', watch: this.#watch.id, pid: this.pid, ...(outcome.exit as NativeExit<typeof outcome.exit>) }
-          this.#exited(ev)
-          resolve(ev)
+          void this.#withStatus({ type: 'exit', watch: this.#watch.id, pid: this.pid, ...(outcome.exit as NativeExit<typeof outcome.exit>) }).then((ev) => {
+            this.#exited(ev)
+            resolve(this.#exit!)
+          })
         }),
       )
       this.#following = { exit, held: hold }
     }
     return this.#following.exit
+  }
+
+  /**
+   * The exit with the status Node's child_process saw, where the watch could tell none (a
+   * polling watch, as on kernels without pidfd: Node reaps its own children at once).
+   */
+  async #withStatus(exit: ExitEvent): Promise<ExitEvent> {
+    const c = this.child
+    if (!c || exit.exitCode !== undefined || exit.signal !== undefined) return exit
+    if (c.exitCode === null && c.signalCode === null) await once(c, 'exit')
+    if (c.signalCode !== null) return { ...exit, signal: c.signalCode }
+    return c.exitCode === null ? exit : { ...exit, exitCode: c.exitCode }
   }
 
   #exited(exit: ExitEvent): void {
