@@ -135,6 +135,22 @@ test("a task of a plain child on a polling monitor has the status Node's child_p
   monitor.close()
 })
 
+const isRoot = process.getuid?.() === 0
+if (!isRoot) console.log('shutdown.spec: SKIPPED: a task in a cgroup followed after its monitor closed: creating cgroups needs root')
+;(isRoot ? test : test.skip)('a task in a cgroup, its monitor closed: a wait that holds Node alongside the one that does not ends with the exit', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: `lifewatch-test-${process.pid}-follow`, stdio: 'ignore' })
+  // The task now follows its process through its own pidfd (without holding Node); a wait
+  // then adds one that holds Node, on the same pidfd.
+  monitor.close()
+  await new Promise((r) => setImmediate(r))
+  const waited = task.wait()
+  task.signal('SIGKILL')
+  t.is((await waited).signal, 'SIGKILL')
+  await platform.close()
+})
+
 test('an attached non-child: process.executable.name from /proc, exit seen through the pidfd', async (t) => {
   const o = otel()
   const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }

@@ -119,21 +119,19 @@ impl Source for ProcessWatch {
     }
 
     fn release(self: Box<Self>, how: Release, released: &mut Released) {
-        let pid = self.process.pid();
-        let mut process = Some(self.process);
         if self.reap && !self.reported {
             // Ended before the exit (unwatched, its monitor closed, collected or its worker
             // terminated): nothing else in this process waits for a child lifewatch spawned
             // (Node's libuv waits for its own only), so the shared waiter reaps it when it
-            // exits, rather than leaving a zombie. Its pidfd stays open until then.
-            process = process.and_then(|p| wait::reap_when_exited(p).err());
+            // exits, rather than leaving a zombie.
+            wait::reap_when_exited(&self.process);
         }
         if self.reap {
-            subreaper::unclaim(pid);
+            subreaper::unclaim(self.process.pid());
         }
         // Another owner may hold it a moment longer (a signal in flight): its fd then closes
         // when that owner lets go.
-        if let Some(p) = process.and_then(|p| Arc::try_unwrap(p).ok()) {
+        if let Ok(p) = Arc::try_unwrap(self.process) {
             p.release(how, released);
         }
     }
