@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 
 import test from 'ava'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
@@ -149,6 +149,23 @@ if (!isRoot) console.log('shutdown.spec: SKIPPED: a task in a cgroup followed af
   task.signal('SIGKILL')
   t.is((await waited).signal, 'SIGKILL')
   await platform.close()
+})
+
+if (!isRoot) console.log('shutdown.spec: SKIPPED: a platform closed again after its cleanup ran out of time: creating cgroups needs root')
+;(isRoot ? test : test.skip)('a platform whose cleanup ran out of time removes its cgroup when closed again', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const path = `lifewatch-test-${process.pid}-retry`
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: path, stdio: 'ignore' })
+  // No time for any step: the cgroup manager's close is stopped before it removed anything.
+  const e = await t.throwsAsync(shutdown(task, { monitor, platform, killTimeout: 0, stepTimeout: 0 }), { instanceOf: ShutdownError })
+  t.true(e!.errors.every((x: { code?: string }) => x.code === 'ERR_TIMEOUT'))
+  t.deepEqual(platform.cgroups.map((c) => c.path), [`/${path}`])
+  const r = await platform.close()
+  t.deepEqual(r.cgroupManager.deleted, [`/${path}`])
+  t.deepEqual(platform.cgroups, [])
+  t.deepEqual(readdirSync('/sys/fs/cgroup').filter((h) => existsSync(`/sys/fs/cgroup/${h}/${path}`)), [])
+  t.true(platform.closed)
 })
 
 test('an attached non-child: process.executable.name from /proc, exit seen through the pidfd', async (t) => {
