@@ -337,6 +337,8 @@ test('bad arguments reject with ERR_INVALID_ARGUMENT', async (t) => {
   const monitor = new Monitor()
   const task = await Task.spawn('sleep', ['60'], { monitor, stdio: 'ignore' })
   await t.throwsAsync(shutdown(task, { stepTimeout: -1 }), { code: 'ERR_INVALID_ARGUMENT' } as never)
+  await t.throwsAsync(shutdown(task, { killTimeout: null } as never), { code: 'ERR_INVALID_ARGUMENT', message: /options.killTimeout is null/ } as never)
+  await t.throwsAsync(task.kill('SIGTERM', { timeout: null } as never), { code: 'ERR_INVALID_ARGUMENT' } as never)
   await t.throwsAsync(Task.spawn('/nonexistent/cmd', [], { monitor, stdio: 'ignore' }), { code: 'ERR_NO_SUCH_COMMAND' } as never)
   await t.throwsAsync(shutdown(task, { timeout: 5 } as never), { code: 'ERR_INVALID_ARGUMENT', message: /options.timeout is not an option/ } as never)
   await shutdown(task, { monitor })
