@@ -332,6 +332,26 @@ test('no SDK registered: shutdown works and the API is a no-op', async (t) => {
   t.is(result.exit?.signal, 'SIGTERM')
 })
 
+test('Task.spawn on a closed monitor rejects with ERR_CLOSED and leaves no process running', async (t) => {
+  const monitor = new Monitor()
+  monitor.close()
+  // An argument no other test uses: its process is found by its command line.
+  const arg = `30.${process.pid}${Date.now() % 1000}`
+  await t.throwsAsync(Task.spawn('sleep', [arg], { monitor, stdio: 'ignore' }), { code: 'ERR_CLOSED' } as never)
+  const running = () =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8') === `sleep\0${arg}\0`
+        } catch {
+          return false
+        }
+      })
+  for (let i = 0; i < 200 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 10))
+  t.deepEqual(running(), [])
+})
+
 test('bad arguments reject with ERR_INVALID_ARGUMENT', async (t) => {
   await t.throwsAsync(shutdown(undefined as never), { code: 'ERR_INVALID_ARGUMENT' } as never)
   const monitor = new Monitor()

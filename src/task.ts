@@ -8,7 +8,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { constants as osConstants } from 'node:os'
 import { basename } from 'node:path'
 
-import type { CgroupWatch } from './cgroup-watch.js'
+import { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError, invalid } from './errors.js'
 import type { ExitEvent, NativeExit, OomEvent } from './events.js'
 import { escalate, type KillResult } from './kill.js'
@@ -238,7 +238,8 @@ export class Task implements AsyncDisposable {
   /**
    * Starts `cmd args` and watches it from its first instant: into `options.cgroup` when given
    * (through the cgroup's spawn), otherwise as a plain Node child process. A missing command is
-   * `ERR_NO_SUCH_COMMAND` either way.
+   * `ERR_NO_SUCH_COMMAND` either way. A spawn that fails (a closed monitor: `ERR_CLOSED`)
+   * leaves no process running.
    */
   static async spawn(cmd: string, args: string[] = [], options: SpawnOptions): Promise<Task> {
     const opts = checkOptions<SpawnOptions>(options, 'options', {
@@ -257,14 +258,18 @@ export class Task implements AsyncDisposable {
     if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
     const monitor = opts.monitor
     if (!(monitor instanceof Monitor)) throw invalid('options.monitor must be a Monitor')
+    if (opts.oomWatch !== undefined && !(opts.oomWatch instanceof CgroupWatch)) throw invalid('options.oomWatch must be a CgroupWatch (monitor.watchCgroup)')
     const tel = { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider }
     const subreaper = opts.subreaper ? Subreaper.enable() : undefined
+    /** Ends the process if the spawn fails after it started. */
+    let started: (() => void) | undefined
     try {
       const common = { monitor, executableName: basename(cmd), containerId: opts.containerId, telemetry: tel }
       let task: Task
       if (opts.cgroup) {
         if (typeof opts.cgroup.spawn !== 'function') throw invalid(`cgroup ${opts.cgroup.path} cannot spawn processes`)
         const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: cgroupStdio(opts.stdio), env: envOf(opts.env), cwd: opts.cwd })
+        started = () => monitor.signal(watch, 'SIGKILL')
         task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true, reaps: true })
       } else {
         // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's
@@ -281,6 +286,7 @@ export class Task implements AsyncDisposable {
           throw spawnError(cmd, opts.cwd, err)
         }
         child.on('error', () => {}) // reported through the exit event
+        started = () => child.kill('SIGKILL')
         const watch = monitor.watchPid(child.pid)
         task = new Task({ ...common, watch, child, ownsCgroup: false, reaps: false })
       }
@@ -291,6 +297,14 @@ export class Task implements AsyncDisposable {
       }
       return task
     } catch (e) {
+      // Failed once the process had started (its monitor closed or aborted, no fds left to
+      // watch it): nobody would own it, so it must not run on. Our unreaped child keeps its
+      // PID, so the signal cannot reach another process.
+      try {
+        started?.()
+      } catch {
+        // already gone
+      }
       subreaper?.disable()
       throw e
     }
