@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 
 import test from 'ava'
 import { SpanStatusCode, trace } from '@opentelemetry/api'
@@ -108,6 +108,64 @@ test('kill only if running: an exited task is not signalled, its exit code is re
   t.deepEqual(o.span(SPAN.cgroupManager).attributes['lifewatch.cgroup.path'], ['/sys/fs/cgroup/memory/lw-test'])
   t.is(o.span(SPAN.platformCleanup).attributes['lifewatch.fd.released'], 5)
   t.deepEqual(result.cgroupsRemoved, ['/sys/fs/cgroup/memory/lw-test'])
+})
+
+test("a task's wait and kill pending while its monitor closes still end with the exit (the task's own pidfd)", async (t) => {
+  const monitor = new Monitor()
+  const task = await Task.spawn('sleep', ['30'], { monitor, stdio: 'ignore' })
+  const waited = task.wait()
+  // SIGCONT does not end it: SIGKILL follows 100 ms later, after the monitor closed.
+  const killed = task.kill('SIGCONT', { timeout: 100 })
+  monitor.close()
+  const [exit, k] = await Promise.all([waited, killed])
+  t.is(exit.signal, 'SIGKILL')
+  t.is(k.exit.signal, 'SIGKILL')
+  t.true(k.forced)
+  t.false(task.running)
+})
+
+test("a task of a plain child on a polling monitor has the status Node's child_process saw", async (t) => {
+  // Polled every 100 ms by then, the exit is seen only after Node reaped the child.
+  const monitor = new Monitor({ forceFallback: true })
+  const task = await Task.spawn('sh', ['-c', 'sleep 0.3; exit 3'], { monitor, stdio: 'ignore' })
+  const exit = await task.wait()
+  t.is(exit.source, 'fallback')
+  t.is(exit.exitCode, 3)
+  t.is(task.exit?.exitCode, 3)
+  monitor.close()
+})
+
+const isRoot = process.getuid?.() === 0
+if (!isRoot) console.log('shutdown.spec: SKIPPED: a task in a cgroup followed after its monitor closed: creating cgroups needs root')
+;(isRoot ? test : test.skip)('a task in a cgroup, its monitor closed: a wait that holds Node alongside the one that does not ends with the exit', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: `lifewatch-test-${process.pid}-follow`, stdio: 'ignore' })
+  // The task now follows its process through its own pidfd (without holding Node); a wait
+  // then adds one that holds Node, on the same pidfd.
+  monitor.close()
+  await new Promise((r) => setImmediate(r))
+  const waited = task.wait()
+  task.signal('SIGKILL')
+  t.is((await waited).signal, 'SIGKILL')
+  await platform.close()
+})
+
+if (!isRoot) console.log('shutdown.spec: SKIPPED: a platform closed again after its cleanup ran out of time: creating cgroups needs root')
+;(isRoot ? test : test.skip)('a platform whose cleanup ran out of time removes its cgroup when closed again', async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const path = `lifewatch-test-${process.pid}-retry`
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: path, stdio: 'ignore' })
+  // No time for any step: the cgroup manager's close is stopped before it removed anything.
+  const e = await t.throwsAsync(shutdown(task, { monitor, platform, killTimeout: 0, stepTimeout: 0 }), { instanceOf: ShutdownError })
+  t.true(e!.errors.every((x: { code?: string }) => x.code === 'ERR_TIMEOUT'))
+  t.deepEqual(platform.cgroups.map((c) => c.path), [`/${path}`])
+  const r = await platform.close()
+  t.deepEqual(r.cgroupManager.deleted, [`/${path}`])
+  t.deepEqual(platform.cgroups, [])
+  t.deepEqual(readdirSync('/sys/fs/cgroup').filter((h) => existsSync(`/sys/fs/cgroup/${h}/${path}`)), [])
+  t.true(platform.closed)
 })
 
 test('an attached non-child: process.executable.name from /proc, exit seen through the pidfd', async (t) => {
@@ -274,11 +332,33 @@ test('no SDK registered: shutdown works and the API is a no-op', async (t) => {
   t.is(result.exit?.signal, 'SIGTERM')
 })
 
+test('Task.spawn on a closed monitor rejects with ERR_CLOSED and leaves no process running', async (t) => {
+  const monitor = new Monitor()
+  monitor.close()
+  // An argument no other test uses: its process is found by its command line.
+  const arg = `30.${process.pid}${Date.now() % 1000}`
+  await t.throwsAsync(Task.spawn('sleep', [arg], { monitor, stdio: 'ignore' }), { code: 'ERR_CLOSED' } as never)
+  const running = () =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8') === `sleep\0${arg}\0`
+        } catch {
+          return false
+        }
+      })
+  for (let i = 0; i < 200 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 10))
+  t.deepEqual(running(), [])
+})
+
 test('bad arguments reject with ERR_INVALID_ARGUMENT', async (t) => {
   await t.throwsAsync(shutdown(undefined as never), { code: 'ERR_INVALID_ARGUMENT' } as never)
   const monitor = new Monitor()
   const task = await Task.spawn('sleep', ['60'], { monitor, stdio: 'ignore' })
   await t.throwsAsync(shutdown(task, { stepTimeout: -1 }), { code: 'ERR_INVALID_ARGUMENT' } as never)
+  await t.throwsAsync(shutdown(task, { killTimeout: null } as never), { code: 'ERR_INVALID_ARGUMENT', message: /options.killTimeout is null/ } as never)
+  await t.throwsAsync(task.kill('SIGTERM', { timeout: null } as never), { code: 'ERR_INVALID_ARGUMENT' } as never)
   await t.throwsAsync(Task.spawn('/nonexistent/cmd', [], { monitor, stdio: 'ignore' }), { code: 'ERR_NO_SUCH_COMMAND' } as never)
   await t.throwsAsync(shutdown(task, { timeout: 5 } as never), { code: 'ERR_INVALID_ARGUMENT', message: /options.timeout is not an option/ } as never)
   await shutdown(task, { monitor })

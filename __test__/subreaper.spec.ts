@@ -46,6 +46,13 @@ test.serial('Task.spawn({ subreaper: true }) collects the orphans of the task', 
   monitor.close()
 })
 
+test.serial('an exclude that is not a function is ERR_INVALID_ARGUMENT and enables nothing', (t) => {
+  for (const exclude of [5, 'x', [], {}]) {
+    t.throws(() => Subreaper.enable({ exclude: exclude as never }), { code: 'ERR_INVALID_ARGUMENT' }, JSON.stringify(exclude))
+  }
+  t.false(Subreaper.active)
+})
+
 test.serial('settle is 0..60000 ms: longer, Infinity, negative or NaN is ERR_INVALID_ARGUMENT and enables nothing', (t) => {
   for (const settle of [60_001, 2 ** 31, Infinity, -1, Number.NaN, '50' as unknown as number]) {
     t.throws(() => Subreaper.enable({ settle }), { code: 'ERR_INVALID_ARGUMENT' }, String(settle))

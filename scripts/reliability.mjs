@@ -2,7 +2,8 @@
 // (tests tried and passed, what was checked, fds leaked, events lost) per part.
 //   node scripts/reliability.mjs           everything, long settings: 10,000 cycles, 60 s of
 //                                           stress, 60 s of fuzzing (a few minutes; .ci/run)
-//   node scripts/reliability.mjs --quick   the settings `npm test` uses (1,000 cycles, 5 s)
+//   node scripts/reliability.mjs --quick   the settings `npm test` uses (1,000 cycles, 5 s,
+//                                           250 property operations; the full run: 2,000)
 // Exit status 1 if any part failed, leaked an fd or lost an event.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -15,8 +16,8 @@ import { testVm } from './test-vm.mjs'
 
 const quick = process.argv.includes('--quick')
 const settings = quick
-  ? { LIFEWATCH_CYCLES: '1000', LIFEWATCH_STRESS_SECONDS: '5', LIFEWATCH_PARSE_ROUNDS: '10000', LIFEWATCH_OOM_RUNS: '100', fuzzSeconds: 0 }
-  : { LIFEWATCH_CYCLES: '10000', LIFEWATCH_STRESS_SECONDS: '60', LIFEWATCH_PARSE_ROUNDS: '200000', LIFEWATCH_OOM_RUNS: '1000', fuzzSeconds: 60 }
+  ? { LIFEWATCH_CYCLES: '1000', LIFEWATCH_STRESS_SECONDS: '5', LIFEWATCH_PARSE_ROUNDS: '10000', LIFEWATCH_OOM_RUNS: '100', LIFEWATCH_PROPERTY_OPS: '250', fuzzSeconds: 0 }
+  : { LIFEWATCH_CYCLES: '10000', LIFEWATCH_STRESS_SECONDS: '60', LIFEWATCH_PARSE_ROUNDS: '200000', LIFEWATCH_OOM_RUNS: '1000', LIFEWATCH_PROPERTY_OPS: '2000', LIFEWATCH_PROPERTY_SHRINK_SECONDS: '300', fuzzSeconds: 60 }
 const reports = mkdtempSync(join(tmpdir(), 'lifewatch-reliability-'))
 const rows = []
 /** The adversarial cases' report lines: case, expected, observed (their own table at the end). */
@@ -44,6 +45,10 @@ function detail(lines) {
   }
   for (const l of lines.filter((l) => l.overflows !== undefined)) {
     bits.push(`max_queued_events ${l.queue}: ${l.produced} inotify events in ${l.floodMs} ms, ${l.overflows} overflow(s)`)
+  }
+  // The property run: operations really executed (not the configured figure), and its seed.
+  for (const l of lines.filter((l) => l.operations !== undefined)) {
+    bits.push(`${l.operations} random operations in ${l.sequences} sequences (seed ${l.seed}, ${l.seconds} s)${l.skipped ? `; skipped: ${l.skipped}` : ''}`)
   }
   const stress = lines.find((l) => l.tasks)
   if (stress) bits.push(`${stress.tasks} tasks in ${stress.cgroups} cgroups (${stress.tasksPerSecond}/s), RSS +${stress.rssGrowthKiB} KiB (bound ${stress.rssBoundKiB})`)
@@ -176,6 +181,7 @@ await avaUnit('6', 'no-pidfd (seccomp) x unprivileged (setpriv)', ['__test__/rel
 await avaUnit('5', 'node: host-wide streams: open/close cycles of each watch, a burst of exits', ['__test__/reliability/host.spec.ts'])
 await avaUnit('7', 'stress: 100 concurrent tasks spawned and killed in cgroups', ['__test__/reliability/stress.spec.ts'])
 await avaUnit('9', 'adversarial: cases a demanding user tried (table below)', ['__test__/reliability/adversarial.spec.ts', '__test__/reliability/oom-order.spec.ts'])
+await avaUnit('10', 'property: random sequences of real operations against a model (fast-check)', ['__test__/reliability/property.spec.ts'])
 await cargoUnit('8', 'core: bounded random parsers (procstat, mountinfo, /proc/<pid>/cgroup, counters, limits)', ['reliability_parse'])
 await valgrindUnit()
 await asanUnit()

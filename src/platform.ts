@@ -65,6 +65,9 @@ export class Platform {
   #oomClosed: Promise<ReleasedFds> | undefined
   #managerClosed: Promise<CgroupManagerCloseResult> | undefined
   #closed: Promise<PlatformCloseResult> | undefined
+  /** A close of either part (or of both) was asked for: no new cgroups or watches. */
+  #closing = false
+  #closeCalled = false
 
   constructor(options?: PlatformOptions) {
     const o = checkOptions<PlatformOptions>(options, 'options', {
@@ -88,7 +91,7 @@ export class Platform {
   }
 
   get closed(): boolean {
-    return this.#closed !== undefined
+    return this.#closeCalled
   }
 
   /** Every event of the OOM watcher, after OOM kills were routed to their tasks. */
@@ -233,9 +236,12 @@ export class Platform {
   /**
    * Removes every cgroup the manager created or adopted (killing what is left in them) and
    * closes their fds. Every cgroup is attempted; failures reject with an AggregateError after.
+   * A close that failed or was stopped (`signal`, a shutdown step's limit) may be called
+   * again: the cgroups it could not remove are still the manager's.
    */
   closeCgroupManager(options?: { signal?: AbortSignal }): Promise<CgroupManagerCloseResult> {
     const signal = checkAbortSignal(checkOptions<{ signal?: AbortSignal }>(options, 'options', { signal: true }).signal)
+    this.#closing = true
     return (this.#managerClosed ??= (async () => {
       const result: CgroupManagerCloseResult = { deleted: [], released: noFds() }
       const errors: unknown[] = []
@@ -254,11 +260,16 @@ export class Platform {
         throw Object.assign(new AggregateError(errors, `cgroup manager: ${errors.length} cgroup(s) could not be removed`), { result })
       }
       return result
-    })())
+    })().catch((e: unknown) => {
+      this.#managerClosed = undefined
+      throw e
+    }))
   }
 
-  /** Closes the OOM watcher and the cgroup manager, once; both are attempted. */
+  /** Closes the OOM watcher and the cgroup manager; both are attempted. Once it succeeded,
+   *  later calls share its result; after a failure, a call tries again what failed. */
   close(): Promise<PlatformCloseResult> {
+    this.#closeCalled = true
     return (this.#closed ??= (async () => {
       const [oom, mgr] = await Promise.allSettled([this.closeOomWatcher(), this.closeCgroupManager()])
       if (oom.status === 'rejected' || mgr.status === 'rejected') {
@@ -266,7 +277,10 @@ export class Platform {
         throw new AggregateError(errors, 'platform close failed')
       }
       return { oomWatcher: oom.value, cgroupManager: mgr.value }
-    })())
+    })().catch((e: unknown) => {
+      this.#closed = undefined
+      throw e
+    }))
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -274,6 +288,6 @@ export class Platform {
   }
 
   #checkOpen(): void {
-    if (this.#oomClosed || this.#managerClosed) throw new LifewatchError('ERR_CLOSED', 'the platform is closed')
+    if (this.#closing || this.#oomClosed) throw new LifewatchError('ERR_CLOSED', 'the platform is closed')
   }
 }

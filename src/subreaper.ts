@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events'
 import { binding } from './native.js'
 import { monotonicTime } from './stats.js'
 import { timer, type Timer } from './timers.js'
-import { checkDuration, checkOptions } from './validate.js'
+import { checkDuration, checkOptions, describe } from './validate.js'
 import { invalid } from './errors.js'
 
 /** The longest settle period accepted. */
@@ -74,7 +74,7 @@ export class Subreaper extends EventEmitter<{ orphan: [OrphanEvent] }> implement
    */
   static enable(options?: SubreaperOptions): Subreaper {
     const o = checkOptions<SubreaperOptions>(options, 'options', { exclude: true, settle: true })
-    if (o.exclude !== undefined && typeof o.exclude !== 'function') throw new TypeError('options.exclude must be a function')
+    if (o.exclude !== undefined && typeof o.exclude !== 'function') throw invalid(`options.exclude must be a function, got ${describe(o.exclude)}`)
     const settle = o.settle === undefined ? undefined : checkDuration(o.settle, 'settle')
     if (settle !== undefined && settle > MAX_SETTLE_MS) {
       throw invalid(`settle must be at most ${MAX_SETTLE_MS} ms (a zombie left longer is the leak a subreaper prevents), got ${settle}`)

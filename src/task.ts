@@ -8,7 +8,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { constants as osConstants } from 'node:os'
 import { basename } from 'node:path'
 
-import type { CgroupWatch } from './cgroup-watch.js'
+import { CgroupWatch } from './cgroup-watch.js'
 import { LifewatchError, invalid } from './errors.js'
 import type { ExitEvent, NativeExit, OomEvent } from './events.js'
 import { escalate, type KillResult } from './kill.js'
@@ -197,6 +197,8 @@ export class Task implements AsyncDisposable {
   /** The exit seen through the task's own pidfd, once its monitor's watch ended first; `held`
    *  when that wait keeps Node alive. */
   #following: { exit: Promise<ExitEvent>; held: boolean } | undefined
+  /** Settles when the monitor's watch ends: true when it reported the exit (then known). */
+  #watchEnded: Promise<boolean>
   #ooms: OomRecord[] = []
   #cgroup: CgroupLike | undefined
   #cgroupPath: string | undefined
@@ -229,21 +231,27 @@ export class Task implements AsyncDisposable {
     this.#cgroupPath = init.cgroupPath ?? init.cgroup?.path
     this.#ownsCgroup = init.ownsCgroup
     const exits = telemetry(init.telemetry).processExits
-    this.#watch.wait().then(
-      (exit) => {
+    this.#watchEnded = this.#watch.wait().then(
+      async (reported) => {
+        const exit = await this.#withStatus(reported)
         this.#exited(exit)
         exits.add(1, { [ATTR.exitKind]: exit.signal ? 'signaled' : exit.exitCode !== undefined ? 'exited' : 'unknown' })
+        return true
       },
       // The monitor closed (or unwatched) first: the task's own pidfd takes over, without
       // keeping Node alive for it, so that a child lifewatch spawned is still reaped.
-      () => this.#reaps && void this.#follow(false).catch(() => {}),
+      () => {
+        if (this.#reaps) void this.#follow(false).catch(() => {})
+        return false
+      },
     )
   }
 
   /**
    * Starts `cmd args` and watches it from its first instant: into `options.cgroup` when given
    * (through the cgroup's spawn), otherwise as a plain Node child process. A missing command is
-   * `ERR_NO_SUCH_COMMAND` either way.
+   * `ERR_NO_SUCH_COMMAND` either way. A spawn that fails (a closed monitor: `ERR_CLOSED`)
+   * leaves no process running.
    */
   static async spawn(cmd: string, args: string[] = [], options: SpawnOptions): Promise<Task> {
     const opts = checkOptions<SpawnOptions>(options, 'options', {
@@ -262,14 +270,18 @@ export class Task implements AsyncDisposable {
     if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw invalid('args must be an array of strings')
     const monitor = opts.monitor
     if (!(monitor instanceof Monitor)) throw invalid('options.monitor must be a Monitor')
+    if (opts.oomWatch !== undefined && !(opts.oomWatch instanceof CgroupWatch)) throw invalid('options.oomWatch must be a CgroupWatch (monitor.watchCgroup)')
     const tel = { tracerProvider: opts.tracerProvider, meterProvider: opts.meterProvider }
     const subreaper = opts.subreaper ? Subreaper.enable() : undefined
+    /** Ends the process if the spawn fails after it started. */
+    let started: (() => void) | undefined
     try {
       const common = { monitor, executableName: basename(cmd), containerId: opts.containerId, telemetry: tel }
       let task: Task
       if (opts.cgroup) {
         if (typeof opts.cgroup.spawn !== 'function') throw invalid(`cgroup ${opts.cgroup.path} cannot spawn processes`)
         const watch = await opts.cgroup.spawn(cmd, args, { monitor, stdio: cgroupStdio(opts.stdio), env: envOf(opts.env), cwd: opts.cwd })
+        started = () => monitor.signal(watch, 'SIGKILL')
         task = new Task({ ...common, watch, cgroup: opts.cgroup, ownsCgroup: true, reaps: true })
       } else {
         // Plain spawn (no cgroup of its own). The PID is watched synchronously, before Node's
@@ -286,6 +298,7 @@ export class Task implements AsyncDisposable {
           throw spawnError(cmd, opts.cwd, err)
         }
         child.on('error', () => {}) // reported through the exit event
+        started = () => child.kill('SIGKILL')
         const watch = monitor.watchPid(child.pid)
         task = new Task({ ...common, watch, child, ownsCgroup: false, reaps: false })
       }
@@ -296,6 +309,14 @@ export class Task implements AsyncDisposable {
       }
       return task
     } catch (e) {
+      // Failed once the process had started (its monitor closed or aborted, no fds left to
+      // watch it): nobody would own it, so it must not run on. Our unreaped child keeps its
+      // PID, so the signal cannot reach another process.
+      try {
+        started?.()
+      } catch {
+        // already gone
+      }
       subreaper?.disable()
       throw e
     }
@@ -381,12 +402,15 @@ export class Task implements AsyncDisposable {
     trackOomsOf = (task, watch) => task.#trackOoms(watch)
   }
 
-  /** Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. */
+  /**
+   * Resolves with the exit event; rejects with `AbortError` when `signal` aborts first. Its
+   * monitor closing (or the watch removed) meanwhile does not end the wait: the task's own
+   * pidfd tells the exit then.
+   */
   async wait(options?: WaitOptions): Promise<ExitEvent> {
     const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
     if (this.#exit) return this.#exit
-    if (this.#watch.active) return this.#watch.wait({ signal })
-    const exit = await within(Infinity, signal, () => this.#follow(true))
+    const exit = await within(Infinity, signal, async () => ((await this.#watchEnded) ? this.#exit! : this.#follow(true)))
     return exit as ExitEvent
   }
 
@@ -456,14 +480,27 @@ export class Task implements AsyncDisposable {
       const exit = new Promise<ExitEvent>((resolve, reject) =>
         handle.waitExit(this.#reaps, hold, (outcome) => {
           if (!outcome.exit) return reject(outcome.error)
-          const ev: ExitEvent = { type: 'exit', watch: this.#watch.id, pid: this.pid, ...(outcome.exit as NativeExit<typeof outcome.exit>) }
-          this.#exited(ev)
-          resolve(ev)
+          void this.#withStatus({ type: 'exit', watch: this.#watch.id, pid: this.pid, ...(outcome.exit as NativeExit<typeof outcome.exit>) }).then((ev) => {
+            this.#exited(ev)
+            resolve(this.#exit!)
+          })
         }),
       )
       this.#following = { exit, held: hold }
     }
     return this.#following.exit
+  }
+
+  /**
+   * The exit with the status Node's child_process saw, where the watch could tell none (a
+   * polling watch, as on kernels without pidfd: Node reaps its own children at once).
+   */
+  async #withStatus(exit: ExitEvent): Promise<ExitEvent> {
+    const c = this.child
+    if (!c || exit.exitCode !== undefined || exit.signal !== undefined) return exit
+    if (c.exitCode === null && c.signalCode === null) await once(c, 'exit')
+    if (c.signalCode !== null) return { ...exit, signal: c.signalCode }
+    return c.exitCode === null ? exit : { ...exit, exitCode: c.exitCode }
   }
 
   #exited(exit: ExitEvent): void {

@@ -22,18 +22,21 @@ export function checkDuration(ms: unknown, what: string): number {
 export type OptionNames<T> = { readonly [K in keyof Required<T>]: true }
 
 /**
- * An options object (or `undefined`) whose names are all known: a misspelt option on a kill
- * or shutdown call must not be silently ignored.
+ * An options object (or `undefined`) whose names are all known and whose values are not null:
+ * a misspelt option on a kill or shutdown call must not be silently ignored.
  */
 export function checkOptions<T extends object>(opts: unknown, what: string, known: OptionNames<T>): Partial<T> {
   if (opts === undefined) return {}
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
     throw invalid(`${what} must be an object, got ${describe(opts)}`)
   }
-  for (const name of Object.keys(opts)) {
+  for (const [name, value] of Object.entries(opts)) {
     if (!Object.hasOwn(known, name)) {
       throw invalid(`${what}.${name} is not an option (known: ${Object.keys(known).join(', ')})`)
     }
+    // No option takes null: one that silently took its default (a kill timeout of 5 s for
+    // `timeout: null`) would hide the caller's mistake, as a misspelt name would.
+    if (value === null) throw invalid(`${what}.${name} is null: leave it out (or undefined) for its default`)
   }
   return opts as Partial<T>
 }

@@ -123,10 +123,13 @@ const cases: Array<[string, (f: Fx) => unknown, Expect]> = [
   ['kill(w, { timeout: NaN })', (f) => f.m.kill(f.w, { timeout: NaN }), invalid],
   ["kill(w, { timeout: '5' })", (f) => f.m.kill(f.w, { timeout: any('5') }), invalid],
   ["kill(w, 'SIGTERM') options as a string", (f) => f.m.kill(f.w, any('SIGTERM')), invalid],
+  ['kill(w, { timeout: null }) not taken for the default', (f) => f.m.kill(f.w, { timeout: any(null) }), invalid],
+  ['kill(w, { killSignal: null }) not taken for the default', (f) => f.m.kill(f.w, { killSignal: any(null) }), invalid],
   ["kill(w, { signal: 'SIGFOO' })", (f) => f.m.kill(f.w, { signal: any('SIGFOO') }), invalid],
   ['kill(NaN)', (f) => f.m.kill(NaN), invalid],
   ['top-level kill(-1)', () => kill(-1), invalid],
   ['top-level kill(pid, { timeout: -5 })', (f) => kill(f.childPid, { timeout: -5 }), invalid],
+  ['top-level kill(pid, { timeout: null })', (f) => kill(f.childPid, { timeout: any(null) }), invalid],
   ['top-level kill(dead pid)', (f) => kill(f.dead), bad('ERR_NO_SUCH_PROCESS')],
   // Options of the wrong type
   ['new Monitor(null)', () => new Monitor(any(null)), invalid],

@@ -23,6 +23,8 @@ pub const POINTS: &[(&str, i32)] = &[
     ("clone", libc::EAGAIN),
     ("pidfd_open", libc::EMFILE),
     ("pidfd_send_signal", libc::EPERM),
+    // An exit wait's own duplicate of a pidfd.
+    ("fcntl", libc::EMFILE),
     // The fallback's `kill(pid, 0)` existence check.
     ("kill", libc::ESRCH),
     // Cgroups: v1 eventfd registration (open memory.oom_control / memory.pressure_level and

@@ -182,3 +182,34 @@ fn thousand_watches_all_reported_in_few_batches() {
         c.wait().unwrap();
     }
 }
+
+/// Several exit waits on one process handle (a Task's own pidfd: one wait that keeps Node
+/// alive, one that does not) each end with the exit: none collides with another in the shared
+/// waiter, and closing the handle meanwhile does not end them.
+#[test]
+fn several_exit_waits_on_one_handle_each_end_with_the_exit() {
+    use lifewatch_core::process::wait::wait_exit;
+    use lifewatch_core::Process;
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let p = Process::open(child.id() as i32).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..3 {
+        let tx = tx.clone();
+        wait_exit(
+            &p,
+            false,
+            Box::new(move |r| drop(tx.send(r.map(|e| e.status)))),
+        )
+        .unwrap();
+    }
+    p.release(lifewatch_core::fd::Release::Normal, &mut Default::default());
+    child.kill().unwrap();
+    for _ in 0..3 {
+        let got = rx.recv_timeout(WITHIN).expect("each wait ends");
+        assert!(
+            matches!(got, Ok(Some(ExitStatus::Signal { signo: 9, .. }))),
+            "{got:?}"
+        );
+    }
+    child.wait().unwrap();
+}

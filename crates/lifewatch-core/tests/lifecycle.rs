@@ -3,9 +3,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
+use lifewatch_core::spawn::SpawnOptions;
 use lifewatch_core::{fd, Code, FdKind, MonitorOptions};
 
 #[test]
@@ -78,4 +79,47 @@ fn monitor_cycles_return_to_baseline() {
         h.monitor.close();
     }
     assert_eq!(open_fds(), baseline);
+}
+
+/// A child lifewatch spawned is reaped once it exits even when its watch ended first: its
+/// monitor closed or dropped, or the watch removed (nothing else in the process waits for it).
+#[test]
+fn spawned_child_is_reaped_after_its_watch_ended_first() {
+    let _serial = serial();
+    let before = open_fds();
+    for (how, options) in [
+        ("close", MonitorOptions::default()),
+        ("unwatch", MonitorOptions::default()),
+        ("drop", MonitorOptions::default()),
+        ("close, polling", common::fallback()),
+    ] {
+        let h = Harness::new(options);
+        let s = h
+            .monitor
+            .spawn(&SpawnOptions::new("sleep", vec!["30".into()]), None)
+            .unwrap();
+        match how {
+            "unwatch" => assert!(h.monitor.unwatch(s.watch).unwrap()),
+            "drop" => drop(h),
+            _ => drop(h.monitor.close()),
+        }
+        // SAFETY: kill(2) of our own child, which keeps its PID until it is reaped.
+        assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
+        let proc_dir = format!("/proc/{}", s.pid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&proc_dir).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            !std::path::Path::new(&proc_dir).exists(),
+            "{how}: pid {} is left a zombie",
+            s.pid
+        );
+    }
+    // The shared waiter that reaped them stops and closes its fds after the last one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds() != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(open_fds(), before);
 }

@@ -19,7 +19,7 @@ use crate::wait::NativeCancel;
 #[napi]
 pub struct NativeProcess {
     pid: i32,
-    /// `None` once closed (a pending exit wait holds its own count until it ends).
+    /// `None` once closed (a pending exit wait has a pidfd of its own).
     process: Option<Arc<Process>>,
 }
 
@@ -108,7 +108,7 @@ impl NativeProcess {
         callback: Function<NativeExitOutcome, ()>,
         cancel: Option<&NativeCancel>,
     ) -> Result<()> {
-        let process = Arc::clone(self.core(&env)?);
+        let process = self.core(&env)?;
         #[allow(deprecated)]
         let mut tsfn = callback
             .build_threadsafe_function::<lifewatch_core::Result<Exited>>()
@@ -144,7 +144,7 @@ impl NativeProcess {
         Ok(())
     }
 
-    /// Closes the pidfd (a pending exit wait keeps it until it ends). Idempotent.
+    /// Closes the pidfd (a pending exit wait goes on with its own). Idempotent.
     #[napi]
     pub fn close(&mut self) {
         release(self.process.take(), Release::Normal);

@@ -1,7 +1,11 @@
 //! Turning "the pidfd is readable" into an exit status, for children and non-children.
 
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use crate::event::ExitSource;
 use crate::process::pidfd::{self, InfoExit};
@@ -26,6 +30,12 @@ pub fn resolve(
     let mut info_supported = true;
     for attempt in 0..ATTEMPTS {
         if let Some(st) = child.then(|| pidfd::wait_child(pidfd, reap)).flatten() {
+            if reap {
+                record_reaped(pid, start_time, st);
+            }
+            return (Some(st), ExitSource::Waitid);
+        }
+        if let Some(st) = child.then(|| reaped(pid, start_time)).flatten() {
             return (Some(st), ExitSource::Waitid);
         }
         if info_supported {
@@ -44,6 +54,56 @@ pub fn resolve(
         std::thread::sleep(Duration::from_micros(50 << attempt));
     }
     (None, ExitSource::Pidfd)
+}
+
+/// Without pidfd: a child's status by `waitid` on its PID (reaped with `reap`). Race-free: a
+/// child keeps its PID until it is reaped, and only its parent can reap it.
+pub fn wait_pid(pid: i32, start_time: Option<u64>, reap: bool) -> Option<ExitStatus> {
+    let mut opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    if !reap {
+        opts |= WaitIdOptions::NOWAIT;
+    }
+    let waited = rustix::process::waitid(WaitId::Pid(Pid::from_raw(pid)?), opts);
+    match waited
+        .ok()
+        .flatten()
+        .and_then(|st| ExitStatus::from_wait(&st))
+    {
+        Some(st) => {
+            if reap {
+                record_reaped(pid, start_time, st);
+            }
+            Some(st)
+        }
+        None => reaped(pid, start_time),
+    }
+}
+
+/// Statuses of children lifewatch reaped, for its other handles of the same child: one child
+/// may have two owners that wait for it (a watch that ended before the exit hands the child to
+/// the shared waiter, and a Task follows it through a pidfd of its own), and only one of them
+/// can reap it. The other reads the status here where the kernel keeps none in the pidfd
+/// (before Linux 6.15) or has no pidfd. By PID and start time, so a reused PID never matches;
+/// only the last few are kept.
+static REAPED: Mutex<VecDeque<(i32, u64, ExitStatus)>> = Mutex::new(VecDeque::new());
+const REAPED_KEPT: usize = 256;
+
+fn record_reaped(pid: i32, start_time: Option<u64>, st: ExitStatus) {
+    let Some(start) = start_time else { return };
+    let mut r = REAPED.lock().unwrap_or_else(|p| p.into_inner());
+    if r.len() == REAPED_KEPT {
+        r.pop_front();
+    }
+    r.push_back((pid, start, st));
+}
+
+fn reaped(pid: i32, start_time: Option<u64>) -> Option<ExitStatus> {
+    let start = start_time?;
+    let r = REAPED.lock().unwrap_or_else(|p| p.into_inner());
+    r.iter()
+        .rev()
+        .find(|(p, s, _)| *p == pid && *s == start)
+        .map(|(_, _, st)| *st)
 }
 
 pub enum Zombie {
@@ -65,5 +125,21 @@ pub fn zombie(pid: i32, start_time: Option<u64>) -> Zombie {
             }
         }
         _ => Zombie::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reaped_status_is_found_only_for_the_same_process() {
+        record_reaped(4_000_001, Some(77), ExitStatus::Code(3));
+        assert_eq!(reaped(4_000_001, Some(77)), Some(ExitStatus::Code(3)));
+        // The same PID with another start time is another process (a reused PID).
+        assert_eq!(reaped(4_000_001, Some(78)), None);
+        assert_eq!(reaped(4_000_001, None), None);
+        record_reaped(4_000_002, None, ExitStatus::Code(4));
+        assert_eq!(reaped(4_000_002, None), None, "unidentifiable: not kept");
     }
 }

@@ -8,7 +8,7 @@
 //! same PID until it is reaped, so checking its start time and then `waitid(P_PID)` on it is
 //! race-free.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::sync::{Mutex, MutexGuard};
 
@@ -18,20 +18,28 @@ use crate::error::{Result, SysResult};
 use crate::process::procstat::{self, ProcStat};
 use crate::status::ExitStatus;
 
-/// Children that a lifewatch watch reaps itself: never the subreaper's.
-static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// Children that lifewatch reaps itself (a watch, an exit wait), never the subreaper's: by
+/// PID, how many owners claimed it (a watch hands its child to an exit wait, which claims it
+/// before the watch lets go).
+static CLAIMED: Mutex<BTreeMap<i32, usize>> = Mutex::new(BTreeMap::new());
 
-fn claimed() -> MutexGuard<'static, BTreeSet<i32>> {
+fn claimed() -> MutexGuard<'static, BTreeMap<i32, usize>> {
     CLAIMED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A child a lifewatch watch will reap (until `unclaim`).
+/// A child a lifewatch owner will reap (until it calls `unclaim`).
 pub(crate) fn claim(pid: i32) {
-    claimed().insert(pid);
+    *claimed().entry(pid).or_insert(0) += 1;
 }
 
 pub(crate) fn unclaim(pid: i32) {
-    claimed().remove(&pid);
+    let mut c = claimed();
+    if let Some(n) = c.get_mut(&pid) {
+        *n -= 1;
+        if *n == 0 {
+            c.remove(&pid);
+        }
+    }
 }
 
 /// Marks (or unmarks) this process as a child subreaper for its descendants.
@@ -111,7 +119,7 @@ fn unclaimed_children(exclude: &[i32]) -> Vec<i32> {
     let claimed = claimed().clone();
     children()
         .into_iter()
-        .filter(|pid| !exclude.contains(pid) && !claimed.contains(pid))
+        .filter(|pid| !exclude.contains(pid) && !claimed.contains_key(pid))
         .collect()
 }
 

@@ -3,15 +3,15 @@
 //! without pidfd, polled on a bounded backoff.
 
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::time::Timespec;
 
-use crate::error::Result;
+use crate::error::{Result, SysResult};
 use crate::event::{monotonic_ns, ExitSource};
-use crate::process::exit::{self, zombie, Zombie};
+use crate::fd::{CountedFd, FdKind};
+use crate::process::exit::{self, wait_pid, zombie, Zombie};
 use crate::process::handle::Process;
 use crate::process::subreaper;
 use crate::reactor::waiter::{self, Done, Op, OpCx, WaitHandle};
@@ -27,18 +27,23 @@ pub struct Exited {
 }
 
 struct ExitWait {
-    process: Arc<Process>,
+    pid: i32,
+    start_time: Option<u64>,
+    child: bool,
+    /// A pidfd of the wait's own (a duplicate of the handle's): several waits for one process
+    /// never put the same fd in the waiter's epoll set, and each removes only its own.
+    pidfd: Option<CountedFd>,
     /// Reap it (a child lifewatch spawned); anyone else's zombie is left to its parent.
     reap: bool,
-    /// The pidfd is in the waiter's epoll set (it is the handle's: removed before the op ends).
+    /// The pidfd is in the waiter's epoll set (removed before the op ends).
     armed: bool,
     backoff: Duration,
 }
 
 impl ExitWait {
     fn disarm(&mut self, cx: &mut OpCx<'_, '_>) {
-        if let (true, Some(fd)) = (self.armed, self.process.pidfd()) {
-            cx.remove_fd(fd);
+        if let (true, Some(fd)) = (self.armed, &self.pidfd) {
+            cx.remove_fd(fd.as_fd());
             self.armed = false;
         }
     }
@@ -47,7 +52,7 @@ impl ExitWait {
 impl Drop for ExitWait {
     fn drop(&mut self) {
         if self.reap {
-            subreaper::unclaim(self.process.pid());
+            subreaper::unclaim(self.pid);
         }
     }
 }
@@ -56,9 +61,10 @@ impl Op for ExitWait {
     type Output = Exited;
 
     fn step(&mut self, cx: &mut OpCx<'_, '_>) -> Option<Result<Exited>> {
-        let p = Arc::clone(&self.process);
-        let (status, source) = match p.pidfd() {
+        let (pid, start, child) = (self.pid, self.start_time, self.reap || self.child);
+        let (status, source) = match &self.pidfd {
             Some(fd) => {
+                let fd = fd.as_fd();
                 let mut fds = [PollFd::new(&fd, PollFlags::IN)];
                 if !matches!(poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0) {
                     if !self.armed {
@@ -69,23 +75,24 @@ impl Op for ExitWait {
                     }
                     return None;
                 }
-                self.disarm(cx);
-                exit::resolve(
-                    fd,
-                    p.pid(),
-                    p.start_time(),
-                    self.reap,
-                    self.reap || p.is_child(),
-                )
-            }
-            None => match zombie(p.pid(), p.start_time()) {
-                Zombie::Status(st) => (Some(st), ExitSource::Fallback),
-                Zombie::Gone => (None, ExitSource::Fallback),
-                Zombie::Running => {
-                    cx.wake_at(Instant::now() + self.backoff);
-                    self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
-                    return None;
+                let armed = std::mem::replace(&mut self.armed, false);
+                if armed {
+                    cx.remove_fd(fd);
                 }
+                exit::resolve(fd, pid, start, self.reap, child)
+            }
+            // Without pidfd a child's status (and reaping it) is waitid's, by PID.
+            None => match child.then(|| wait_pid(pid, start, self.reap)).flatten() {
+                Some(st) => (Some(st), ExitSource::Fallback),
+                None => match zombie(pid, start) {
+                    Zombie::Status(st) => (Some(st), ExitSource::Fallback),
+                    Zombie::Gone => (None, ExitSource::Fallback),
+                    Zombie::Running => {
+                        cx.wake_at(Instant::now() + self.backoff);
+                        self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
+                        return None;
+                    }
+                },
             },
         };
         Some(Ok(Exited {
@@ -101,18 +108,39 @@ impl Op for ExitWait {
 }
 
 /// Waits for `process` to exit; `done` gets how. With `reap` (a child lifewatch spawned) its
-/// zombie is reaped; anyone else's is left to its parent.
-pub fn wait_exit(process: Arc<Process>, reap: bool, done: Done<Exited>) -> Result<WaitHandle> {
+/// zombie is reaped; anyone else's is left to its parent. The wait has a pidfd of its own: the
+/// handle may be closed meanwhile, and other waits for the same process run alongside.
+pub fn wait_exit(process: &Process, reap: bool, done: Done<Exited>) -> Result<WaitHandle> {
+    let pidfd = match process.pidfd() {
+        Some(fd) => {
+            let dup = crate::failpoint::hit("fcntl")
+                .and_then(|()| rustix::io::fcntl_dupfd_cloexec(fd, 0))
+                .sys("fcntl", format!("waiting for pid {}", process.pid()))?;
+            Some(CountedFd::new(dup, FdKind::Pidfd).commit())
+        }
+        None => None,
+    };
     if reap {
         subreaper::claim(process.pid());
     }
     waiter::submit(
         ExitWait {
-            process,
+            pid: process.pid(),
+            start_time: process.start_time(),
+            child: process.is_child(),
+            pidfd,
             reap,
             armed: false,
             backoff: Duration::from_millis(1),
         },
         done,
     )
+}
+
+/// Hands a child lifewatch spawned, whose watch ended before it exited, to the shared waiter,
+/// which reaps it once it exits (nothing is told: nobody waits for it any more). False when
+/// the waiter could not take it (no fds left).
+pub fn reap_when_exited(process: &Process) -> bool {
+    // The handle only cancels the wait: dropping it leaves the wait running.
+    wait_exit(process, true, Box::new(|_| {})).is_ok()
 }

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll::EventFlags;
-use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use crate::event::{Event, EventKind, ExitSource};
 use crate::fd::{Release, Released};
-use crate::process::exit::{self, zombie, Zombie};
+use crate::process::exit::{self, wait_pid, zombie, Zombie};
 use crate::process::handle::Process;
-use crate::process::subreaper;
+use crate::process::{subreaper, wait};
 use crate::reactor::{Interest, Keep, Ready, Source};
 use crate::status::ExitStatus;
 
@@ -25,6 +24,8 @@ pub struct ProcessWatch {
     process: Arc<Process>,
     /// Our own child (spawned by lifewatch): reap it. Anyone else's zombie is left alone.
     reap: bool,
+    /// The exit was reported (and, with `reap`, the child reaped).
+    reported: bool,
     /// Without pidfd: the current polling interval.
     interval: Duration,
 }
@@ -37,6 +38,7 @@ impl ProcessWatch {
         ProcessWatch {
             process,
             reap,
+            reported: false,
             interval: FIRST,
         }
     }
@@ -49,7 +51,13 @@ impl ProcessWatch {
             .then(|| Instant::now() + FIRST)
     }
 
-    fn report(&self, cx: &mut Ready<'_>, status: Option<ExitStatus>, source: ExitSource) -> Keep {
+    fn report(
+        &mut self,
+        cx: &mut Ready<'_>,
+        status: Option<ExitStatus>,
+        source: ExitSource,
+    ) -> Keep {
+        self.reported = true;
         cx.out.push(Event {
             watch: cx.watch,
             time: cx.time,
@@ -68,24 +76,17 @@ impl ProcessWatch {
 
     /// Without pidfd: `Some(status)` once the whole process is gone.
     fn poll_exit(&self) -> Option<Option<ExitStatus>> {
-        let pid = self.process.pid();
-        if let Some(st) = self.wait_child(pid) {
-            return Some(Some(st));
+        let (pid, start) = (self.process.pid(), self.process.start_time());
+        if self.reap || self.process.is_child() {
+            if let Some(st) = wait_pid(pid, start, self.reap) {
+                return Some(Some(st));
+            }
         }
-        match zombie(pid, self.process.start_time()) {
+        match zombie(pid, start) {
             Zombie::Status(st) => Some(Some(st)),
             Zombie::Gone => Some(None),
             Zombie::Running => None,
         }
-    }
-
-    fn wait_child(&self, pid: i32) -> Option<ExitStatus> {
-        let mut opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-        if !self.reap {
-            opts |= WaitIdOptions::NOWAIT;
-        }
-        let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(pid)?), opts).ok()??;
-        ExitStatus::from_wait(&st)
     }
 }
 
@@ -98,7 +99,7 @@ impl Source for ProcessWatch {
     }
 
     fn ready(&mut self, cx: &mut Ready<'_>) -> Keep {
-        let p = &self.process;
+        let p = Arc::clone(&self.process);
         match p.pidfd() {
             Some(fd) => {
                 let (status, source) = exit::resolve(
@@ -122,6 +123,13 @@ impl Source for ProcessWatch {
     }
 
     fn release(self: Box<Self>, how: Release, released: &mut Released) {
+        if self.reap && !self.reported {
+            // Ended before the exit (unwatched, its monitor closed, collected or its worker
+            // terminated): nothing else in this process waits for a child lifewatch spawned
+            // (Node's libuv waits for its own only), so the shared waiter reaps it when it
+            // exits, rather than leaving a zombie.
+            wait::reap_when_exited(&self.process);
+        }
         if self.reap {
             subreaper::unclaim(self.process.pid());
         }
