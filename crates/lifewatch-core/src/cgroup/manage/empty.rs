@@ -40,7 +40,16 @@ pub struct Members {
     backoff: Duration,
     /// PIDs of the unified cgroup seen by the last `check`.
     pub unified_members: usize,
+    /// Members the last `check` listed but could not track: gone already (a v1 hierarchy lists
+    /// a process for a moment after it was reaped), or PIDs reused meanwhile. No file change
+    /// announces that they left, so `arm` re-checks on a backoff while there are any.
+    untracked: usize,
+    /// The next look of its own while only `cgroup.events` can wake the wait (see `arm`).
+    quiet: Duration,
 }
+
+const QUIET_FIRST: Duration = Duration::from_millis(20);
+const QUIET_MAX: Duration = Duration::from_secs(1);
 
 impl Members {
     pub fn new(cg: Cgroup, track_all: bool) -> Members {
@@ -51,6 +60,8 @@ impl Members {
             watching: false,
             backoff: Duration::from_millis(1),
             unified_members: 0,
+            untracked: 0,
+            quiet: QUIET_FIRST,
         }
     }
 
@@ -77,6 +88,7 @@ impl Members {
         match self.check_inner() {
             Err(e) if e.code == Code::NoSuchCgroup => {
                 self.tracked.clear();
+                self.untracked = 0;
                 Ok(true)
             }
             r => r,
@@ -131,14 +143,16 @@ impl Members {
         }
         if !fresh.is_empty() {
             // A PID read from cgroup.procs may have been reused before pidfd_open: keep a
-            // pidfd only if its PID is still listed afterwards and its process is still alive
-            // after that second read (then it held the PID all along).
+            // pidfd only if its PID is still listed afterwards. Alive after that second read,
+            // it held the PID all along; exited, it is a process that has died and is still
+            // listed (a v1 hierarchy lists it until it is reaped), which no file change will
+            // announce leaving: kept as exited, so `arm` re-checks on a backoff.
             let (again, _) = self.members()?;
             for (pid, fd) in fresh {
-                if again.contains(&pid) && pidfd::alive(fd.as_fd()) {
+                if again.contains(&pid) {
                     let t = Tracked {
+                        exited: !pidfd::alive(fd.as_fd()),
                         fd,
-                        exited: false,
                         armed: false,
                         signalled: false,
                     };
@@ -146,6 +160,10 @@ impl Members {
                 }
             }
         }
+        self.untracked = wanted
+            .iter()
+            .filter(|p| !self.tracked.contains_key(p))
+            .count();
         Ok(all.is_empty() && populated == 0)
     }
 
@@ -168,10 +186,11 @@ impl Members {
 
     /// Arms the tracked members' pidfds to wake the op when they exit. Returns when the op must
     /// look again by itself: a listed member whose pidfd already reports its exit (a
-    /// thread-group leader that exited before its threads), or nothing at all to wait on, is
-    /// re-checked on a bounded backoff. The common paths return `None`.
+    /// thread-group leader that exited before its threads, a process not yet reaped), one
+    /// listed that could not be tracked, or nothing at all to wait on, is re-checked on a
+    /// bounded backoff. The common paths return `None`.
     pub fn arm(&mut self, cx: &mut OpCx<'_, '_>) -> Result<Option<Instant>> {
-        let mut stuck = false;
+        let mut stuck = self.untracked > 0;
         for t in self.tracked.values_mut() {
             if !t.exited && exited(&t.fd) {
                 t.exited = true;
@@ -187,9 +206,19 @@ impl Members {
                 t.armed = true;
             }
         }
-        if !stuck && (self.cg.unified_dir().is_some() || !self.tracked.is_empty()) {
+        if !stuck && !self.tracked.is_empty() {
             self.backoff = Duration::from_millis(1);
             return Ok(None);
+        }
+        if !stuck && self.cg.unified_dir().is_some() {
+            // Woken by `cgroup.events` alone. The kernel sends at most one change of a cgroup
+            // file per 10 ms and defers the next to a timer, which it drops if the cgroup is
+            // removed meanwhile: a cgroup emptied and removed by someone else within that
+            // window would never wake this wait. A slow look of its own catches that.
+            self.backoff = Duration::from_millis(1);
+            let at = Instant::now() + self.quiet;
+            self.quiet = (self.quiet * 2).min(QUIET_MAX);
+            return Ok(Some(at));
         }
         let at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
