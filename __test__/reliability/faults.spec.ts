@@ -70,7 +70,7 @@ test.serial('monitors garbage-collected without close, with a pending next(): fi
   const out = lastJson<{ inUseDuring: number; inUseAfter: number; leakPrevented: number; fdsBefore: number; fdsAfter: number }>(r.stdout)
   t.is(out.inUseDuring, 350, '100 monitors of 3 fds, 50 with a pidfd watch')
   t.is(out.inUseAfter, 0)
-  t.is(out.fdsAfter, out.fdsBefore)
+  t.true(out.fdsAfter <= out.fdsBefore, `no fd left open: ${out.fdsBefore} before, ${out.fdsAfter} after`)
   t.is(out.leakPrevented, 200, 'two epolls per monitor')
   report({ section: 'faults', case: 'node: GC without close, pending next()', fdsLeaked: out.fdsAfter - out.fdsBefore, eventsLost: 0 })
 })

@@ -52,7 +52,8 @@ for (const [name, cycle, skip] of cycles) {
     c.kill()
     await reaped(c)
     const leaked = openFds() - fds
-    t.is(leaked, 0, 'every fd opened was closed')
+    // ≤ 0: an fd of the test runner's own may close meanwhile; the core's counters below are exact.
+    t.true(leaked <= 0, `every fd opened was closed (${leaked})`)
     t.deepEqual(inUse(), counted, "the core's counters agree")
     t.log(`${name}: ${CYCLES} cycles in ${ms} ms`)
     report({ section: 'leak cycles', case: `node: ${name}`, fdsLeaked: leaked, eventsLost: 0, cycles: CYCLES })

@@ -537,8 +537,11 @@ const killArb = fc.record({ via: viaArb, sel: fc.nat(), mon: fc.nat(), s: signal
           }
           const code = codeOf(o.error)
           if (code === 'ABORT' && ctl?.signal.aborted) return undefined
-          // The monitor it waited on was closed, or the watch removed, under it.
-          if (code === 'ERR_CLOSED' && (a.via === 'monitor' || a.via === 'watch') && (m.mons[mon].state !== 'open' || (k >= 0 && a.via === 'watch' && !m.watches[k].live))) return undefined
+          // The monitor it waited on was closed, or the watch removed, under it (a kill by PID
+          // goes through the monitor's active watch of that PID, when it has one: unwatching
+          // that watch ends the kill's wait as it ends every wait of the watch, documented).
+          const removed = a.via === 'watch' ? k >= 0 && !m.watches[k].live : m.watches.some((x) => x.proc === proc && x.mon === mon && !x.live)
+          if (code === 'ERR_CLOSED' && (a.via === 'monitor' || a.via === 'watch') && (m.mons[mon].state !== 'open' || removed)) return undefined
           return `rejected with ${code}`
         }, ctl)
       },
