@@ -110,6 +110,8 @@ const VALGRIND_SKIP = [
   // Watches of one process share its pidfd: with no pidfd_open there is nothing to share.
   'separate_monitors_do_not_share', 'unwatching_every_watch_closes_the_pidfd', 'unwatching_the_first_watch_keeps_the_others',
   'watches_of_one_process_share_one_pidfd',
+  // An exit wait through a process handle holds the handle's pidfd.
+  'several_exit_waits_on_one_handle_each_end_with_the_exit',
   // Direct mode hands pidfd readiness to the consumer: fallback watches are polled instead.
   'exits_shared_between_the_consumer_and_the_reactor_are_reported_once', 'the_ready_fd_is_quiet_unless_a_watch_has_something_to_report',
   'a_consumer_that_does_not_turn_still_gets_its_events_from_the_reactor', 'after_a_burst_left_to_the_reactor_it_waits_for_the_consumer_again',
