@@ -138,9 +138,9 @@ rooted(`stress: ${CONCURRENT} concurrent tasks in cgroups of their own, spawned 
     throw failure
   }
   const elapsed = (Date.now() - t0) / 1000
-  // Every event is queued before its Watch settles; `removed` follows the last rmdir, and for a
-  // v1 memory cgroup the kernel's word of it comes once it has let go of the cgroup, which
-  // under this churn (hundreds of cgroups a second) can lag by seconds: up to 30 s allowed.
+  // Every event is queued before its Watch settles; `removed` follows the last rmdir (for a v1
+  // memory cgroup, once the kernel has let go of it). Up to 30 s is allowed; one run missed or
+  // doubled one removal in 18,107 with no cause found yet, so such a watch is named below.
   const settled = () => [...started.keys()].every((id) => seen.has(id)) && [...watches.keys()].every((id) => cgEvents.get(id)?.some((e) => e.type === 'removed'))
   const settling = Date.now()
   for (let i = 0; i < 1500 && !settled(); i++) await new Promise((r) => setTimeout(r, 20))
