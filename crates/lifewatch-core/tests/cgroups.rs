@@ -349,7 +349,10 @@ fn a_watch_its_owner_removed_ends_at_once_with_every_kill() {
     assert!(h.monitor.check_cgroup(cw).unwrap());
     assert!(cg.rmdir());
     let removed_at = lifewatch_core::monotonic_ns();
-    assert!(h.monitor.cgroup_removed(cw).unwrap());
+    // `false` only if the kernel's word came first (the watch had ended): possible when this
+    // thread is held up between the two calls (under valgrind, which runs one thread at a
+    // time); the checks below hold either way, and fail if the call ends nothing.
+    let _ = h.monitor.cgroup_removed(cw).unwrap();
     let mut got = expect(&h, cw, is_removed, Duration::from_secs(5));
     let removed = got.iter().find(|e| is_removed(e)).unwrap();
     let EventKind::Removed { counters, .. } = &removed.kind else {
@@ -368,9 +371,9 @@ fn a_watch_its_owner_removed_ends_at_once_with_every_kill() {
         "every kill reported before removed: {got:?}"
     );
     assert!(
-        removed.time - removed_at < 5_000_000,
+        removed.time.saturating_sub(removed_at) < 5_000_000,
         "removed {} µs after the call",
-        (removed.time - removed_at) / 1000
+        removed.time.saturating_sub(removed_at) / 1000
     );
     assert_eq!(h.monitor.watch_count(), 0);
     // The kernel's own word of the removal, when it comes, ends nothing twice.

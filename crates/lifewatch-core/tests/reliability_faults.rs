@@ -273,3 +273,42 @@ fn cgroup_removed_mid_watch_ends_the_watch_and_releases_its_fds() {
         &format!(",\"scenarios\":{tried}"),
     );
 }
+
+/// A child one monitor spawned (and reaps) while a fallback one watches it: the watcher's
+/// poll that finds the zombie gone, right after the reap and before the reaper recorded the
+/// status (held there by a hook), still reports the status, never an exit without one.
+#[test]
+fn a_child_reaped_by_another_monitor_mid_poll_is_reported_with_its_status() {
+    let _serial = serial();
+    let scope = failpoint::scope();
+    let spawner = Harness::new(MonitorOptions::default());
+    let watcher = Harness::new(modes()[1].1.clone());
+    // Long enough for the watcher's next poll (its backoff stops at 100 ms) to fall inside.
+    scope.on_hook("exit.reaped", || {
+        std::thread::sleep(Duration::from_millis(250))
+    });
+    let opts = lifewatch_core::spawn::SpawnOptions::new(
+        "sh",
+        vec!["-c".into(), "sleep 0.05; exit 7".into()],
+    );
+    let spawned = spawner.monitor.spawn(&opts, None).unwrap();
+    watcher.monitor.watch_pid(spawned.pid as i64).unwrap();
+    // The spawner reaps through the pidfd its clone3 returned; the watcher polls.
+    let (status, source) = one_exit(&spawner);
+    assert_eq!(
+        (status, source),
+        (Some(ExitStatus::Code(7)), ExitSource::Waitid)
+    );
+    let (status, source) = one_exit(&watcher);
+    assert_eq!(
+        (status, source),
+        (Some(ExitStatus::Code(7)), ExitSource::Fallback)
+    );
+    report(
+        "faults",
+        "core: a child reaped by another monitor during a fallback poll",
+        0,
+        0,
+        "",
+    );
+}

@@ -27,15 +27,14 @@ pub fn resolve(
     reap: bool,
     child: bool,
 ) -> (Option<ExitStatus>, ExitSource) {
+    let waited = || {
+        child
+            .then(|| waited(pid, start_time, reap, || pidfd::wait_child(pidfd, reap)))
+            .flatten()
+    };
     let mut info_supported = true;
     for attempt in 0..ATTEMPTS {
-        if let Some(st) = child.then(|| pidfd::wait_child(pidfd, reap)).flatten() {
-            if reap {
-                record_reaped(pid, start_time, st);
-            }
-            return (Some(st), ExitSource::Waitid);
-        }
-        if let Some(st) = child.then(|| reaped(pid, start_time)).flatten() {
+        if let Some(st) = waited() {
             return (Some(st), ExitSource::Waitid);
         }
         if info_supported {
@@ -47,8 +46,12 @@ pub fn resolve(
         }
         match zombie(pid, start_time) {
             Zombie::Status(st) => return (Some(st), ExitSource::Pidfd),
-            // Reaped and this kernel keeps no exit info: nothing more to learn.
-            Zombie::Gone if !info_supported => break,
+            // Reaped, and this kernel keeps no exit info: if lifewatch reaped it since the
+            // first look, its status is recorded by now; else there is nothing more to learn.
+            Zombie::Gone if !info_supported => match waited() {
+                Some(st) => return (Some(st), ExitSource::Waitid),
+                None => break,
+            },
             _ => {}
         }
         std::thread::sleep(Duration::from_micros(50 << attempt));
@@ -56,27 +59,40 @@ pub fn resolve(
     (None, ExitSource::Pidfd)
 }
 
-/// Without pidfd: a child's status by `waitid` on its PID (reaped with `reap`). Race-free: a
-/// child keeps its PID until it is reaped, and only its parent can reap it.
-pub fn wait_pid(pid: i32, start_time: Option<u64>, reap: bool) -> Option<ExitStatus> {
+/// Without pidfd: `Some(status)` once the whole process is gone (`Some(None)` when its status
+/// cannot be known: someone else reaped it), `None` while it runs. A child's status (and
+/// reaping it, with `reap`) is waitid's, by PID: race-free, as a child keeps its PID until it
+/// is reaped and only its parent can reap it.
+pub fn poll(
+    pid: i32,
+    start_time: Option<u64>,
+    reap: bool,
+    child: bool,
+) -> Option<Option<ExitStatus>> {
+    let waited = || {
+        child
+            .then(|| waited(pid, start_time, reap, || wait_pid(pid, reap)))
+            .flatten()
+    };
+    if let Some(st) = waited() {
+        return Some(Some(st));
+    }
+    match zombie(pid, start_time) {
+        Zombie::Status(st) => Some(Some(st)),
+        Zombie::Running => None,
+        // Reaped since the first look: by lifewatch (then its status is recorded by now) or
+        // by its parent.
+        Zombie::Gone => Some(waited()),
+    }
+}
+
+fn wait_pid(pid: i32, reap: bool) -> Option<ExitStatus> {
     let mut opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     if !reap {
         opts |= WaitIdOptions::NOWAIT;
     }
-    let waited = rustix::process::waitid(WaitId::Pid(Pid::from_raw(pid)?), opts);
-    match waited
-        .ok()
-        .flatten()
-        .and_then(|st| ExitStatus::from_wait(&st))
-    {
-        Some(st) => {
-            if reap {
-                record_reaped(pid, start_time, st);
-            }
-            Some(st)
-        }
-        None => reaped(pid, start_time),
-    }
+    let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(pid)?), opts).ok()??;
+    ExitStatus::from_wait(&st)
 }
 
 /// Statuses of children lifewatch reaped, for its other handles of the same child: one child
@@ -88,22 +104,34 @@ pub fn wait_pid(pid: i32, start_time: Option<u64>, reap: bool) -> Option<ExitSta
 static REAPED: Mutex<VecDeque<(i32, u64, ExitStatus)>> = Mutex::new(VecDeque::new());
 const REAPED_KEPT: usize = 256;
 
-fn record_reaped(pid: i32, start_time: Option<u64>, st: ExitStatus) {
-    let Some(start) = start_time else { return };
+/// Asks the kernel for a child's status with `wait` (which reaps with `reap`), else looks it up
+/// among those lifewatch reaped. Under the lock the readers take too: a reap and its record are
+/// one step to them, so no reader finds the zombie gone and its status not yet recorded.
+pub(crate) fn waited(
+    pid: i32,
+    start_time: Option<u64>,
+    reap: bool,
+    wait: impl FnOnce() -> Option<ExitStatus>,
+) -> Option<ExitStatus> {
     let mut r = REAPED.lock().unwrap_or_else(|p| p.into_inner());
-    if r.len() == REAPED_KEPT {
-        r.pop_front();
+    match (wait(), start_time) {
+        (Some(st), Some(start)) if reap => {
+            crate::failpoint::hook("exit.reaped");
+            if r.len() == REAPED_KEPT {
+                r.pop_front();
+            }
+            r.push_back((pid, start, st));
+            Some(st)
+        }
+        (Some(st), _) => Some(st),
+        (None, start) => {
+            let start = start?;
+            r.iter()
+                .rev()
+                .find(|(p, s, _)| *p == pid && *s == start)
+                .map(|(_, _, st)| *st)
+        }
     }
-    r.push_back((pid, start, st));
-}
-
-fn reaped(pid: i32, start_time: Option<u64>) -> Option<ExitStatus> {
-    let start = start_time?;
-    let r = REAPED.lock().unwrap_or_else(|p| p.into_inner());
-    r.iter()
-        .rev()
-        .find(|(p, s, _)| *p == pid && *s == start)
-        .map(|(_, _, st)| *st)
 }
 
 pub enum Zombie {
@@ -134,12 +162,27 @@ mod tests {
 
     #[test]
     fn a_reaped_status_is_found_only_for_the_same_process() {
-        record_reaped(4_000_001, Some(77), ExitStatus::Code(3));
-        assert_eq!(reaped(4_000_001, Some(77)), Some(ExitStatus::Code(3)));
+        let none = || None;
+        let reap = |pid, start, code| waited(pid, start, true, || Some(ExitStatus::Code(code)));
+        assert_eq!(reap(4_000_001, Some(77), 3), Some(ExitStatus::Code(3)));
+        assert_eq!(
+            waited(4_000_001, Some(77), false, none),
+            Some(ExitStatus::Code(3))
+        );
         // The same PID with another start time is another process (a reused PID).
-        assert_eq!(reaped(4_000_001, Some(78)), None);
-        assert_eq!(reaped(4_000_001, None), None);
-        record_reaped(4_000_002, None, ExitStatus::Code(4));
-        assert_eq!(reaped(4_000_002, None), None, "unidentifiable: not kept");
+        assert_eq!(waited(4_000_001, Some(78), false, none), None);
+        assert_eq!(waited(4_000_001, None, false, none), None);
+        // A peek (no reap) is not recorded: the zombie keeps its status for its next reader.
+        assert_eq!(
+            waited(4_000_003, Some(5), false, || Some(ExitStatus::Code(6))),
+            Some(ExitStatus::Code(6))
+        );
+        assert_eq!(waited(4_000_003, Some(5), false, none), None);
+        reap(4_000_002, None, 4);
+        assert_eq!(
+            waited(4_000_002, None, false, none),
+            None,
+            "unidentifiable: not kept"
+        );
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use crate::error::{Result, SysResult};
+use crate::process::exit;
 use crate::process::procstat::{self, ProcStat};
 use crate::status::ExitStatus;
 
@@ -155,9 +156,12 @@ pub fn reap(zombie: &Zombie) -> Option<Reaped> {
     if !st.is_zombie() || st.start_time != zombie.start_time {
         return None;
     }
-    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-    let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(zombie.pid)?), opts).ok()??;
-    let status = ExitStatus::from_wait(&st)?;
+    // Recorded as every reap by lifewatch is: a watch of the orphan learns its status there.
+    let status = exit::waited(zombie.pid, Some(zombie.start_time), true, || {
+        let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(zombie.pid)?), opts).ok()??;
+        ExitStatus::from_wait(&st)
+    })?;
     Some(Reaped {
         pid: zombie.pid,
         comm: zombie.comm.clone(),

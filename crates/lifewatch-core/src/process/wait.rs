@@ -11,7 +11,7 @@ use rustix::time::Timespec;
 use crate::error::{Result, SysResult};
 use crate::event::{monotonic_ns, ExitSource};
 use crate::fd::{CountedFd, FdKind};
-use crate::process::exit::{self, wait_pid, zombie, Zombie};
+use crate::process::exit;
 use crate::process::handle::Process;
 use crate::process::subreaper;
 use crate::reactor::waiter::{self, Done, Op, OpCx, WaitHandle};
@@ -81,18 +81,13 @@ impl Op for ExitWait {
                 }
                 exit::resolve(fd, pid, start, self.reap, child)
             }
-            // Without pidfd a child's status (and reaping it) is waitid's, by PID.
-            None => match child.then(|| wait_pid(pid, start, self.reap)).flatten() {
-                Some(st) => (Some(st), ExitSource::Fallback),
-                None => match zombie(pid, start) {
-                    Zombie::Status(st) => (Some(st), ExitSource::Fallback),
-                    Zombie::Gone => (None, ExitSource::Fallback),
-                    Zombie::Running => {
-                        cx.wake_at(Instant::now() + self.backoff);
-                        self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
-                        return None;
-                    }
-                },
+            None => match exit::poll(pid, start, self.reap, child) {
+                Some(status) => (status, ExitSource::Fallback),
+                None => {
+                    cx.wake_at(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(Duration::from_millis(100));
+                    return None;
+                }
             },
         };
         Some(Ok(Exited {

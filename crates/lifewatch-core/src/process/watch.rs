@@ -10,7 +10,7 @@ use rustix::event::epoll::EventFlags;
 
 use crate::event::{Event, EventKind, ExitSource};
 use crate::fd::{Release, Released};
-use crate::process::exit::{self, wait_pid, zombie, Zombie};
+use crate::process::exit;
 use crate::process::handle::Process;
 use crate::process::{subreaper, wait};
 use crate::reactor::{Interest, Keep, Ready, Source};
@@ -73,21 +73,6 @@ impl ProcessWatch {
         });
         Keep::No
     }
-
-    /// Without pidfd: `Some(status)` once the whole process is gone.
-    fn poll_exit(&self) -> Option<Option<ExitStatus>> {
-        let (pid, start) = (self.process.pid(), self.process.start_time());
-        if self.reap || self.process.is_child() {
-            if let Some(st) = wait_pid(pid, start, self.reap) {
-                return Some(Some(st));
-            }
-        }
-        match zombie(pid, start) {
-            Zombie::Status(st) => Some(Some(st)),
-            Zombie::Gone => Some(None),
-            Zombie::Running => None,
-        }
-    }
 }
 
 impl Source for ProcessWatch {
@@ -111,7 +96,12 @@ impl Source for ProcessWatch {
                 );
                 self.report(cx, status, source)
             }
-            None => match self.poll_exit() {
+            None => match exit::poll(
+                p.pid(),
+                p.start_time(),
+                self.reap,
+                self.reap || p.is_child(),
+            ) {
                 Some(status) => self.report(cx, status, ExitSource::Fallback),
                 None => {
                     self.interval = (self.interval * 2).min(CAP);
