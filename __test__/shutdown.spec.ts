@@ -260,6 +260,54 @@ test('concurrent and repeated calls do the work once: one trace, one close of ea
   t.is(o.spans().length, ALL_SPANS.length)
 })
 
+test("a call's signal ends that call only: the shared run goes on for the others, and stops once all have aborted", async (t) => {
+  const monitor = new Monitor()
+  // Ignores SIGTERM for good: the shutdown waits for the SIGKILL of its kill timeout.
+  const task = await Task.spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 0.05; done'], { monitor, stdio: 'ignore' })
+  await new Promise((r) => setTimeout(r, 100))
+  const ctl = new AbortController()
+  const first = shutdown(task, { monitor, killTimeout: 300, signal: ctl.signal })
+  const second = shutdown(task)
+  // A later call's options are checked too, though the run is the first call's.
+  await t.throwsAsync(shutdown(task, { kilTimeout: 1 } as never), { code: 'ERR_INVALID_ARGUMENT' })
+  ctl.abort()
+  await t.throwsAsync(first, { name: 'AbortError' })
+  const r = await second
+  t.true(r.killed && r.forced, 'the run went on for the call without a signal: TERM, then KILL')
+  t.is(r.exit?.signal, 'SIGKILL')
+  t.is(await shutdown(task), r, 'repeated calls share the finished run')
+
+  // Alone, an aborted call stops the run (nothing is left waiting) and a later call starts anew.
+  const task2 = await Task.spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 0.05; done'], { monitor: new Monitor(), stdio: 'ignore' })
+  await new Promise((r) => setTimeout(r, 100))
+  const ctl2 = new AbortController()
+  const aborted = shutdown(task2, { killTimeout: Infinity, signal: ctl2.signal })
+  setTimeout(() => ctl2.abort(), 100)
+  await t.throwsAsync(aborted, { name: 'AbortError' })
+  t.true(task2.running, 'SIGTERM was ignored and no SIGKILL followed')
+  const again = await shutdown(task2, { killSignal: 'SIGKILL' })
+  t.is(again.exit?.signal, 'SIGKILL', 'a new run, with its own options')
+  monitor.close()
+})
+
+if (!isRoot) console.log('shutdown.spec: SKIPPED: concurrent deletions of a task in a cgroup: creating cgroups needs root')
+;(isRoot ? test : test.skip)("concurrent deletions share one: an aborted call's signal stops only its wait while another call waits", async (t) => {
+  const monitor = new Monitor()
+  const platform = new Platform()
+  const path = `lifewatch-test-${process.pid}-deletes`
+  const task = await platform.spawn('sleep', ['30'], { monitor, cgroupPath: path, stdio: 'ignore' })
+  const ctl = new AbortController()
+  const withSignal = task.delete({ signal: ctl.signal })
+  const without = task.delete()
+  ctl.abort()
+  await t.throwsAsync(withSignal, { name: 'AbortError' })
+  t.deepEqual(await without, { cgroup: `/${path}` })
+  t.deepEqual(readdirSync('/sys/fs/cgroup').filter((h) => existsSync(`/sys/fs/cgroup/${h}/${path}`)), [])
+  t.deepEqual(await task.delete(), { cgroup: `/${path}` }, 'idempotent once done')
+  await platform.close()
+  monitor.close()
+})
+
 test('OOM kills seen during the task life become span events; metrics oom.kills, oom.watchers, process.exits', async (t) => {
   const o = otel()
   const tel = { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider }

@@ -9,6 +9,7 @@ import type { ExitEvent } from './events.js'
 import { escalate } from './kill.js'
 import { otelApi } from './otel-api.js'
 import { monotonicTime } from './stats.js'
+import { SharedRun } from './shared-run.js'
 import { ATTR, OOM_EVENT, SPAN, telemetry, type Outcome, type Telemetry, type TelemetryOptions } from './telemetry.js'
 import { TIMED_OUT, within } from './timers.js'
 import { checkAbortSignal, checkDuration, checkOptions } from './validate.js'
@@ -128,38 +129,41 @@ export class ShutdownError extends AggregateError {
   }
 }
 
-const running = new WeakMap<object, Promise<ShutdownResult>>()
+const running = new WeakMap<object, SharedRun<ShutdownResult>>()
 
 /**
  * Shuts a task down with its monitor and platform. Concurrent and repeated calls for the same
- * task share one run (and one trace). Spans parent under the caller's active context.
+ * task share one run (and one trace), made with the first call's options; every call's options
+ * are checked, and a call's `signal` stops that call's wait only. The run stops waiting only
+ * once every call has aborted (none came without a signal); a later call then starts anew.
+ * Spans parent under the caller's active context.
  */
 export function shutdown(task: ShutdownTask, options?: ShutdownOptions): Promise<ShutdownResult> {
   if (!task || typeof task !== 'object' || typeof task.signal !== 'function' || typeof task.wait !== 'function') {
     return Promise.reject(new LifewatchError('ERR_INVALID_ARGUMENT', 'shutdown: task must be a Task'))
   }
-  let p = running.get(task)
-  if (!p) {
-    try {
-      p = run(
-        task,
-        checkOptions<ShutdownOptions>(options, 'options', {
-          monitor: true,
-          platform: true,
-          killSignal: true,
-          killTimeout: true,
-          stepTimeout: true,
-          signal: true,
-          tracerProvider: true,
-          meterProvider: true,
-        }),
-      )
-    } catch (e) {
-      return Promise.reject(e)
+  let shared = running.get(task)
+  try {
+    const opts = checkOptions<ShutdownOptions>(options, 'options', {
+      monitor: true,
+      platform: true,
+      killSignal: true,
+      killTimeout: true,
+      stepTimeout: true,
+      signal: true,
+      tracerProvider: true,
+      meterProvider: true,
+    })
+    const signal = checkAbortSignal(opts.signal)
+    if (!shared || shared.stopped) {
+      const cfg = config(opts)
+      shared = new SharedRun((stop) => run(task, opts, { ...cfg, signal: stop }))
+      running.set(task, shared)
     }
-    running.set(task, p)
+    return shared.join(signal)
+  } catch (e) {
+    return Promise.reject(e)
   }
-  return p
 }
 
 function total(r: FdCounts | undefined): number {
@@ -182,18 +186,22 @@ interface Config {
   killTimeout: number
   killSignal: Signal
   signo: number
-  signal: AbortSignal | undefined
+  /** The run's own: it aborts once every caller has stopped waiting. */
+  signal: AbortSignal
 }
 
-function run(task: ShutdownTask, opts: Partial<ShutdownOptions>): Promise<ShutdownResult> {
+/** The run's settings, checked before it starts. */
+function config(opts: Partial<ShutdownOptions>): Omit<Config, 'signal'> {
   const killSignal = opts.killSignal ?? 'SIGTERM'
-  const cfg: Config = {
+  return {
     stepTimeout: checkDuration(opts.stepTimeout ?? 10_000, 'stepTimeout'),
     killTimeout: checkDuration(opts.killTimeout ?? 5000, 'killTimeout'),
     killSignal,
     signo: checkSignal(killSignal, 'killSignal'),
-    signal: checkAbortSignal(opts.signal),
   }
+}
+
+function run(task: ShutdownTask, opts: Partial<ShutdownOptions>, cfg: Config): Promise<ShutdownResult> {
   const tel = telemetry(opts)
   const parent = otelApi().context.active()
   const attrs: Attributes = { [ATTR.pid]: task.pid }

@@ -16,6 +16,7 @@ import { within } from './timers.js'
 import { Monitor, type StdioOption } from './monitor.js'
 import { binding, type NativeProcess } from './native.js'
 import { Subreaper, type OrphanEvent } from './subreaper.js'
+import { SharedRun } from './shared-run.js'
 import { ATTR, telemetry, type TelemetryOptions } from './telemetry.js'
 import { checkAbortSignal, checkDuration, checkOptions, checkPid, describe } from './validate.js'
 import { checkSignal, type Signal } from './signals.js'
@@ -203,7 +204,7 @@ export class Task implements AsyncDisposable {
   #cgroup: CgroupLike | undefined
   #cgroupPath: string | undefined
   #ownsCgroup: boolean
-  #deleted: Promise<{ cgroup?: string }> | undefined
+  #deletion: SharedRun<{ cgroup?: string }> | undefined
   #subreaper: Subreaper | undefined
   #onOrphan = (ev: OrphanEvent) => this.orphans.push(ev)
 
@@ -378,7 +379,7 @@ export class Task implements AsyncDisposable {
   }
 
   get deleted(): boolean {
-    return this.#deleted !== undefined
+    return this.#deletion !== undefined
   }
 
   /** OOM kills in the task's cgroup during its life (from `oomWatch` and `Platform.watchOom`). */
@@ -449,16 +450,24 @@ export class Task implements AsyncDisposable {
 
   /**
    * Removes what the task owns: its cgroup (killing anything left in it) and the subreaper
-   * hold. Idempotent; concurrent calls share one deletion (the first call's `signal` stops it).
+   * hold. Idempotent; concurrent calls share one deletion. A call's `signal` stops that call's
+   * wait; the deletion stops waiting only once every call has aborted (none came without one).
    */
   async delete(options?: WaitOptions): Promise<{ cgroup?: string }> {
     const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
-    // A deletion that failed (or was aborted) may be tried again.
-    const deleting = (this.#deleted ??= this.#delete(signal).catch((e: unknown) => {
-      this.#deleted = undefined
-      throw e
-    }))
-    return deleting
+    if (!this.#deletion) {
+      const deletion: SharedRun<{ cgroup?: string }> = new SharedRun(async (stop) => {
+        try {
+          return await this.#delete(stop)
+        } catch (e) {
+          // A deletion that failed (or was stopped) may be tried again.
+          if (this.#deletion === deletion) this.#deletion = undefined
+          throw e
+        }
+      })
+      this.#deletion = deletion
+    }
+    return this.#deletion.join(signal)
   }
 
   /** Kills the task if it still runs, then deletes what it owns; nothing once that is done. */
@@ -508,7 +517,7 @@ export class Task implements AsyncDisposable {
     this.#process?.close()
   }
 
-  async #delete(signal: AbortSignal | undefined): Promise<{ cgroup?: string }> {
+  async #delete(signal: AbortSignal): Promise<{ cgroup?: string }> {
     if (this.#subreaper) {
       this.#subreaper.reap()
       this.#subreaper.off('orphan', this.#onOrphan)
@@ -516,7 +525,7 @@ export class Task implements AsyncDisposable {
       this.#subreaper = undefined
     }
     if (this.#ownsCgroup && this.#cgroup) {
-      await this.#cgroup.delete(signal ? { kill: true, signal } : { kill: true })
+      await this.#cgroup.delete({ kill: true, signal })
       return { cgroup: this.#cgroup.path }
     }
     return {}

@@ -739,7 +739,18 @@ const shutdownArb = fc
             platform: rec.platform,
           })
           rec.shutdown = run
-          if (shutdown(rec.task) !== run) throw new Violation('a second shutdown() of the task did not share the first one')
+          // A second call shares the run: the same result, or the same kind of failure (with the
+          // same signal, an abort ends both).
+          const again = shutdown(rec.task, { signal: ctl?.signal })
+          w.pend(`shutdown of task ${k}, called again`, Promise.allSettled([run, again]), (o) => {
+            if (!('value' in o)) return 'allSettled rejected'
+            const [first, second] = o.value as PromiseSettledResult<ShutdownResult>[]
+            if (first.status === 'fulfilled' && second.status === 'fulfilled') return first.value === second.value ? undefined : 'a second call resolved with another result: not one run'
+            if (first.status === 'rejected' && second.status === 'rejected') {
+              return codeOf(first.reason) === codeOf(second.reason) ? undefined : `the two calls failed differently: ${codeOf(first.reason)}, ${codeOf(second.reason)}`
+            }
+            return `the two calls ended differently: ${first.status}, ${second.status}`
+          })
           w.pend(`shutdown of task ${k} (pid ${p.pid})`, run, (o) => {
             if ('value' in o) {
               const r = o.value as ShutdownResult
