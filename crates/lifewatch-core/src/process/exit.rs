@@ -12,9 +12,9 @@ use crate::process::pidfd::{self, InfoExit};
 use crate::process::procstat;
 use crate::status::ExitStatus;
 
-/// Right at readiness the real parent may be reaping: the zombie has just left /proc but
-/// PIDFD_INFO_EXIT is not set yet. A short bounded retry (50 µs doubling, under 13 ms in
-/// all) closes that window; it only runs while an answer can still come.
+/// Right at readiness the real parent may be reaping it: a short bounded retry (50 µs
+/// doubling, under 13 ms in all) covers the moment between the zombie leaving /proc and the
+/// kernel keeping its exit info, if a kernel has one; it only runs while an answer can come.
 const ATTEMPTS: u32 = 8;
 
 /// `start_time` is the process's /proc start time recorded at watch time, so the zombie
@@ -33,26 +33,43 @@ pub fn resolve(
             .flatten()
     };
     let mut info_supported = true;
+    let info = |supported: &mut bool| {
+        if !*supported {
+            return None;
+        }
+        match pidfd::info_exit(pidfd) {
+            InfoExit::Status(st) => Some(st),
+            InfoExit::Unsupported => {
+                *supported = false;
+                None
+            }
+            InfoExit::NotYet => None,
+        }
+    };
     for attempt in 0..ATTEMPTS {
         if let Some(st) = waited() {
             return (Some(st), ExitSource::Waitid);
         }
-        if info_supported {
-            match pidfd::info_exit(pidfd) {
-                InfoExit::Status(st) => return (Some(st), ExitSource::Pidfd),
-                InfoExit::Unsupported => info_supported = false,
-                InfoExit::NotYet => {}
-            }
+        if let Some(st) = info(&mut info_supported) {
+            return (Some(st), ExitSource::Pidfd);
         }
         match zombie(pid, start_time) {
             Zombie::Status(st) => return (Some(st), ExitSource::Pidfd),
-            // Reaped, and this kernel keeps no exit info: if lifewatch reaped it since the
-            // first look, its status is recorded by now; else there is nothing more to learn.
-            Zombie::Gone if !info_supported => match waited() {
-                Some(st) => return (Some(st), ExitSource::Waitid),
-                None => break,
-            },
-            _ => {}
+            // Reaped since the first look. The kernel keeps the exit info before it takes the
+            // zombie out of /proc, so a second look finds it where there is any; if lifewatch
+            // reaped it, its status is recorded by now; else there is nothing more to learn.
+            Zombie::Gone => {
+                if let Some(st) = info(&mut info_supported) {
+                    return (Some(st), ExitSource::Pidfd);
+                }
+                if !info_supported {
+                    return match waited() {
+                        Some(st) => (Some(st), ExitSource::Waitid),
+                        None => (None, ExitSource::Pidfd),
+                    };
+                }
+            }
+            Zombie::Running => {}
         }
         std::thread::sleep(Duration::from_micros(50 << attempt));
     }

@@ -106,8 +106,12 @@ impl CgroupWatcher {
             if !turn.out.iter().any(is_exit) {
                 return;
             }
-            let mut flushed = Vec::new();
             let mut hub = lock(&hub);
+            // No cgroup watch and no kernel log: nothing can owe an event before these exits.
+            if hub.watches.is_empty() && hub.kmsg.is_none() {
+                return;
+            }
+            let mut flushed = Vec::new();
             if let Some(k) = hub.kmsg.as_ref() {
                 kmsg::drain_all(k, turn.time, &mut flushed);
             }
