@@ -8,14 +8,32 @@ import type { LifewatchEvent, Monitor } from '../src/index.js'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
 
-/** Open fds of this process. */
-export function openFds(): number {
-  return readdirSync('/proc/self/fd').length
+/** Each open fd of this process and what it is (its /proc/self/fd link). */
+export function fdTable(): Map<string, string> {
+  const table = new Map<string, string>()
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      table.set(fd, readlinkSync(`/proc/self/fd/${fd}`))
+    } catch {
+      // the directory's own fd, closed by now
+    }
+  }
+  return table
+}
+
+/**
+ * The fds open now that were not open at `before` (or are something else now): what a leak
+ * looks like, whatever its kind. An fd closed meanwhile is not one: the runtime closes fds of
+ * its own at times of its choosing (a file handle left to the garbage collector), which made a
+ * bare count of /proc/self/fd one short now and then.
+ */
+export function addedFds(before: Map<string, string>): string[] {
+  return [...fdTable()].filter(([fd, target]) => before.get(fd) !== target).map(([fd, target]) => `${fd} -> ${target}`)
 }
 
 /**
  * Open anonymous-inode fds (epoll, eventfd, pidfd, inotify, timerfd: every kind lifewatch opens
- * but its cgroup files) as `fd -> kind`. Unlike `openFds()`, not moved by the loader's own
+ * but its cgroup files) as `fd -> kind`. Unlike `fdTable()`, not moved by the loader's own
  * sockets and files, which tsx opens and closes during a run on Node 22 and 26.
  */
 export function anonFds(): string[] {

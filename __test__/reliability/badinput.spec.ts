@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 import { AbortError, Cgroup, cgroupLayout, kill, LifewatchError, Monitor, signal } from '../../src/index.js'
 import { CLI, reaped, sh } from '../helpers.js'
-import { baseline, mismatch, openFds, report, run } from './helpers.js'
+import { addedFds, baseline, fdTable, mismatch, report, run } from './helpers.js'
 
 type Expect = { code: string; abort?: boolean } | { returns: (v: unknown) => boolean }
 
@@ -260,7 +260,7 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
   const b = baseline()
   let passed = 0
   for (const [name, call, expect] of cases) {
-    const fds = openFds()
+    const fds = fdTable()
     let outcome: { ok: true; value: unknown } | { ok: false; error: unknown }
     try {
       outcome = { ok: true, value: await call(f) }
@@ -277,15 +277,16 @@ test.serial(`${cases.length} bad API inputs: typed errors, no crash, no fd chang
       good = e instanceof klass && e.code === expect.code
       t.true(good, `${name}: expected ${klass.name} ${expect.code}, got ${outcome.ok ? 'no error' : `${(e as Error)?.name} ${e?.code}: ${(e as Error)?.message}`}`)
     }
-    t.is(openFds(), fds, `${name}: open fds unchanged`)
+    const added = addedFds(fds)
+    t.deepEqual(added, [], `${name}: no fd left open`)
     const untouched = cgroupState() === state
     t.true(untouched, `${name}: no cgroup file written, no cgroup made`)
-    if (good && untouched && openFds() === fds) passed++
+    if (good && untouched && added.length === 0) passed++
   }
   t.deepEqual(mismatch(b), {}, 'counters still match /proc')
   t.is(child.exitCode, null, 'the watched child is untouched')
   t.true(f.w.active, 'its watch is still active')
-  report({ section: 'bad input', case: 'node: public API table', fdsLeaked: openFds() - b.fds, eventsLost: 0, cases: cases.length, passed })
+  report({ section: 'bad input', case: 'node: public API table', fdsLeaked: addedFds(b.table).length, eventsLost: 0, cases: cases.length, passed })
   m.close()
   other.close()
   child.kill()

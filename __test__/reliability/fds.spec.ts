@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 import { Cgroup, cgroupLayout, fdStats, Monitor, type CgroupWatchOptions } from '../../src/index.js'
 import { reaped, sh } from '../helpers.js'
-import { baseline, mismatch, openFds, report, rssKiB } from './helpers.js'
+import { addedFds, baseline, mismatch, report, rssKiB } from './helpers.js'
 
 const sleeper = () => spawn('sleep', ['30'], { stdio: 'ignore' })
 const gc = (globalThis as { gc?: () => void }).gc
@@ -92,10 +92,10 @@ test.serial('fdStats() equals /proc/self/fd, kind by kind, after every scenario'
   let tried = 0
   for (const [name, scenario] of scenarios) {
     await scenario((label) => t.deepEqual(mismatch(b), {}, `${name}: ${label}`))
-    t.is(openFds(), b.fds, `${name}: open fds back to baseline`)
+    t.deepEqual(addedFds(b.table), [], `${name}: no fd left open`)
     tried++
   }
-  report({ section: 'fd accounting', case: 'node: fdStats vs /proc/self/fd', fdsLeaked: openFds() - b.fds, eventsLost: 0, scenarios: tried })
+  report({ section: 'fd accounting', case: 'node: fdStats vs /proc/self/fd', fdsLeaked: addedFds(b.table).length, eventsLost: 0, scenarios: tried })
 })
 
 const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)
@@ -223,9 +223,10 @@ test.serial(`${CYCLES} create/watch/close cycles per kind return to baseline`, a
     gc?.()
     const grew = Math.max(0, rssKiB() - rss)
     const after = fdStats()
-    const leaked = openFds() - b.fds
+    const left = addedFds(b.table)
+    const leaked = left.length
     t.log(`${name}: ${n} cycles in ${Date.now() - t0} ms, rss +${grew} KiB, fds ${leaked}`)
-    t.is(leaked, 0, `${name}: open fds`)
+    t.deepEqual(left, [], `${name}: no fd left open`)
     t.deepEqual(mismatch(b), {}, `${name}: counters vs /proc`)
     for (const k of ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control'] as const) {
       t.is(after[k].inUse, stats[k].inUse, `${name}: ${k} in use`)

@@ -6,7 +6,9 @@ import { appendFileSync, existsSync, readdirSync, readlinkSync, readFileSync, st
 import { join } from 'node:path'
 
 import { fdStats, type FdKind } from '../../src/index.js'
-import { root } from '../helpers.js'
+import { fdTable, root } from '../helpers.js'
+
+export { addedFds, fdTable } from '../helpers.js'
 
 export const KINDS: FdKind[] = ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control']
 
@@ -40,11 +42,12 @@ export function coreInUse(): Record<FdKind, number> {
 export interface Baseline {
   proc: Record<FdKind, number>
   core: Record<FdKind, number>
-  fds: number
+  /** Every open fd and what it is. */
+  table: Map<string, string>
 }
 
 export function baseline(): Baseline {
-  return { proc: procKinds(), core: coreInUse(), fds: readdirSync('/proc/self/fd').length }
+  return { proc: procKinds(), core: coreInUse(), table: fdTable() }
 }
 
 /** Per kind: (kernel's count - baseline) - (core's in-use - baseline); all zero when exact. */
@@ -57,10 +60,6 @@ export function mismatch(b: Baseline): Partial<Record<FdKind, number>> {
     if (d !== 0) off[k] = d
   }
   return off
-}
-
-export function openFds(): number {
-  return readdirSync('/proc/self/fd').length
 }
 
 export function rssKiB(): number {

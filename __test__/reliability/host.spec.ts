@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 
 import { fdStats, Monitor, type ExitEvent, type LifewatchEvent } from '../../src/index.js'
 import { reaped } from '../helpers.js'
-import { isRoot, openFds, report } from './helpers.js'
+import { addedFds, fdTable, isRoot, report } from './helpers.js'
 
 const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)
 const BURST = Number(process.env.LIFEWATCH_BURST ?? 10_000)
@@ -41,7 +41,7 @@ for (const [name, cycle, skip] of cycles) {
     cycle(warm, c.pid!)
     warm.close()
     await new Promise((r) => setTimeout(r, 100))
-    const fds = openFds()
+    const fds = fdTable()
     const counted = inUse()
     const m = new Monitor()
     const t0 = Date.now()
@@ -51,9 +51,9 @@ for (const [name, cycle, skip] of cycles) {
     m.close()
     c.kill()
     await reaped(c)
-    const leaked = openFds() - fds
-    // ≤ 0: an fd of the test runner's own may close meanwhile; the core's counters below are exact.
-    t.true(leaked <= 0, `every fd opened was closed (${leaked})`)
+    const left = addedFds(fds)
+    const leaked = left.length
+    t.deepEqual(left, [], 'every fd opened was closed')
     t.deepEqual(inUse(), counted, "the core's counters agree")
     t.log(`${name}: ${CYCLES} cycles in ${ms} ms`)
     report({ section: 'leak cycles', case: `node: ${name}`, fdsLeaked: leaked, eventsLost: 0, cycles: CYCLES })
