@@ -1,6 +1,7 @@
 import { checkCgroupWatch, checkPsi, CgroupWatch, newCgroupWatch, type CgroupWatchOptions, type PsiTrigger } from './cgroup-watch.js'
 import { AbortError, LifewatchError, invalid } from './errors.js'
 import { delivered, type LifewatchEvent } from './events.js'
+import { Fifo } from './fifo.js'
 import {
   checkHostWatch,
   checkOomKillWatch,
@@ -107,7 +108,7 @@ function stdioSlot(v: unknown, i: number): number {
  */
 export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   #native: NativeMonitor
-  #queue: LifewatchEvent[] = []
+  #queue = new Fifo<LifewatchEvent>()
   #pending: Pending[] = []
   #watches = new Map<number, { watch: Watch; feed: WatchFeed }>()
   #byPid = new Map<number, Watch>()
@@ -413,7 +414,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     keptAlive.delete(this)
     if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.onAbort)
     const released = this.#native.close()
-    this.#queue.length = 0
+    this.#queue.clear()
     const closedError = new LifewatchError('ERR_CLOSED', 'the monitor was closed')
     this.#failAll(closedError)
     for (const p of this.#pending.splice(0)) {
