@@ -219,7 +219,10 @@ test('Ctrl-C: the first is forwarded and says so; a second stops the command', a
 })
 
 test('orphans the command leaves are reaped and reported (child subreaper); none is left behind', async (t) => {
-  const r = await cli(['run', '--json', '--', 'sh', '-c', '(sleep 0.1; exit 6) & (exec sleep 30) & exit 0'], { env })
+  // The command ends once the sleep has exec'd: one that is still a forked shell when the
+  // leftovers are killed would be reported as `sh`.
+  const script = '(sleep 0.1; exit 6) & sleep 30 & until read c < /proc/$!/comm && [ "$c" = sleep ]; do :; done; exit 0'
+  const r = await cli(['run', '--json', '--', 'sh', '-c', script], { env })
   t.is(r.code, 0)
   const orphans = lines(t, r.stderr).filter((l) => l.type === 'orphan')
   t.true(orphans.some((o) => o.exitCode === 6 || o.signal !== undefined), 'the short one, exited or stopped at shutdown')

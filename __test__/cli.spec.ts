@@ -98,7 +98,9 @@ test('watch --host: the exit of a process nobody named, human and NDJSON, until 
     p.stdout.on('data', (d) => (out += d))
     await new Promise<void>((resolve) => p.stderr.on('data', (d) => /watching/.test((err += d)) && resolve()))
     t.regex(err, /the host's processes/)
-    const child = spawn('sh', ['-c', 'exit 7'], { stdio: 'ignore' })
+    // Alive for a moment: a process's name is read from /proc at its exec, which a process
+    // that is already gone by then no longer has (its `comm` is then left out: docs/host.md).
+    const child = spawn('sh', ['-c', 'sleep 0.2; exit 7'], { stdio: 'ignore' })
     await reaped(child)
     const line = json ? `"pid":${child.pid},` : `pid ${child.pid} (sh) ppid ${process.pid}`
     while (!out.includes(line)) await once(p.stdout, 'data')
