@@ -455,7 +455,8 @@ export class Task implements AsyncDisposable {
    */
   async delete(options?: WaitOptions): Promise<{ cgroup?: string }> {
     const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
-    if (!this.#deletion) {
+    // A run every caller gave up on is ending: a new call starts another.
+    if (!this.#deletion || this.#deletion.stopped) {
       const deletion: SharedRun<{ cgroup?: string }> = new SharedRun(async (stop) => {
         try {
           return await this.#delete(stop)
