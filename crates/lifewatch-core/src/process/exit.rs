@@ -103,7 +103,8 @@ pub fn poll(
     }
 }
 
-fn wait_pid(pid: i32, reap: bool) -> Option<ExitStatus> {
+/// A child's status by `waitid` on its PID: reaped with `reap`, else left for its next reader.
+pub(crate) fn wait_pid(pid: i32, reap: bool) -> Option<ExitStatus> {
     let mut opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     if !reap {
         opts |= WaitIdOptions::NOWAIT;

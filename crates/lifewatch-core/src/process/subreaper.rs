@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::sync::{Mutex, MutexGuard};
 
-use rustix::process::{Pid, WaitId, WaitIdOptions};
+use rustix::process::Pid;
 
 use crate::error::{Result, SysResult};
 use crate::process::exit;
@@ -158,9 +158,7 @@ pub fn reap(zombie: &Zombie) -> Option<Reaped> {
     }
     // Recorded as every reap by lifewatch is: a watch of the orphan learns its status there.
     let status = exit::waited(zombie.pid, Some(zombie.start_time), true, || {
-        let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-        let st = rustix::process::waitid(WaitId::Pid(Pid::from_raw(zombie.pid)?), opts).ok()??;
-        ExitStatus::from_wait(&st)
+        exit::wait_pid(zombie.pid, true)
     })?;
     Some(Reaped {
         pid: zombie.pid,
