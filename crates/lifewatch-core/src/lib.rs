@@ -1,8 +1,9 @@
 //! lifewatch-core: Linux process and cgroup lifecycle watching, with no napi in sight.
 //!
 //! The layers, each using only those below it:
-//! - `error`, `fd`, `failpoint`, `event`, `status`: typed errors, counted fds, test-only
-//!   failures, the events the layers above report and the exit statuses they carry;
+//! - `error`, `fd`, `failpoint`, `event`, `status`, `pseudofile`: typed errors, counted fds,
+//!   test-only failures, the events the layers above report, the exit statuses they carry and
+//!   reading kernel pseudo-files;
 //! - `reactor/`: one epoll loop, its sources, timers, delivery queue and direct-wake policy;
 //! - `process/`: pidfds, exit statuses, process watches (a reactor source), signals, spawn,
 //!   the child subreaper, the host-wide streams (the process events connector, the kernel
@@ -18,6 +19,7 @@ pub mod failpoint;
 pub mod fd;
 pub mod monitor;
 pub mod process;
+pub mod pseudofile;
 pub mod reactor;
 pub mod status;
 

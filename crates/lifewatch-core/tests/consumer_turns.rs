@@ -220,3 +220,36 @@ fn direct_mode_calls_after_close_touch_nothing() {
     other.monitor.close();
     assert_eq!(open_fds(), fds);
 }
+
+#[test]
+fn a_timed_wake_is_the_consumers_turn_too() {
+    let _serial = serial();
+    // Polling watches have no fd: only their timer makes them run. It sits in the sources'
+    // set, so the ready fd turns readable when a poll is due and the consumer's turn polls
+    // (one thread hop from the kernel's timer to the consumer, as for an fd's readiness).
+    let h = Harness::new(MonitorOptions {
+        force_fallback: true,
+        ..MonitorOptions::default()
+    });
+    h.monitor.set_direct(true);
+    // SAFETY: the monitor is open for the whole test.
+    let fd = unsafe { BorrowedFd::borrow_raw(h.monitor.ready_fd()) };
+    let k = watched_and_killed(&h);
+    assert!(
+        readable_within(fd, 2000),
+        "the poll's time made the ready fd readable"
+    );
+    // The consumer's turn polls; under load the reactor may have taken it after its grace.
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        events.extend(h.monitor.turn_now());
+        if !events.is_empty() || !readable_within(fd, 10) {
+            break;
+        }
+    }
+    events.extend(h.collect(1, Duration::from_millis(300)));
+    let exits: Vec<_> = events.iter().filter(|e| e.watch == k.id).collect();
+    assert_eq!(exits.len(), 1, "reported once: {events:?}");
+    assert!(matches!(exits[0].kind, EventKind::Exit { .. }));
+    h.monitor.close();
+}

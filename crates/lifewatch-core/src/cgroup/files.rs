@@ -1,6 +1,7 @@
 //! Reading and writing cgroup control files: each open is a counted `Control` fd, closed on
 //! every path, and every error says which file was being read or written and why.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -58,17 +59,9 @@ pub fn write(dir: &Path, name: &str, value: &str, what: &str) -> Result<()> {
 pub fn read(dir: &Path, name: &str, what: &str) -> Result<String> {
     let path = dir.join(name);
     let fd = open(&path, OFlags::RDONLY, what)?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = rustix::io::read(&fd, &mut buf)
-            .sys("read", format!("{what}: reading {}", path.display()))
-            .map_err(|e| gone(e).with_path(&path))?;
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
+    let out = crate::pseudofile::read_fd(fd.as_fd())
+        .sys("read", format!("{what}: reading {}", path.display()))
+        .map_err(|e| gone(e).with_path(&path))?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::cgroup::layout::Layout;
 use crate::cgroup::path::CgroupPath;
 pub use crate::event::{Counters, Pressure, Stats};
+use crate::pseudofile;
 
 /// v1 reports "no limit" as PAGE_COUNTER_MAX pages in bytes (0x7FFFFFFFFFFFF000 on 4K
 /// pages); anything this large is no limit.
@@ -18,11 +19,15 @@ const V1_UNLIMITED: u64 = 1 << 62;
 pub fn snapshot(layout: &Layout, cg: &CgroupPath) -> Stats {
     let mut s = Stats::default();
     let unified = layout.unified.as_ref().map(|h| cg.dir_in(h));
-    let v2_memory = unified
-        .as_ref()
-        .filter(|d| d.join("memory.current").exists());
-    if let Some(dir) = v2_memory {
-        s.memory_current = read_u64(&dir.join("memory.current"));
+    // A unified directory with memory.current has the v2 memory controller.
+    let v2_memory = unified.as_ref().and_then(|d| {
+        Some((
+            d,
+            parse_u64(&pseudofile::read(d.join("memory.current")).ok()?),
+        ))
+    });
+    if let Some((dir, current)) = v2_memory {
+        s.memory_current = current;
         s.memory_peak = read_u64(&dir.join("memory.peak"));
         s.memory_max = read_u64(&dir.join("memory.max"));
         s.memory_events = read_counters(&dir.join("memory.events")).unwrap_or_default();
@@ -70,9 +75,7 @@ pub fn snapshot(layout: &Layout, cg: &CgroupPath) -> Stats {
 
 /// A PSI file's avg10 and total figures; `None` when the file is absent or unreadable (PSI off).
 fn read_pressure(path: &Path) -> Option<Pressure> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|t| parse_pressure(&t))
+    pseudofile::read(path).ok().map(|t| parse_pressure(&t))
 }
 
 /// `12.34` to 1234; at most two decimals, as the kernel prints.
@@ -110,12 +113,16 @@ pub fn parse_pressure(text: &str) -> Pressure {
 
 /// A single-number file; `max` (no limit) and unreadable files are `None`.
 pub fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    parse_u64(&pseudofile::read(path).ok()?)
+}
+
+fn parse_u64(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
 }
 
 /// A flat-keyed file (`memory.events`, `memory.oom_control`, `cgroup.events`).
 pub fn read_counters(path: &Path) -> std::io::Result<Counters> {
-    std::fs::read_to_string(path).map(|t| parse_counters(&t))
+    pseudofile::read(path).map(|t| parse_counters(&t))
 }
 
 /// `key value` lines; lines whose value is not a number are skipped.

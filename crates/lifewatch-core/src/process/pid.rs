@@ -17,7 +17,7 @@ pub fn check_pid(pid: i64) -> Result<i32> {
 /// The thread group a task ID belongs to: threads have /proc entries of their own (unlisted),
 /// whose `Tgid:` names their process. `None` when the task is gone or /proc is unreadable.
 fn thread_group(id: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{id}/status")).ok()?;
+    let status = crate::pseudofile::read(format!("/proc/{id}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("Tgid:"))?;
     line["Tgid:".len()..].trim().parse().ok()
 }

@@ -30,7 +30,7 @@ fn numeric_entries(dir: &Path) -> Vec<i32> {
 pub fn children(pid: i32, tids: &[i32]) -> Option<Vec<i32>> {
     let mut out = Vec::new();
     for tid in tids {
-        match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+        match crate::pseudofile::read(format!("/proc/{pid}/task/{tid}/children")) {
             Ok(text) => out.extend(
                 text.split_ascii_whitespace()
                     .filter_map(|w| w.parse::<i32>().ok()),
@@ -46,13 +46,13 @@ pub fn children(pid: i32, tids: &[i32]) -> Option<Vec<i32>> {
 
 /// A process's name (`/proc/<pid>/comm`, at most 15 bytes).
 pub fn comm(pid: i32) -> Option<String> {
-    let text = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    let text = crate::pseudofile::read_bytes(format!("/proc/{pid}/comm")).ok()?;
     Some(String::from_utf8_lossy(text.strip_suffix(b"\n").unwrap_or(&text)).into_owned())
 }
 
 /// The cgroup a process is in, from `/proc/<pid>/cgroup` (see `cgroup_of`).
 pub fn cgroup(pid: i32) -> Option<String> {
-    cgroup_of(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+    cgroup_of(&crate::pseudofile::read(format!("/proc/{pid}/cgroup")).ok()?)
 }
 
 /// The path of the memory controller's hierarchy where it is a v1 one (a hybrid or v1 host:
@@ -85,7 +85,7 @@ pub struct Seen {
 
 /// Reads `/proc/<pid>/stat`: the parent, the name and whether the process is a zombie.
 pub fn seen(pid: i32) -> Option<Seen> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = crate::pseudofile::read(format!("/proc/{pid}/stat")).ok()?;
     let st = procstat::parse(&text)?;
     Some(Seen {
         ppid: st.ppid,

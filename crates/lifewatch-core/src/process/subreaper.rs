@@ -76,7 +76,7 @@ pub struct Reaped {
 /// A process's `/proc/<pid>/stat`: the parsed fields and its name (`comm`, between the first
 /// `(` and the last `)`: the name may hold either).
 fn stat_of(pid: i32) -> Option<(ProcStat, String)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = crate::pseudofile::read(format!("/proc/{pid}/stat")).ok()?;
     let comm = text.get(text.find('(')? + 1..text.rfind(')')?)?.to_string();
     Some((procstat::parse(&text)?, comm))
 }
@@ -88,7 +88,7 @@ fn children() -> Vec<i32> {
     let mut have_children_files = false;
     if let Ok(tasks) = fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
-            if let Ok(text) = fs::read_to_string(t.path().join("children")) {
+            if let Ok(text) = crate::pseudofile::read(t.path().join("children")) {
                 have_children_files = true;
                 out.extend(
                     text.split_ascii_whitespace()

@@ -254,13 +254,12 @@ impl Reactor {
             if self.status.load(Ordering::SeqCst) != OPEN || self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let (mut sources, mut timer) = (false, false);
+            let mut sources = false;
             own.clear();
             for ev in &woke {
                 match ev.data.u64() {
                     WAKER => self.selector.ack_waker(),
                     SOURCES => sources = true,
-                    TIMER => timer = true,
                     key => own.push(key as WatchId),
                 }
             }
@@ -276,14 +275,14 @@ impl Reactor {
                 self.selector.arm_sources(true);
             }
             // Left alone only when nothing but the sources' set (and the waker) woke the reactor.
-            if sources && direct && policy.leave(now, own.is_empty() && !timer, turns) {
+            if sources && direct && policy.leave(now, own.is_empty(), turns) {
                 continue; // the consumer's turn, for the grace period
             }
             // The sources' set: when reported readable, or when what was left to the consumer
             // is still there after its grace.
             let poll_sources = sources || (grace_over && !kept_up);
             let mut state = self.lock();
-            let Some(found) = self.turn(&mut state, &own, timer, poll_sources, false) else {
+            let Some(found) = self.turn(&mut state, &own, poll_sources, false) else {
                 return;
             };
             if poll_sources && direct && policy.turned(found) {
@@ -307,7 +306,7 @@ impl Reactor {
     pub fn turn_now(&self) -> Vec<Event> {
         self.consumer_turns.fetch_add(1, Ordering::SeqCst);
         let mut state = self.lock();
-        if self.turn(&mut state, &[], false, true, true).is_none() {
+        if self.turn(&mut state, &[], true, true).is_none() {
             return Vec::new();
         }
         let events = self.queue.drain();
@@ -317,8 +316,8 @@ impl Reactor {
         events
     }
 
-    /// Handles the ready nested sources (with `poll_sources`), the `own` keys the reactor's
-    /// wait reported, the due timers (with `timer`) and the wakes they raise, then publishes
+    /// Handles the ready nested sources and due timers (with `poll_sources`: the timerfd is
+    /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then publishes
     /// the turn's events (a `consumer`'s own turn queues them without notifying it: it drains
     /// them at once); `None` once the reactor is no longer open. `Some(found)` says whether
     /// the turn produced events.
@@ -326,7 +325,6 @@ impl Reactor {
         &self,
         state: &mut State,
         own: &[WatchId],
-        timer: bool,
         poll_sources: bool,
         consumer: bool,
     ) -> Option<bool> {
@@ -347,8 +345,10 @@ impl Reactor {
         let time = monotonic_ns();
         let mut out = Vec::new();
         let mut wakes: Vec<WatchId> = Vec::new();
+        let timer = keys.contains(&TIMER);
         let mut order: Vec<WatchId> = keys
             .iter()
+            .filter(|&&k| k != TIMER)
             .map(|&k| k as WatchId)
             .chain(own.iter().copied())
             .collect();

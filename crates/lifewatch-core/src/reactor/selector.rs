@@ -1,7 +1,9 @@
-//! The reactor's two epoll sets and its waker. `sources` holds the sources' fds and is what a
-//! consumer with an event loop of its own may watch (`ready_fd`); `outer` holds `sources`, the
-//! waker, the timerfd and the few fds that must not be nested, and the reactor thread sleeps
-//! on it. The waker stays out of `sources`, so only the reactor ever consumes it.
+//! The reactor's two epoll sets and its waker. `sources` holds the sources' fds and the
+//! timerfd, and is what a consumer with an event loop of its own may watch (`ready_fd`): a
+//! source's timed wake then runs on the consumer's thread like its readiness does, one thread
+//! hop from the kernel to the consumer. `outer` holds `sources`, the waker and the few fds
+//! that must not be nested, and the reactor thread sleeps on it. The waker stays out of
+//! `sources`, so only the reactor ever consumes it.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -16,8 +18,9 @@ use crate::error::{Result, SysResult};
 use crate::failpoint;
 use crate::fd::{CountedFd, FdKind, Release, Released};
 
-/// epoll data in `outer` of the waker, the sources' set and the timerfd; any other data in
-/// either set is a source's key (keys start at 1 and never get near these).
+/// epoll data of the waker and the sources' set (in `outer`) and of the timerfd (in
+/// `sources`); any other data in either set is a source's key (keys start at 1 and never get
+/// near these).
 pub const WAKER: u64 = u64::MAX;
 pub const SOURCES: u64 = u64::MAX - 1;
 pub const TIMER: u64 = u64::MAX - 2;
@@ -40,7 +43,7 @@ pub struct Selector {
 }
 
 impl Selector {
-    /// The two sets and the waker, with `timer` (the timerfd) in `outer`.
+    /// The two sets and the waker, with `timer` (the timerfd) in `sources`.
     pub fn new(timer: BorrowedFd<'_>) -> Result<Selector> {
         let new_epoll = || {
             failpoint::hit("epoll_create1")
@@ -56,13 +59,13 @@ impl Selector {
                 .sys("eventfd", "creating a monitor")?,
             FdKind::Eventfd,
         );
-        for (fd, data) in [
-            (sources.as_fd(), SOURCES),
-            (waker.as_fd(), WAKER),
-            (timer, TIMER),
+        for (set, fd, data) in [
+            (&outer, sources.as_fd(), SOURCES),
+            (&outer, waker.as_fd(), WAKER),
+            (&sources, timer, TIMER),
         ] {
             failpoint::hit("epoll_ctl")
-                .and_then(|()| epoll::add(&outer, fd, EventData::new_u64(data), EventFlags::IN))
+                .and_then(|()| epoll::add(set, fd, EventData::new_u64(data), EventFlags::IN))
                 .sys("epoll_ctl", "creating a monitor")?;
         }
         Ok(Selector {
