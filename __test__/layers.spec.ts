@@ -9,7 +9,7 @@ import { cycles, rustGraph, tsGraph, type Graph } from './import-graph.js'
 /** The core's layers, lowest first; a file may import its own layer and those below. */
 function layer(file: string): { rank: number; name: string } {
   const top = file.split('/')[0]
-  if (['error.rs', 'fd.rs', 'failpoint.rs', 'event.rs', 'status.rs'].includes(top)) return { rank: 0, name: 'base' }
+  if (['error.rs', 'fd.rs', 'failpoint.rs', 'event.rs', 'status.rs', 'pseudofile.rs'].includes(top)) return { rank: 0, name: 'base' }
   if (top === 'reactor') return { rank: 1, name: 'reactor' }
   if (top === 'process') return { rank: 2, name: 'process' }
   if (file.startsWith('cgroup/watch/')) return { rank: 4, name: 'cgroup/watch' }

@@ -72,6 +72,43 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// This process's open fds and what each points to.
+pub fn fd_table() -> HashMap<String, String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            // The directory's own fd is closed by the time it is read: skipped.
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                target.display().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The fds open now that were not in `before` (`fd -> target`), once they settle: a live
+/// monitor's reactor thread beside the test may hold a file open for a moment (a /proc or
+/// cgroupfs read), so only what is still open after a second counts.
+pub fn added_fds(before: &HashMap<String, String>) -> Vec<String> {
+    let added = || -> Vec<String> {
+        fd_table()
+            .into_iter()
+            .filter(|(fd, target)| before.get(fd) != Some(target))
+            .map(|(fd, target)| format!("{fd} -> {target}"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = added();
+        if now.is_empty() || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A test cgroup in one hierarchy, removed (after killing its members) on drop.
