@@ -253,3 +253,42 @@ fn a_timed_wake_is_the_consumers_turn_too() {
     assert!(matches!(exits[0].kind, EventKind::Exit { .. }));
     h.monitor.close();
 }
+
+#[test]
+fn what_a_quiet_reactor_turn_queued_reaches_a_consumer_that_stopped_turning() {
+    let _serial = serial();
+    let h = direct();
+    // While the consumer turns, the reactor's own turns queue their events without notifying
+    // it (it drains them with its next turn). When it stops turning, nothing may stay queued:
+    // the reactor notifies after its grace. Each round: a burst nobody turns for makes the
+    // reactor eager, the consumer turns once, then more exits come for the eager reactor to
+    // take quietly, and the consumer never turns again.
+    for round in 0..5 {
+        let mut first: Vec<_> = (0..20)
+            .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+            .collect();
+        let mut second: Vec<_> = (0..20)
+            .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+            .collect();
+        let ids: Vec<WatchId> = first
+            .iter()
+            .chain(&second)
+            .map(|c| h.monitor.watch_pid(c.id() as i64).unwrap())
+            .collect();
+        for c in &mut first {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let mut got = h.collect(20, Duration::from_secs(10));
+        got.extend(h.monitor.turn_now());
+        for c in &mut second {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        got.extend(h.collect(40 - got.len(), Duration::from_secs(5)));
+        let mut seen: Vec<WatchId> = got.iter().map(|e| e.watch).collect();
+        seen.sort();
+        assert_eq!(seen, ids, "round {round}: every exit once");
+    }
+    h.monitor.close();
+}

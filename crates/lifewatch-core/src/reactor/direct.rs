@@ -6,6 +6,12 @@
 //! The reactor handles only what a consumer that did not turn at all left (one busy
 //! elsewhere). When it did find something left, it stops waiting and handles readiness at
 //! once, beside the consumer's deliveries, until readiness pauses for `EAGER`.
+//!
+//! While the consumer keeps turning (it turned within `GRACE`), what the reactor's turns find
+//! is queued without a notification: the consumer's next turn drains it with its own, so a
+//! burst handled by both threads still reaches JS in the consumer's few large deliveries, not
+//! in one small delivery per reactor turn. Events queued so are notified once the consumer
+//! has not turned for `GRACE` (it is busy elsewhere, or the burst ended).
 
 use std::time::{Duration, Instant};
 
@@ -36,9 +42,16 @@ impl Policy {
         alone && self.eager_until.is_none_or(|until| now >= until)
     }
 
-    /// When the reactor must look again (a grace running out).
+    /// When the grace of the sources left to the consumer runs out.
     pub fn deadline(&self) -> Option<Instant> {
         self.left.map(|(at, _)| at + GRACE)
+    }
+
+    /// Whether a reactor turn may queue its events without notifying the consumer, given
+    /// how long ago the consumer last turned: it turned within the grace, so it keeps
+    /// draining the queue.
+    pub fn quiet(since_consumer_turn: Option<Duration>) -> bool {
+        since_consumer_turn.is_some_and(|d| d < GRACE)
     }
 
     /// The grace ran out: whether the consumer turned since the sources were left to it, given
@@ -68,6 +81,17 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_only_while_the_consumer_turns() {
+        assert!(
+            !Policy::quiet(None),
+            "a consumer that never turned drains nothing"
+        );
+        assert!(Policy::quiet(Some(Duration::ZERO)), "it just turned");
+        assert!(Policy::quiet(Some(GRACE / 2)));
+        assert!(!Policy::quiet(Some(GRACE)), "no turn for a whole grace");
+    }
 
     #[test]
     fn leaves_once_then_turns_eagerly_after_finding_work() {

@@ -71,6 +71,8 @@ pub struct Reactor {
     /// Turns the consumer took (`turn_now`): one since the sources were left to it says it
     /// keeps up.
     consumer_turns: AtomicU64,
+    /// CLOCK_MONOTONIC ns of the consumer's last turn (0: none yet).
+    consumer_turned_at: AtomicU64,
     status: AtomicU8,
     /// `stop_after_turn` was called: the loop returns once the current turn is over.
     stopping: AtomicBool,
@@ -90,6 +92,7 @@ impl Reactor {
             queue: queue::Queue::new(notify),
             direct: AtomicBool::new(false),
             consumer_turns: AtomicU64::new(0),
+            consumer_turned_at: AtomicU64::new(0),
             status: AtomicU8::new(OPEN),
             stopping: AtomicBool::new(false),
             after_turn: OnceLock::new(),
@@ -238,8 +241,16 @@ impl Reactor {
         let mut woke: Vec<epoll::Event> = Vec::with_capacity(BATCH);
         let mut policy = direct::Policy::default();
         let mut own: Vec<WatchId> = Vec::new();
+        // Events a quiet turn queued without notifying the consumer (see `direct`).
+        let mut held = false;
         loop {
-            let timeout = policy.deadline().map(|at| {
+            // Held events are notified once the consumer has not turned for the grace.
+            let held_until = held.then(|| {
+                let since = self.since_consumer_turn().unwrap_or(direct::GRACE);
+                Instant::now() + direct::GRACE.saturating_sub(since)
+            });
+            let wake = [policy.deadline(), held_until].into_iter().flatten().min();
+            let timeout = wake.map(|at| {
                 let d = at.saturating_duration_since(Instant::now());
                 Timespec {
                     tv_sec: d.as_secs() as _,
@@ -266,6 +277,10 @@ impl Reactor {
             let direct = self.direct.load(Ordering::SeqCst);
             let now = Instant::now();
             let turns = self.consumer_turns.load(Ordering::SeqCst);
+            if held && !direct::Policy::quiet(self.since_consumer_turn()) {
+                held = false;
+                self.queue.notify_held();
+            }
             let grace_over = policy.deadline().is_some_and(|at| now >= at);
             // The consumer turned during the grace: it keeps up (a burst it takes in batches of
             // its own pace), so the sources stay its own; the reactor only looks again at the
@@ -281,10 +296,14 @@ impl Reactor {
             // The sources' set: when reported readable, or when what was left to the consumer
             // is still there after its grace.
             let poll_sources = sources || (grace_over && !kept_up);
+            // Only nested sources: a PSI trigger (own) is reported at once.
+            let quiet =
+                direct && own.is_empty() && direct::Policy::quiet(self.since_consumer_turn());
             let mut state = self.lock();
-            let Some(found) = self.turn(&mut state, &own, poll_sources, false) else {
+            let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet) else {
                 return;
             };
+            held |= found && quiet;
             if poll_sources && direct && policy.turned(found) {
                 self.selector.arm_sources(true); // its one shot was spent
             }
@@ -292,6 +311,12 @@ impl Reactor {
                 return;
             }
         }
+    }
+
+    /// How long ago the consumer last turned; `None` if it never did.
+    fn since_consumer_turn(&self) -> Option<std::time::Duration> {
+        let at = self.consumer_turned_at.load(Ordering::SeqCst);
+        (at != 0).then(|| std::time::Duration::from_nanos(monotonic_ns().saturating_sub(at)))
     }
 
     /// Makes the wait loop return after the turn in progress (or at once, if none is): for an
@@ -305,8 +330,10 @@ impl Reactor {
     /// queued event for the consumer to deliver at once (one delivery, counted as such).
     pub fn turn_now(&self) -> Vec<Event> {
         self.consumer_turns.fetch_add(1, Ordering::SeqCst);
+        self.consumer_turned_at
+            .store(monotonic_ns(), Ordering::SeqCst);
         let mut state = self.lock();
-        if self.turn(&mut state, &[], true, true).is_none() {
+        if self.turn(&mut state, &[], true, false).is_none() {
             return Vec::new();
         }
         let events = self.queue.drain();
@@ -317,16 +344,16 @@ impl Reactor {
     }
 
     /// Handles the ready nested sources and due timers (with `poll_sources`: the timerfd is
-    /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then publishes
-    /// the turn's events (a `consumer`'s own turn queues them without notifying it: it drains
-    /// them at once); `None` once the reactor is no longer open. `Some(found)` says whether
-    /// the turn produced events.
+    /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then queues
+    /// the turn's events, with a notification if `notify` (a consumer's own turn drains them at
+    /// once; see `direct` for a quiet reactor turn); `None` once the reactor is no longer open.
+    /// `Some(found)` says whether the turn produced events.
     fn turn(
         &self,
         state: &mut State,
         own: &[WatchId],
         poll_sources: bool,
-        consumer: bool,
+        notify: bool,
     ) -> Option<bool> {
         if self.status.load(Ordering::SeqCst) != OPEN {
             return None;
@@ -375,10 +402,10 @@ impl Reactor {
             }
         }
         let found = !out.is_empty();
-        if consumer {
-            self.queue.append(out);
-        } else {
+        if notify {
             self.queue.publish(out);
+        } else {
+            self.queue.append(out);
         }
         Some(found)
     }

@@ -41,9 +41,17 @@ impl Queue {
         self.ring();
     }
 
-    /// Appends a consumer's own turn's events without notifying it: it drains them right away.
+    /// Appends events without notifying the consumer: its own turn's, which it drains right
+    /// away, or a reactor turn's while the consumer keeps draining (see `notify_held`).
     pub fn append(&self, mut events: Vec<Event>) {
         self.events().append(&mut events);
+    }
+
+    /// Notifies the consumer of events appended without a notification, if any are left.
+    pub fn notify_held(&self) {
+        if !self.events().is_empty() {
+            self.ring();
+        }
     }
 
     /// Takes every queued event. Clears the pending flag first, so an event queued while
