@@ -277,7 +277,9 @@ impl Reactor {
             let direct = self.direct.load(Ordering::SeqCst);
             let now = Instant::now();
             let turns = self.consumer_turns.load(Ordering::SeqCst);
-            if held && !direct::Policy::quiet(self.since_consumer_turn()) {
+            // Notified once the consumer stopped turning, or stopped being one (`set_direct`
+            // wakes the loop).
+            if held && !(direct && direct::Policy::quiet(self.since_consumer_turn())) {
                 held = false;
                 self.queue.notify_held();
             }
