@@ -1,9 +1,9 @@
-//! Kernel pseudo-files (cgroupfs, procfs) read whole in three syscalls: open, one read into a
-//! stack buffer, close. The kernel produces these files through seq_file, which fills the
-//! reader's buffer unless the file ends, so a read that comes back short is the end. std's
-//! `read_to_string` also asks for the file's size and reads once more to see the end: two
-//! more syscalls per file, and an event's cgroup snapshot reads a dozen files on the thread
-//! that delivers it.
+//! Kernel pseudo-files (cgroupfs, procfs) read whole into a stack buffer: open, reads until
+//! one returns nothing, close. std's `read_to_string` also asks for the file's size first (a
+//! `statx` the kernel answers with 0 or 4096 for these files), one more syscall per file, and
+//! an event's cgroup snapshot reads a dozen files on the thread that delivers it. A short read
+//! is not the end: a file printed record by record (`cgroup.procs`, a task's `children`)
+//! comes in reads of whole records, each shorter than the buffer.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 
-/// Larger than any single-value or flat-keyed cgroup file; a longer file takes more reads.
+/// Larger than any single-value or flat-keyed cgroup file.
 const CHUNK: usize = 4096;
 
 /// The file's text.
@@ -29,18 +29,16 @@ pub fn read_bytes(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     Ok(read_fd(fd.as_fd())?)
 }
 
-/// Everything left to read from an open pseudo-file, until a short read.
+/// Everything left to read from an open pseudo-file.
 pub fn read_fd(fd: BorrowedFd<'_>) -> rustix::io::Result<Vec<u8>> {
     let mut buf = [0u8; CHUNK];
     let mut bytes = Vec::new();
     loop {
-        let n = match rustix::io::read(fd, &mut buf) {
+        match rustix::io::read(fd, &mut buf) {
             Err(rustix::io::Errno::INTR) => continue,
-            r => r?,
-        };
-        bytes.extend_from_slice(&buf[..n]);
-        if n < CHUNK {
-            return Ok(bytes);
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -63,11 +61,35 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_file_reads_as_std_reads_it() {
-        let path = Path::new("/proc/self/mountinfo");
-        // Both read the same process's table: equal unless a mount changed in between.
-        let (a, b) = (read(path).unwrap(), std::fs::read_to_string(path).unwrap());
-        assert!(!a.is_empty() && a.lines().count() == b.lines().count());
+    fn a_file_printed_record_by_record_is_read_whole() {
+        // A task's `children` comes in reads of whole records, each shorter than the buffer:
+        // 1,000 children print about 6 KB, more than one read returns.
+        let mut kids: Vec<_> = (0..1000)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let path = format!(
+            "/proc/self/task/{}/children",
+            rustix::thread::gettid().as_raw_nonzero()
+        );
+        let text = read(&path).unwrap();
+        let listed: std::collections::HashSet<u32> = text
+            .split_ascii_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect();
+        for k in &mut kids {
+            k.kill().unwrap();
+            k.wait().unwrap();
+        }
+        assert!(text.len() > CHUNK, "{} bytes", text.len());
+        assert!(
+            kids.iter().all(|k| listed.contains(&k.id())),
+            "every child listed"
+        );
     }
 
     #[test]

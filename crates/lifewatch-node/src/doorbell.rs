@@ -47,11 +47,10 @@ const UV_READABLE: c_int = 1;
 
 /// Readiness this soon after a delivery is a burst...
 const BURST_GAP: Duration = Duration::from_millis(1);
-/// ...whose exits are gathered this long (in ms) before the next delivery: about 60 exits at
-/// the pace the kernel kills a process group here. The reactor leaves them alone meanwhile, or
-/// queues what it takes without notifying: the JS thread keeps turning within the reactor's
-/// grace (5 ms).
-const HOLD_MS: u64 = 4;
+/// ...whose exits are gathered this long (in ms) before the next delivery. The reactor leaves
+/// them alone meanwhile, or queues what it takes without notifying: the JS thread keeps
+/// turning within the reactor's grace (5 ms), with room for its delivery and a late timer.
+const HOLD_MS: u64 = 3;
 
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
 type TimerCb = unsafe extern "C" fn(handle: *mut c_void);

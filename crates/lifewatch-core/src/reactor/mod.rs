@@ -283,6 +283,8 @@ impl Reactor {
                 held = false;
                 self.queue.notify_held();
             }
+            // Drained by the consumer's turns meanwhile: nothing to wake for.
+            held &= !self.queue.is_empty();
             let grace_over = policy.deadline().is_some_and(|at| now >= at);
             // The consumer turned during the grace: it keeps up (a burst it takes in batches of
             // its own pace), so the sources stay its own; the reactor only looks again at the

@@ -49,9 +49,13 @@ impl Queue {
 
     /// Notifies the consumer of events appended without a notification, if any are left.
     pub fn notify_held(&self) {
-        if !self.events().is_empty() {
+        if !self.is_empty() {
             self.ring();
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events().is_empty()
     }
 
     /// Takes every queued event. Clears the pending flag first, so an event queued while

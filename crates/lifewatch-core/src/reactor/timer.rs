@@ -1,6 +1,6 @@
 //! Timed wakes of sources (fallback polling, OOM re-reads, waits' deadlines) through one
-//! timerfd in the reactor's own set, so the reactor sleeps in epoll_wait without a timeout
-//! and an idle monitor has no wakeups at all.
+//! timerfd in the sources' set (see `selector`), so the threads sleep in epoll_wait without a
+//! timeout and an idle monitor has no wakeups at all.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
