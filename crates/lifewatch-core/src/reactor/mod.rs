@@ -277,9 +277,11 @@ impl Reactor {
             let direct = self.direct.load(Ordering::SeqCst);
             let now = Instant::now();
             let turns = self.consumer_turns.load(Ordering::SeqCst);
+            // A consumer that turned within the grace drains what the reactor queues.
+            let draining = direct && direct::Policy::quiet(self.since_consumer_turn());
             // Notified once the consumer stopped turning, or stopped being one (`set_direct`
             // wakes the loop).
-            if held && !(direct && direct::Policy::quiet(self.since_consumer_turn())) {
+            if held && !draining {
                 held = false;
                 self.queue.notify_held();
             }
@@ -301,8 +303,7 @@ impl Reactor {
             // is still there after its grace.
             let poll_sources = sources || (grace_over && !kept_up);
             // Only nested sources: a PSI trigger (own) is reported at once.
-            let quiet =
-                direct && own.is_empty() && direct::Policy::quiet(self.since_consumer_turn());
+            let quiet = draining && own.is_empty();
             let mut state = self.lock();
             let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet) else {
                 return;
