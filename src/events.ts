@@ -1,6 +1,6 @@
 import type { LifewatchError } from './errors.js'
 import type { NativeEvent } from './native.js'
-import type { SignalName } from './signals.js'
+import { SIGNAL_NAMES, type SignalName } from './signals.js'
 
 interface BaseEvent {
   /** The id of the watch that produced the event (`Watch.id`). */
@@ -208,11 +208,41 @@ type Delivered<E> = E extends { type: 'error' }
 /** @internal An addon exit status with its signal name typed as such. */
 export type NativeExit<E extends object> = Omit<E, 'signal'> & { signal?: SignalName }
 
+/** Numbers per event in a batch's records, and their kinds (the addon's `batch.rs`). */
+const RECORD = 6
+const OTHER = 0
+const EXIT_UNKNOWN = 1
+const EXIT_CODE = 2
+const EXIT_CORE = 4
+const SOURCES: readonly ExitSource[] = ['pidfd', 'waitid', 'fallback', 'connector']
+
 /**
- * @internal The addon delivers these very objects (one variant per type, only the fields that
- * event has): nothing is copied or narrowed, and the compiler checks here that its types are
- * these.
+ * @internal A batch as the addon delivers it: a record per event, in order. A record of a
+ * plain exit becomes its object here; any other event is the addon's own object, the next of
+ * `others` (one variant per type, only the fields that event has: nothing is copied or
+ * narrowed, and the compiler checks here that its types are these).
  */
-export function delivered(batch: NativeEvent[]): LifewatchEvent[] {
-  return batch as Array<Delivered<NativeEvent>>
+export function delivered(records: Float64Array, others: NativeEvent[]): LifewatchEvent[] {
+  const times = new BigUint64Array(records.buffer, records.byteOffset, records.length)
+  const events = new Array<LifewatchEvent>(records.length / RECORD)
+  for (let i = 0, k = 0, o = 0; i < records.length; i += RECORD, k++) {
+    const kind = records[i + 1]!
+    if (kind === OTHER) {
+      events[k] = others[o++] as Delivered<NativeEvent>
+      continue
+    }
+    const watch = records[i + 2]!
+    const time = times[i]!
+    const pid = records[i + 3]!
+    const value = records[i + 4]!
+    const source = SOURCES[records[i + 5]!]!
+    // The keys in the order the addon's own exit objects have them.
+    events[k] =
+      kind === EXIT_UNKNOWN
+        ? { type: 'exit', watch, time, pid, source }
+        : kind === EXIT_CODE
+          ? { type: 'exit', watch, time, pid, source, exitCode: value }
+          : { type: 'exit', watch, time, pid, source, signal: SIGNAL_NAMES[value] ?? `SIG${value}`, core: kind === EXIT_CORE }
+  }
+  return events
 }

@@ -460,10 +460,10 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
    * here, not in the constructor, so it shares no closure context with `this`. An unreferenced,
    * unref'd monitor can then be collected, and its finalizer frees the fds.
    */
-  static #batchCallback(self: WeakRef<Monitor>): (batch: NativeEvent[]) => void {
-    return (batch) => {
+  static #batchCallback(self: WeakRef<Monitor>): (records: Float64Array, others: NativeEvent[]) => void {
+    return (records, others) => {
       const monitor = self.deref()
-      if (monitor) monitor.#deliver(delivered(batch))
+      if (monitor) monitor.#deliver(delivered(records, others))
     }
   }
 
@@ -489,7 +489,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       if (ev.type === 'exit') {
         const own = this.#watches.get(ev.watch)
         if (own) {
-          this.#forget(own.watch)
+          this.#drop(own.watch)
           own.feed.settle(ev)
         }
       } else if (ev.type === 'error' && ev.watch === 0) {
@@ -501,8 +501,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       if (p) p.resolve({ done: false, value: ev })
       else this.#queue.push(ev)
     }
-    this.#updateRef()
+    // Decided after the reactions the batch queued (a settled wait, a resolved next()), so an
+    // exit reaches its waiter first; still before the loop's next turn. A promise job rather
+    // than queueMicrotask, which makes an async resource per call.
+    void Promise.resolve().then(this.#updateRefLater)
   }
+
+  #updateRefLater = (): void => this.#updateRef()
 
   #failAll(error: LifewatchError): void {
     const watches = [...this.#watches.values()]
@@ -520,9 +525,13 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   #forget(w: Watch): void {
+    this.#drop(w)
+    this.#updateRef()
+  }
+
+  #drop(w: Watch): void {
     if (this.#own(w)) this.#watches.delete(w.id)
     if (this.#byPid.get(w.pid) === w) this.#byPid.delete(w.pid)
-    this.#updateRef()
   }
 
   #resolve(target: Watch | number): Watch | undefined {

@@ -22,13 +22,19 @@ export function signalNumber(signal: Signal | string): number {
   return checkSignal(signal)
 }
 
+/** @internal The name of each signal number 1..64 as the addon names it (index 0 unused):
+ *  read once, as exits that a signal ended are named from it. */
+export const SIGNAL_NAMES: readonly SignalName[] = Object.freeze(
+  Array.from({ length: 65 }, (_, n) => (n === 0 ? 'SIG0' : binding.signalName(n)) as SignalName),
+)
+
 /** The name events give a signal number (`9` → `'SIGKILL'`, `35` → `'SIGRTMIN+1'`);
  *  `signalNumber` reads it back. */
 export function signalName(signo: number): SignalName {
   if (typeof signo !== 'number' || !Number.isInteger(signo) || signo < 1 || signo > 64) {
     throw invalid(`signo must be an integer from 1 to 64, got ${describe(signo)}`)
   }
-  return binding.signalName(signo) as SignalName
+  return SIGNAL_NAMES[signo]!
 }
 
 /** @internal `signalNumber` for an argument or option named `what`. */

@@ -55,10 +55,17 @@ export class Watch {
   }
 
   /** Resolves with the exit event; rejects with `ERR_CLOSED` if the watch ends first. */
-  async wait(options?: WaitOptions): Promise<ExitEvent> {
-    const signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
-    if (this.#exit) return this.#exit
-    if (this.#failed) throw this.#failed
+  wait(options?: WaitOptions): Promise<ExitEvent> {
+    // Not an async function: the exit then reaches the caller's reaction in one microtask,
+    // not after the extra ticks of an async function adopting a promise.
+    let signal: AbortSignal | undefined
+    try {
+      signal = checkAbortSignal(checkOptions<WaitOptions>(options, 'options', { signal: true }).signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (this.#exit) return Promise.resolve(this.#exit)
+    if (this.#failed) return Promise.reject(this.#failed)
     return new Promise<ExitEvent>((resolve, reject) => {
       const onAbort = (): void => {
         this.#waiters.delete(waiter)

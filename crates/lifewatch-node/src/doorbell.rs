@@ -27,10 +27,10 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use lifewatch_core::Event;
-use napi::bindgen_prelude::ToNapiValue;
+use napi::bindgen_prelude::JsValuesTupleIntoVec;
 use napi::{sys, Env};
 
-use crate::event::NativeEvent;
+use crate::batch;
 
 /// What the doorbell rings: a monitor that takes turns on this thread.
 pub(crate) trait Door {
@@ -279,20 +279,22 @@ fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
             return;
         }
         let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
-        let js = Env::from_raw(env);
-        let native: Vec<NativeEvent> = events
-            .iter()
-            .cloned()
-            .map(|e| NativeEvent::new(&js, e))
-            .collect();
         let ready = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             // napi_make_callback wants an object as `this`.
             && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
-        match ready.then(|| Vec::<NativeEvent>::to_napi_value(env, native)) {
-            Some(Ok(batch)) => {
-                let status =
-                    sys::napi_make_callback(env, context, recv, func, 1, &batch, &mut result);
+        let args = ready.then(|| batch::encode(&Env::from_raw(env), events.clone()).into_vec(env));
+        match args {
+            Some(Ok(args)) => {
+                let status = sys::napi_make_callback(
+                    env,
+                    context,
+                    recv,
+                    func,
+                    args.len(),
+                    args.as_ptr(),
+                    &mut result,
+                );
                 if status == sys::Status::napi_pending_exception {
                     let mut error = null_mut();
                     sys::napi_get_and_clear_last_exception(env, &mut error);

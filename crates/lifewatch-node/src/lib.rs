@@ -7,6 +7,7 @@
 // napi-derive registers exports only outside `cfg(test)`: in the lib test build they look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod batch;
 mod cgroup;
 mod cgroup_watch;
 mod doorbell;

@@ -13,12 +13,12 @@ use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 use std::ffi::c_void;
 
+use crate::batch;
 use crate::doorbell::{Door, Doorbell};
 use crate::error::OrThrow;
-use crate::event::NativeEvent;
 use crate::stats::ReleasedFds;
 
-type BatchFn = ThreadsafeFunction<(), (), Vec<NativeEvent>, Status, false, true>;
+type BatchFn = ThreadsafeFunction<(), (), batch::Args, Status, false, true>;
 
 #[napi(object)]
 pub struct NativeMonitorOptions {
@@ -74,11 +74,15 @@ pub struct NativeMonitor {
 
 #[napi]
 impl NativeMonitor {
-    /// `onBatch` receives every event queued since the last call: one call per batch.
-    #[napi(constructor)]
+    /// `onBatch` receives every event queued since the last call: one call per batch (see
+    /// `batch` for its two arguments).
+    #[napi(
+        constructor,
+        ts_args_type = "onBatch: (records: Float64Array, others: Array<NativeEvent>) => void, options?: NativeMonitorOptions | undefined | null"
+    )]
     pub fn new(
         env: Env,
-        on_batch: Function<Vec<NativeEvent>, ()>,
+        on_batch: Function<batch::Args, ()>,
         options: Option<NativeMonitorOptions>,
     ) -> Result<Self> {
         // The doorbell calls the same callback directly on this thread.
@@ -95,10 +99,7 @@ impl NativeMonitor {
                     .and_then(Weak::upgrade)
                     .map(|inner| inner.core.drain())
                     .unwrap_or_default();
-                Ok(events
-                    .into_iter()
-                    .map(|e| NativeEvent::new(&ctx.env, e))
-                    .collect::<Vec<_>>())
+                Ok(batch::encode(&ctx.env, events))
             })?;
         let notify_slot = Arc::clone(&core_slot);
         let direct_wake = options.as_ref().and_then(|o| o.direct_wake).unwrap_or(true);
