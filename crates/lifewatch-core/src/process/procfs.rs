@@ -85,18 +85,12 @@ pub struct Seen {
 
 /// Reads `/proc/<pid>/stat`: the parent, the name and whether the process is a zombie.
 pub fn seen(pid: i32) -> Option<Seen> {
-    let text = crate::pseudofile::read(format!("/proc/{pid}/stat")).ok()?;
-    let st = procstat::parse(&text)?;
+    let (st, comm) = procstat::read_named(pid)?;
     Some(Seen {
         ppid: st.ppid,
-        comm: stat_comm(&text).map(str::to_string),
+        comm: Some(comm),
         zombie: st.is_zombie().then_some(st.exit_code),
     })
-}
-
-/// The name in a stat line: between the first `(` and the last `)` (it may hold either).
-fn stat_comm(text: &str) -> Option<&str> {
-    text.get(text.find('(')? + 1..text.rfind(')')?)
 }
 
 #[cfg(test)]
@@ -114,12 +108,6 @@ mod tests {
         assert_eq!(cgroup_of("5:cpu,memory:/a:b\n").as_deref(), Some("/a:b"));
         assert_eq!(cgroup_of("1:name=systemd:/\n"), None);
         assert_eq!(cgroup_of("garbage"), None);
-    }
-
-    #[test]
-    fn names_with_parentheses() {
-        assert_eq!(stat_comm("12 (a) (b)) S 1"), Some("a) (b)"));
-        assert_eq!(stat_comm("12 a S"), None);
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub fn read(pid: i32) -> Option<ProcStat> {
     parse(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
+/// A process's stat fields and its name (`comm`).
+pub fn read_named(pid: i32) -> Option<(ProcStat, String)> {
+    let text = crate::pseudofile::read(format!("/proc/{pid}/stat")).ok()?;
+    Some((parse(&text)?, comm(&text)?.to_string()))
+}
+
+/// The name in a stat line: between the first `(` and the last `)` (it may hold either).
+fn comm(text: &str) -> Option<&str> {
+    text.get(text.find('(')? + 1..text.rfind(')')?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +84,12 @@ mod tests {
         f[22 - 3] = start.to_string();
         f[52 - 3] = exit.to_string();
         format!("1234 ({comm}) {}", f.join(" "))
+    }
+
+    #[test]
+    fn names_with_parentheses() {
+        assert_eq!(comm("12 (a) (b)) S 1"), Some("a) (b)"));
+        assert_eq!(comm("12 a S"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rustix::process::Pid;
 
 use crate::error::{Result, SysResult};
 use crate::process::exit;
-use crate::process::procstat::{self, ProcStat};
+use crate::process::procstat;
 use crate::status::ExitStatus;
 
 /// Children that lifewatch reaps itself (a watch, an exit wait), never the subreaper's: by
@@ -73,14 +73,6 @@ pub struct Reaped {
     pub status: ExitStatus,
 }
 
-/// A process's `/proc/<pid>/stat`: the parsed fields and its name (`comm`, between the first
-/// `(` and the last `)`: the name may hold either).
-fn stat_of(pid: i32) -> Option<(ProcStat, String)> {
-    let text = crate::pseudofile::read(format!("/proc/{pid}/stat")).ok()?;
-    let comm = text.get(text.find('(')? + 1..text.rfind(')')?)?.to_string();
-    Some((procstat::parse(&text)?, comm))
-}
-
 /// PIDs of this process's children: `/proc/self/task/*/children` (CONFIG_PROC_CHILDREN), or a
 /// scan of `/proc/*/stat` for our PID as parent where that file does not exist.
 fn children() -> Vec<i32> {
@@ -130,7 +122,7 @@ pub fn zombies(exclude: &[i32]) -> Vec<Zombie> {
     unclaimed_children(exclude)
         .into_iter()
         .filter_map(|pid| {
-            let (st, comm) = stat_of(pid)?;
+            let (st, comm) = procstat::read_named(pid)?;
             st.is_zombie().then_some(Zombie {
                 pid,
                 start_time: st.start_time,
