@@ -1,5 +1,8 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { getSystemErrorName } from 'node:util'
 
 import { fdStats, Monitor, monotonicTime, type ExitEvent, type LifewatchError } from '../src/index.js'
@@ -31,6 +34,40 @@ test('a child killed by a signal', async (t) => {
   t.is(ev.exitCode, undefined)
   monitor.close()
   await reaped(child)
+})
+
+// A core dump is written where the kernel is told to: a plain file name as core_pattern puts it
+// in the dying process's directory (a pipe to a handler, or a path elsewhere, is not checked
+// here), and the shell must be allowed to raise its core size limit.
+const corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim()
+const noCore =
+  corePattern === '' || corePattern.includes('|') || corePattern.includes('/')
+    ? `core_pattern is ${JSON.stringify(corePattern)}, not a file name in the process's directory`
+    : spawnSync('sh', ['-c', 'ulimit -c unlimited']).status !== 0
+      ? 'the core size limit cannot be raised (hard limit)'
+      : undefined
+if (noCore) console.log(`exits.spec: SKIPPED: the core dump test: ${noCore}`)
+
+;(noCore ? test.skip : test)('a process that dumped core: its signal and core: true, child and non-child, directWake on and off', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifewatch-core-'))
+  // The pause lets the watches begin before the dump.
+  const script = `cd ${dir} && ulimit -c unlimited && sleep 0.5 && kill -SEGV $$`
+  try {
+    for (const directWake of [true, false]) {
+      const monitor = new Monitor({ directWake })
+      const child = spawn('sh', ['-c', script], { stdio: 'ignore' })
+      const other = await nonChild(script)
+      const [ec, en] = await Promise.all([monitor.watchPid(child.pid!).wait(), monitor.watchPid(other.pid).wait()])
+      t.like(ec, { pid: child.pid, signal: 'SIGSEGV', core: true }, `child, directWake ${directWake}`)
+      t.like(en, { pid: other.pid, signal: 'SIGSEGV', core: true }, `non-child, directWake ${directWake}`)
+      t.is(ec.exitCode, undefined)
+      monitor.close()
+      await Promise.all([reaped(child), reaped(other.parent)])
+    }
+    t.true(readdirSync(dir).some((f) => f.startsWith(corePattern.split('%')[0]!)), 'the kernel wrote the dumps')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test('a non-child (started by a shell in the background) with its code', async (t) => {
