@@ -1,6 +1,6 @@
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getSystemErrorName } from 'node:util'
@@ -50,13 +50,18 @@ if (noCore) console.log(`exits.spec: SKIPPED: the core dump test: ${noCore}`)
 
 ;(noCore ? test.skip : test)('a process that dumped core: its signal and core: true, child and non-child, directWake on and off', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lifewatch-core-'))
-  // The pause lets the watches begin before the dump.
-  const script = `cd ${dir} && ulimit -c unlimited && sleep 0.5 && kill -SEGV $$`
+  // A directory each: two dumps of one name at once would make one of them fail (the kernel
+  // creates the file exclusively), and that process would then rightly say core: false. The
+  // pause lets the watches begin before the dump.
+  const dumping = (name: string) => {
+    mkdirSync(join(dir, name))
+    return `cd ${join(dir, name)} && ulimit -c unlimited && sleep 0.5 && kill -SEGV $$`
+  }
   try {
     for (const directWake of [true, false]) {
       const monitor = new Monitor({ directWake })
-      const child = spawn('sh', ['-c', script], { stdio: 'ignore' })
-      const other = await nonChild(script)
+      const child = spawn('sh', ['-c', dumping(`child-${directWake}`)], { stdio: 'ignore' })
+      const other = await nonChild(dumping(`non-child-${directWake}`))
       const [ec, en] = await Promise.all([monitor.watchPid(child.pid!).wait(), monitor.watchPid(other.pid).wait()])
       t.like(ec, { pid: child.pid, signal: 'SIGSEGV', core: true }, `child, directWake ${directWake}`)
       t.like(en, { pid: other.pid, signal: 'SIGSEGV', core: true }, `non-child, directWake ${directWake}`)
@@ -64,7 +69,8 @@ if (noCore) console.log(`exits.spec: SKIPPED: the core dump test: ${noCore}`)
       monitor.close()
       await Promise.all([reaped(child), reaped(other.parent)])
     }
-    t.true(readdirSync(dir).some((f) => f.startsWith(corePattern.split('%')[0]!)), 'the kernel wrote the dumps')
+    const prefix = corePattern.split('%')[0]!
+    for (const d of readdirSync(dir)) t.true(readdirSync(join(dir, d)).some((f) => f.startsWith(prefix)), `the kernel wrote ${d}'s dump`)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
