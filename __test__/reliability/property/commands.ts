@@ -133,9 +133,11 @@ function outcome(p: MProc, sig: number): string[] {
       return p.natural ? [`code ${p.code}`, 'SIGUSR1'] : [`code ${p.code}`]
     case SIG.SIGTERM:
       return p.stubborn ? [] : ['SIGTERM']
-    // A background job of a non-interactive shell ignores SIGINT.
+    // A background job of a non-interactive shell ignores SIGINT, from when its shell sets that
+    // up after the fork: a natural puppet may be signalled before (nothing waits for it to be
+    // ready), and SIGINT then kills it.
     case SIG.SIGINT:
-      return p.kind === 'nonchild' ? [] : ['SIGINT']
+      return p.kind === 'nonchild' && !p.natural ? [] : ['SIGINT']
     case SIG.SIGHUP:
       return ['SIGHUP']
     default:
