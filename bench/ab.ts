@@ -7,12 +7,10 @@
 //   node --import tsx bench/ab.ts <tree> [<tree>...] [--rounds N]
 //
 // A tree may be given twice: the same build in two places measures the method's own bias.
-import { once } from 'node:events'
-import type { ChildProcess } from 'node:child_process'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { jsFloor, spawnNonChild, StampFile } from './lib/natives.js'
+import { exited, jsFloor, spawnNonChild, StampFile } from './lib/natives.js'
 import { shuffled, summarize } from './lib/stats.js'
 
 interface WatchLike {
@@ -39,7 +37,6 @@ for (const t of trees) {
 const floor = jsFloor()
 const stamps = new StampFile((trees.length + 1) * rounds + 16)
 const now = () => process.hrtime.bigint()
-const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit'))
 
 /** µs from the dying process's stamp to the observer, per round: index 0 the floor, then one per tree. */
 const samples: number[][] = Array.from({ length: trees.length + 1 }, () => [])

@@ -165,6 +165,9 @@ export async function spawnNonChild(stamps: StampFile): Promise<{ parent: ChildP
   return { parent, pid, slot, trigger: () => parent.stdin!.end('x') }
 }
 
+/** Resolves once `c` has exited (at once if it already has). */
+export const exited = (c: ChildProcess): Promise<unknown> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit'))
+
 /** `n` sleeping processes (children of one helper, which reaps them); killed all at once on demand. */
 export class Sleepers {
   readonly n: number

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import type { ChildProcess } from 'node:child_process'
 
 import { Monitor } from '../../src/index.js'
-import { Floor, jsFloor, spawnDier, spawnNonChild, StampFile } from '../lib/natives.js'
+import { exited, Floor, jsFloor, spawnDier, spawnNonChild, StampFile } from '../lib/natives.js'
 import { ratio, shuffled, summarize, type Summary } from '../lib/stats.js'
 import type { Goal, ScenarioConfig, ScenarioOutput, Table } from '../lib/types.js'
 
@@ -27,7 +27,6 @@ type Dying = { pid: number; slot: number; trigger: () => void; reaper: ChildProc
 type Peer = { name: string; observer: string; poll?: number; sample: () => Promise<Sample> }
 
 const now = () => process.hrtime.bigint()
-const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit'))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function stampOf(stamps: StampFile, slot: number): bigint {
