@@ -27,9 +27,26 @@ export function buildNatives(): number {
   return performance.now() - t0
 }
 
-/** The JS floor: `watchExit(pid, fn)` calls `fn()` from Node's loop once `pid` has exited. */
-export function jsFloor(): { watchExit(pid: number, fn: () => void): void } {
-  return createRequire(import.meta.url)(jsFloorAddon) as { watchExit(pid: number, fn: () => void): void }
+/**
+ * The JS floor: `watchExit(pid, fn)` calls `fn()` from Node's loop once `pid` has exited;
+ * `watchExitStatus(pid, fn)` calls `fn(time, status)` with the exit's wait status (-1: not
+ * read) once it has also read it and closed the pidfd.
+ */
+export interface JsFloor {
+  watchExit(pid: number, fn: () => void): void
+  watchExitStatus(pid: number, fn: (time: bigint, status: number) => void): void
+}
+
+export function jsFloor(): JsFloor {
+  return createRequire(import.meta.url)(jsFloorAddon) as JsFloor
+}
+
+/** An exit event object as lifewatch's has it, from a wait status (-1: unknown). */
+export function exitObject(pid: number, time: bigint, status: number): Record<string, unknown> {
+  const base = { type: 'exit', watch: 0, time, pid, source: 'pidfd' }
+  if (status < 0) return base
+  const signo = status & 0x7f
+  return signo === 0 ? { ...base, exitCode: (status >> 8) & 0xff } : { ...base, signal: signo, core: (status & 0x80) !== 0 }
 }
 
 /**

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import type { ChildProcess } from 'node:child_process'
 
 import { Monitor } from '../../src/index.js'
-import { exited, Floor, jsFloor, spawnDier, spawnNonChild, StampFile } from '../lib/natives.js'
+import { exited, exitObject, Floor, jsFloor, spawnDier, spawnNonChild, StampFile } from '../lib/natives.js'
 import { ratio, shuffled, summarize, type Summary } from '../lib/stats.js'
 import type { Goal, ScenarioConfig, ScenarioOutput, Table } from '../lib/types.js'
 
@@ -126,6 +126,20 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
       return { latency: at - stampOf(stamps, d.slot) }
     },
   })
+  // The floor plus what an exit event itself needs on the JS thread: what lifewatch could reach.
+  const jsFloorEvent: Peer = {
+    name: 'JS floor + exit event (non-child)',
+    observer:
+      'the bare addon on the grandchild set-up, doing also what an exit event needs: its status read (PIDFD_INFO_EXIT, else the zombie\'s /proc stat), the poll stopped and the pidfd closed, then one JS function that makes the event object and resolves a promise; timed in the reaction, as lifewatch is',
+    async sample() {
+      const d = await grandchild()
+      const arrived = new Promise<object>((resolve) => addon.watchExitStatus(d.pid, (time, status) => resolve(exitObject(d.pid, time, status)))).then(() => now())
+      d.trigger()
+      const at = await arrived
+      await exited(d.reaper)
+      return { latency: at - stampOf(stamps, d.slot) }
+    },
+  }
   const jsFloorChild = jsFloorPeerOf('JS floor (child)', 'a bare addon: uv_poll on the pidfd on Node\'s loop, one JS function called, a promise resolved; the process is a child of Node', child)
   const jsFloorNonChild = jsFloorPeerOf('JS floor (non-child)', 'the bare addon on the grandchild set-up of lifewatch (non-child)', grandchild)
   const floorPeer = floorPeerOf(
@@ -159,7 +173,7 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
     },
   })
   const poll250 = poller(250, 'wait-on style')
-  const allPeers: Peer[] = [floorPeer, floorNonChild, jsFloorChild, jsFloorNonChild, lifewatchChild, lifewatchNonChild, lifewatchTwoHops, lifewatchNonChildTwoHops, nodeExit, sameExit, poller(100, 'runc style'), poll250]
+  const allPeers: Peer[] = [floorPeer, floorNonChild, jsFloorChild, jsFloorNonChild, jsFloorEvent, lifewatchChild, lifewatchNonChild, lifewatchTwoHops, lifewatchNonChildTwoHops, nodeExit, sameExit, poller(100, 'runc style'), poll250]
   // `peers` narrows the run (profiling); the report then covers those peers only.
   const peers = cfg.peers ? allPeers.filter((p) => cfg.peers!.includes(p.name)) : allPeers
   stamps = new StampFile((rounds + warmup) * peers.length + 16)
@@ -252,6 +266,14 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
       goal: `lifewatch ${q} ≤ Node's 'exit' on the same exits`,
       measured: `${sameLw[q].toFixed(0)} vs ${sameNode[q].toFixed(0)} µs (${ratio(sameLw[q], sameNode[q]).toFixed(2)}×; lifewatch first on ${same.filter((s) => s.latency <= s.nodeExit!).length} of ${same.length})`,
       met: sameLw[q] <= sameNode[q],
+    })
+  }
+  // Informational: what an exit event's own work adds to the floor, and lifewatch beside that.
+  for (const [p, f] of [[jsFloorEvent, jsFloorNonChild], [lifewatchNonChild, jsFloorEvent]] as const) {
+    goals.push({
+      goal: `${p.name} against ${f.name}`,
+      measured: (['p50', 'p99'] as const).map((q) => `${q} ${S(p)[q].toFixed(0)} vs ${S(f)[q].toFixed(0)} µs (${ratio(S(p)[q], S(f)[q]).toFixed(2)}×)`).join(', '),
+      met: null,
     })
   }
   for (const [on, off] of [[lifewatchChild, lifewatchTwoHops], [lifewatchNonChild, lifewatchNonChildTwoHops]] as const) {
