@@ -9,12 +9,12 @@ test.serial('close during a pending iteration ends it; close is idempotent and r
   const monitor = new Monitor()
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
   const w = monitor.watchPid(child.pid!)
-  t.is(anonFds().length, before + 5, 'sources epoll, reactor epoll, waker eventfd, timerfd, pidfd')
+  t.is(anonFds().length, before + 6, "sources epoll, reactor epoll, waker eventfd, the backstop's eventfd, timerfd, pidfd")
   const it = monitor[Symbol.asyncIterator]()
   const pending = it.next()
   const waiting = w.wait()
   const released = monitor.close()
-  t.like(released, { epoll: 2, eventfd: 1, timerfd: 1, pidfd: 1 })
+  t.like(released, { epoll: 2, eventfd: 2, timerfd: 1, pidfd: 1 })
   t.deepEqual(await pending, { done: true, value: undefined })
   await t.throwsAsync(waiting, { instanceOf: LifewatchError, code: 'ERR_CLOSED' })
   t.like(monitor.close(), { epoll: 0, eventfd: 0, pidfd: 0 })
@@ -57,7 +57,7 @@ test.serial('await using closes at the end of the scope', async (t) => {
   {
     await using monitor = new Monitor()
     escaped = monitor
-    t.is(anonFds().length, before + 4, 'two epolls, the waker and the timerfd')
+    t.is(anonFds().length, before + 5, "two epolls, the waker, the backstop's eventfd and the timerfd")
   }
   t.true(escaped.closed)
   t.is(anonFds().length, before)

@@ -38,8 +38,9 @@ export interface MonitorOptions {
   cgroupRoot?: string
   /** Node's event loop watches the monitor's readiness itself, so an exit wakes the JS
    *  thread directly (one scheduler wakeup instead of two: reactor thread, then JS thread).
-   *  The reactor thread keeps running either way: events are timestamped and queued while
-   *  JS is busy. Default true; false delivers through the reactor thread alone. */
+   *  A thread of lower priority watches for JS and hands the reactor thread what JS
+   *  leaves for 5 ms: events are still timestamped and queued while JS is busy. Default true;
+   *  false delivers through the reactor thread alone. */
   directWake?: boolean
 }
 

@@ -135,6 +135,7 @@ impl Monitor {
 
     /// Every OOM kill on the host, from the kernel's log (`replay`: those still in it too).
     pub fn watch_oom_kills(&self, replay: bool) -> Result<WatchId> {
+        self.cgroups.arm();
         self.oom_kills.watch(&self.reactor, replay)
     }
 
@@ -216,8 +217,9 @@ impl Monitor {
         self.reactor.ready_fd()
     }
 
-    /// Direct mode on (a consumer now watches `ready_fd`) or off (before it stops).
-    pub fn set_direct(&self, on: bool) {
+    /// Direct mode on (a consumer now watches `ready_fd`) or off (before it stops). `false`
+    /// when it cannot be on (closed, or no backstop thread): then do not watch `ready_fd`.
+    pub fn set_direct(&self, on: bool) -> bool {
         self.reactor.set_direct(on)
     }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{open_fds, serial, Harness};
+use lifewatch_core::reactor::direct::GRACE;
 use lifewatch_core::{monotonic_ns, Event, EventKind, Monitor, MonitorOptions, WatchId};
 use rustix::event::{poll, PollFd, PollFlags};
 
@@ -56,7 +57,7 @@ fn exits_shared_between_the_consumer_and_the_reactor_are_reported_once() {
     let _serial = serial();
     let fds = open_fds();
     let h = Harness::new(MonitorOptions::default());
-    h.monitor.set_direct(true);
+    assert!(h.monitor.set_direct(true));
     let stop = AtomicBool::new(false);
     let mut children = spawn_dying(300);
     let ((direct, turns), queued) = std::thread::scope(|s| {
@@ -93,7 +94,7 @@ fn exits_shared_between_the_consumer_and_the_reactor_are_reported_once() {
         direct.len(),
         queued.len()
     );
-    h.monitor.set_direct(false);
+    assert!(h.monitor.set_direct(false));
     h.monitor.close();
     assert_eq!(open_fds(), fds);
 }
@@ -101,7 +102,7 @@ fn exits_shared_between_the_consumer_and_the_reactor_are_reported_once() {
 /// A monitor in direct mode whose consumer is the test itself.
 fn direct() -> Harness {
     let h = Harness::new(MonitorOptions::default());
-    h.monitor.set_direct(true);
+    assert!(h.monitor.set_direct(true));
     h
 }
 
@@ -212,8 +213,11 @@ fn direct_mode_calls_after_close_touch_nothing() {
     // The closed monitor's fd numbers may already belong to someone else: an epoll of
     // another monitor here, which must keep working.
     let other = direct();
-    h.monitor.set_direct(true);
-    h.monitor.set_direct(false); // on `other`'s reused fds it would end its direct mode
+    assert!(
+        !h.monitor.set_direct(true),
+        "closed: direct mode cannot be on"
+    );
+    assert!(!h.monitor.set_direct(false)); // on `other`'s reused fds it would end its direct mode
     assert!(h.monitor.turn_now().is_empty());
     let k = watched_and_killed(&other);
     one_left_to_the_reactor(&other, &k);
@@ -231,7 +235,7 @@ fn a_timed_wake_is_the_consumers_turn_too() {
         force_fallback: true,
         ..MonitorOptions::default()
     });
-    h.monitor.set_direct(true);
+    assert!(h.monitor.set_direct(true));
     // SAFETY: the monitor is open for the whole test.
     let fd = unsafe { BorrowedFd::borrow_raw(h.monitor.ready_fd()) };
     // Polled at 1, 2, 4 ... ms while it lives: several polls, each the consumer's unless this
@@ -293,4 +297,91 @@ fn what_a_quiet_reactor_turn_queued_reaches_a_consumer_that_stopped_turning() {
         assert_eq!(seen, ids, "round {round}: every exit once");
     }
     h.monitor.close();
+}
+
+/// The threads of this process with this name, by task id.
+fn threads_named(name: &str) -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let tid = t.ok()?.file_name().into_string().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+            (comm.trim_end() == name).then_some(tid)
+        })
+        .collect()
+}
+
+/// A field of a thread's `status` (`voluntary_ctxt_switches`: times it went to sleep).
+fn status_field(tid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The nice value of a thread (`stat` field 19).
+fn nice(tid: &str) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_reactor_thread_sleeps_through_exits_the_consumer_takes() {
+    let _serial = serial();
+    // This monitor's threads: those that were not there before it (names are cut at 15 bytes).
+    // A new thread names itself once it runs: wait for it.
+    let new_since = |before: &[String], name| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut now = threads_named(name);
+            now.retain(|t| !before.contains(t));
+            if !now.is_empty() || std::time::Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let (reactors, backstops) = (
+        threads_named("lifewatch-react"),
+        threads_named("lifewatch-backs"),
+    );
+    let h = direct();
+    let (reactor, backstop) = (
+        new_since(&reactors, "lifewatch-react"),
+        new_since(&backstops, "lifewatch-backs"),
+    );
+    assert_eq!((reactor.len(), backstop.len()), (1, 1), "one of each");
+    assert_eq!(
+        nice(&backstop[0]),
+        5,
+        "the backstop runs at a lower priority"
+    );
+    assert_eq!(nice(&reactor[0]), 0, "the reactor keeps its priority");
+    // SAFETY: the monitor is open for the whole test.
+    let fd = unsafe { BorrowedFd::borrow_raw(h.monitor.ready_fd()) };
+    let switches = || status_field(&reactor[0], "voluntary_ctxt_switches");
+    std::thread::sleep(Duration::from_millis(20));
+    let before = switches();
+    for _ in 0..5 {
+        let k = watched_and_killed(&h);
+        assert!(
+            readable_within(fd, 2000),
+            "the exit made the ready fd readable"
+        );
+        let got = h.monitor.turn_now();
+        assert_eq!(got.iter().map(|e| e.watch).collect::<Vec<_>>(), [k.id]);
+    }
+    // Past the backstop's grace: had the reactor been woken, it would have slept again by now.
+    std::thread::sleep(GRACE * 4);
+    assert_eq!(switches(), before, "the reactor thread never woke");
+    h.monitor.close();
+    assert!(
+        !threads_named("lifewatch-backs").contains(&backstop[0]),
+        "close joined the backstop"
+    );
 }

@@ -34,7 +34,8 @@ use crate::batch;
 
 /// What the doorbell rings: a monitor that takes turns on this thread.
 pub(crate) trait Door {
-    fn set_direct(&self, on: bool);
+    /// `false` when direct mode cannot be on: the doorbell then closes.
+    fn set_direct(&self, on: bool) -> bool;
     fn turn_now(&self) -> Vec<Event>;
     fn requeue(&self, events: Vec<Event>);
 }
@@ -184,8 +185,14 @@ impl Doorbell {
             return None;
         }
         doorbell.0.cleanup.set(cleanup);
-        if let Some(door) = doorbell.0.monitor.upgrade() {
-            door.set_direct(true);
+        let direct = doorbell
+            .0
+            .monitor
+            .upgrade()
+            .is_some_and(|door| door.set_direct(true));
+        if !direct {
+            doorbell.close();
+            return None;
         }
         Some(doorbell)
     }
@@ -205,7 +212,7 @@ fn close(bell: &Bell) {
     let timer = bell.timer.replace(null_mut());
     // The reactor handles everything at once from here on (a held burst included).
     if let Some(door) = bell.monitor.upgrade() {
-        door.set_direct(false);
+        let _ = door.set_direct(false);
     }
     // SAFETY: live handles of this thread's loop, closed exactly once (they were nulled).
     unsafe {

@@ -37,7 +37,7 @@ pub(crate) struct Inner {
 }
 
 impl Door for Inner {
-    fn set_direct(&self, on: bool) {
+    fn set_direct(&self, on: bool) -> bool {
         self.core.set_direct(on)
     }
 

@@ -1,11 +1,17 @@
 //! Direct wake: a consumer with an event loop of its own (Node's) watches the sources' set and
 //! turns on its own thread when it is readable, so an exit wakes the consumer's thread directly
 //! instead of waking the reactor, which then wakes the consumer (two scheduler wakeups in a
-//! row). The reactor then leaves ready sources to the consumer for `GRACE`; a consumer that
+//! row).
+//!
+//! The reactor thread does not hear that readiness then: the backstop does (`backstop`), a
+//! thread of a lower priority, so waking it beside the consumer does not take a CPU from the
+//! consumer or from the process's parent (a reactor thread woken on every exit cost the exit's
+//! delivery about 5 µs). It leaves ready sources to the consumer for `GRACE`; a consumer that
 //! turned meanwhile keeps up (it may take a burst in batches at its own pace) and keeps them.
-//! The reactor handles only what a consumer that did not turn at all left (one busy
-//! elsewhere). When it did find something left, it stops waiting and handles readiness at
-//! once, beside the consumer's deliveries, until readiness pauses for `EAGER`.
+//! What a consumer that did not turn at all left (one busy elsewhere) it hands over to the
+//! reactor, which handles it and then, while readiness keeps coming within `EAGER`, handles
+//! readiness at once, beside the consumer's deliveries; after such a pause readiness is the
+//! consumer's again.
 //!
 //! While the consumer keeps turning (it turned within `GRACE`), what the reactor's turns find
 //! is queued without a notification: the consumer's next turn drains it with its own, so a
@@ -13,7 +19,10 @@
 //! in one small delivery per reactor turn. Events queued so are notified once the consumer
 //! has not turned for `GRACE` (it is busy elsewhere, or the burst ended).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::event::monotonic_ns;
 
 /// How long ready sources are left to the consumer's turn: a consumer that is awake takes
 /// them well within it; a busy one gets them from the reactor's queue.
@@ -22,24 +31,65 @@ pub const GRACE: Duration = Duration::from_millis(5);
 /// once: a burst keeps renewing it; a single exit after a pause is the consumer's again.
 pub const EAGER: Duration = Duration::from_millis(10);
 
+/// What the reactor, the backstop and the consumer's turns share.
 #[derive(Debug, Default)]
-pub struct Policy {
-    /// Ready sources left to the consumer since then, when it had taken that many turns.
-    left: Option<(Instant, u64)>,
-    /// The consumer left work for the reactor lately: no grace until then.
-    eager_until: Option<Instant>,
+pub struct Consumer {
+    /// Turns the consumer took: one since sources were left to it says it keeps up.
+    turns: AtomicU64,
+    /// CLOCK_MONOTONIC ns of its last turn (0: none yet).
+    turned_at: AtomicU64,
+    /// The backstop found sources the consumer left for a whole grace: the reactor's now.
+    handed_over: AtomicBool,
 }
 
-impl Policy {
-    /// The reactor saw the sources' set readable (and, with `alone`, nothing else): whether it
-    /// leaves them to the consumer for now.
-    /// `turns`: the consumer's turns so far.
-    pub fn leave(&mut self, now: Instant, alone: bool, turns: u64) -> bool {
-        if self.left.is_some() {
-            return false;
-        }
-        self.left = Some((now, turns));
-        alone && self.eager_until.is_none_or(|until| now >= until)
+impl Consumer {
+    /// The consumer is taking a turn.
+    pub fn turned(&self) {
+        self.turns.fetch_add(1, Ordering::SeqCst);
+        self.turned_at.store(monotonic_ns(), Ordering::SeqCst);
+    }
+
+    pub fn turns(&self) -> u64 {
+        self.turns.load(Ordering::SeqCst)
+    }
+
+    /// How long ago the consumer last turned; `None` if it never did.
+    pub fn since_turn(&self) -> Option<Duration> {
+        let at = self.turned_at.load(Ordering::SeqCst);
+        (at != 0).then(|| Duration::from_nanos(monotonic_ns().saturating_sub(at)))
+    }
+
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the backstop handed sources over since the last call.
+    pub fn take_handover(&self) -> bool {
+        self.handed_over.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Whether a reactor turn may queue its events without notifying the consumer, given how long
+/// ago the consumer last turned: it turned within the grace, so it keeps draining the queue.
+pub fn quiet(since_consumer_turn: Option<Duration>) -> bool {
+    since_consumer_turn.is_some_and(|d| d < GRACE)
+}
+
+/// The backstop's view of ready sources it left to the consumer.
+#[derive(Debug, Default)]
+pub struct Grace {
+    /// Since then, when the consumer had taken that many turns.
+    left: Option<(Instant, u64)>,
+}
+
+impl Grace {
+    /// The sources' set was seen readable: left to the consumer from `now`.
+    pub fn leave(&mut self, now: Instant, turns: u64) {
+        self.left.get_or_insert((now, turns));
+    }
+
+    pub fn is_left(&self) -> bool {
+        self.left.is_some()
     }
 
     /// When the grace of the sources left to the consumer runs out.
@@ -47,34 +97,20 @@ impl Policy {
         self.left.map(|(at, _)| at + GRACE)
     }
 
-    /// Whether a reactor turn may queue its events without notifying the consumer, given
-    /// how long ago the consumer last turned: it turned within the grace, so it keeps
-    /// draining the queue.
-    pub fn quiet(since_consumer_turn: Option<Duration>) -> bool {
-        since_consumer_turn.is_some_and(|d| d < GRACE)
+    /// At `now`, with the consumer's `turns` so far: `None` while the grace runs, else whether
+    /// the consumer turned since the sources were left to it (it keeps them). Either way they
+    /// are no longer left.
+    pub fn over(&mut self, now: Instant, turns: u64) -> Option<bool> {
+        let (at, then) = self.left?;
+        if now < at + GRACE {
+            return None;
+        }
+        self.left = None;
+        Some(turns != then)
     }
 
-    /// The grace ran out: whether the consumer turned since the sources were left to it, given
-    /// its turns so far. If so it keeps them: the reactor waits for their next readiness
-    /// (its one-shot entry must be re-armed) instead of turning.
-    pub fn kept_up(&mut self, turns: u64) -> bool {
-        match self.left {
-            Some((_, then)) if turns != then => {
-                self.left = None;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The reactor ran a turn: whether it was one whose readiness had been left to the
-    /// consumer (its one-shot entry must then be re-armed), given whether it found work.
-    pub fn turned(&mut self, found: bool) -> bool {
-        let was_left = self.left.take().is_some();
-        if was_left {
-            self.eager_until = found.then(|| Instant::now() + EAGER);
-        }
-        was_left
+    pub fn clear(&mut self) {
+        self.left = None;
     }
 }
 
@@ -84,50 +120,37 @@ mod tests {
 
     #[test]
     fn quiet_only_while_the_consumer_turns() {
-        assert!(
-            !Policy::quiet(None),
-            "a consumer that never turned drains nothing"
-        );
-        assert!(Policy::quiet(Some(Duration::ZERO)), "it just turned");
-        assert!(Policy::quiet(Some(GRACE / 2)));
-        assert!(!Policy::quiet(Some(GRACE)), "no turn for a whole grace");
+        assert!(!quiet(None), "a consumer that never turned drains nothing");
+        assert!(quiet(Some(Duration::ZERO)), "it just turned");
+        assert!(quiet(Some(GRACE / 2)));
+        assert!(!quiet(Some(GRACE)), "no turn for a whole grace");
     }
 
     #[test]
-    fn leaves_once_then_turns_eagerly_after_finding_work() {
-        let mut p = Policy::default();
+    fn the_grace_runs_from_the_first_sight_and_asks_for_a_turn_since() {
+        let mut g = Grace::default();
         let t0 = Instant::now();
-        assert!(p.leave(t0, true, 0), "the consumer's turn first");
-        assert_eq!(p.deadline(), Some(t0 + GRACE));
-        assert!(!p.leave(t0, true, 0), "already left: the grace runs");
-        assert!(!p.kept_up(0), "the consumer did not turn");
-        assert!(p.turned(true), "the grace ran out and work was left");
-        assert!(
-            !p.leave(Instant::now(), true, 0),
-            "eager: no grace during a burst"
-        );
-        assert!(p.turned(false));
-        assert!(
-            !p.leave(Instant::now() + EAGER, false, 0),
-            "something else ready too: turn now"
-        );
+        g.leave(t0, 7);
+        g.leave(t0 + GRACE / 2, 9);
+        assert_eq!(g.deadline(), Some(t0 + GRACE), "from the first sight");
+        assert_eq!(g.over(t0 + GRACE / 2, 8), None, "the grace runs");
+        assert_eq!(g.over(t0 + GRACE, 8), Some(true), "it turned once since");
+        assert!(!g.is_left());
+        g.leave(t0 + GRACE, 8);
+        assert_eq!(g.over(t0 + 2 * GRACE, 8), Some(false), "no turn since");
+        assert_eq!(g.over(t0 + 3 * GRACE, 8), None, "nothing left any more");
     }
 
     #[test]
-    fn a_consumer_that_turned_during_the_grace_keeps_the_sources() {
-        let mut p = Policy::default();
-        let t0 = Instant::now();
-        assert!(p.leave(t0, true, 7));
-        assert!(p.kept_up(8), "it turned once since");
-        assert_eq!(p.deadline(), None, "nothing left to it any more");
-        assert!(
-            !p.turned(false),
-            "no turn of the reactor's own to re-arm for"
-        );
-        assert!(
-            p.leave(t0 + GRACE, true, 8),
-            "the next readiness is left to it again"
-        );
-        assert!(!p.kept_up(8), "no turn since: the reactor takes over");
+    fn a_handover_is_taken_once() {
+        let c = Consumer::default();
+        assert!(!c.take_handover());
+        c.hand_over();
+        assert!(c.take_handover());
+        assert!(!c.take_handover());
+        assert_eq!(c.since_turn(), None);
+        c.turned();
+        assert_eq!(c.turns(), 1);
+        assert!(c.since_turn().is_some_and(|d| d < GRACE));
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! Each concern in its own file: `selector` (the two epoll sets and the waker), `timer`
 //! (timed wakes through a timerfd), `queue` (delivery), `direct` (leaving readiness to a
-//! consumer that turns on its own thread), `registry` (keys, sources, shared sources) and
+//! consumer that turns on its own thread), `backstop` (the thread that watches for such a
+//! consumer), `registry` (keys, sources, shared sources) and
 //! `source` (what a source is); `waiter` runs one-off waits on a shared reactor. All state a turn touches sits under one lock, so turns on the
 //! reactor thread and on a consumer's thread are serialized and publish in order.
 
+pub mod backstop;
 pub mod direct;
 pub mod queue;
 pub mod registry;
@@ -17,8 +19,8 @@ pub mod timer;
 pub mod waiter;
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use rustix::event::epoll;
@@ -27,10 +29,12 @@ use rustix::time::Timespec;
 use crate::error::{Code, Error, Result, SysResult};
 use crate::event::{monotonic_ns, Event, EventKind, WatchId};
 use crate::fd::{Release, Released};
+use backstop::Backstop;
+use direct::Consumer;
 
 pub use queue::Notify;
 use registry::{Entry, Registry, Removed};
-use selector::{Selector, BATCH, SOURCES, TIMER, WAKER};
+use selector::{Hear, Selector, BATCH, SOURCES, TIMER, WAKER};
 pub use source::{Interest, Keep, Ready, Registration, Source};
 use timer::Timers;
 
@@ -68,11 +72,10 @@ pub struct Reactor {
     queue: queue::Queue,
     /// A consumer watches `ready_fd` and turns on its own thread (`set_direct`).
     direct: AtomicBool,
-    /// Turns the consumer took (`turn_now`): one since the sources were left to it says it
-    /// keeps up.
-    consumer_turns: AtomicU64,
-    /// CLOCK_MONOTONIC ns of the consumer's last turn (0: none yet).
-    consumer_turned_at: AtomicU64,
+    /// Its turns, and the backstop's handovers.
+    consumer: Arc<Consumer>,
+    /// Started with the first `set_direct(true)`; stopped by `teardown`.
+    backstop: Mutex<Option<Backstop>>,
     status: AtomicU8,
     /// `stop_after_turn` was called: the loop returns once the current turn is over.
     stopping: AtomicBool,
@@ -91,8 +94,8 @@ impl Reactor {
             }),
             queue: queue::Queue::new(notify),
             direct: AtomicBool::new(false),
-            consumer_turns: AtomicU64::new(0),
-            consumer_turned_at: AtomicU64::new(0),
+            consumer: Arc::new(Consumer::default()),
+            backstop: Mutex::new(None),
             status: AtomicU8::new(OPEN),
             stopping: AtomicBool::new(false),
             after_turn: OnceLock::new(),
@@ -130,16 +133,48 @@ impl Reactor {
     }
 
     /// Direct mode on or off (see `direct`). Off again before the consumer stops watching, so
-    /// that the reactor handles everything at once from then on.
-    pub fn set_direct(&self, on: bool) {
+    /// that the reactor handles everything at once from then on. `false` when it cannot be on
+    /// (the monitor is closed, or its backstop thread could not start): the reactor then
+    /// delivers everything itself.
+    pub fn set_direct(&self, on: bool) -> bool {
         // Under the lock: once closed, the raw fd numbers may belong to others.
         let _state = self.lock();
         if self.is_closed() {
-            return;
+            return false;
+        }
+        let mut backstop = self.backstop();
+        if on && backstop.is_none() {
+            let fds = backstop::Fds {
+                sources: self.ready_fd(),
+                reactor_waker: self.selector.waker_fd(),
+            };
+            match Backstop::start(fds, Arc::clone(&self.consumer)) {
+                Ok(b) => *backstop = Some(b),
+                Err(_) => return false,
+            }
         }
         self.direct.store(on, Ordering::SeqCst);
-        self.selector.arm_sources(on);
+        self.selector
+            .hear_sources(if on { Hear::Never } else { Hear::Always });
+        if let Some(b) = backstop.as_ref() {
+            b.arm(on);
+        }
         self.selector.wake();
+        true
+    }
+
+    fn backstop(&self) -> MutexGuard<'_, Option<Backstop>> {
+        self.backstop.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Direct mode: readiness is the consumer's again, and the backstop's to watch. Under the
+    /// state lock, as `set_direct` changes the mode under it.
+    fn give_back(&self, _locked: &State) {
+        if self.direct.load(Ordering::SeqCst) {
+            if let Some(b) = self.backstop().as_ref() {
+                b.arm(true);
+            }
+        }
     }
 
     /// Registers a source and returns its key (also the id of its first watch). On any failure
@@ -239,18 +274,18 @@ impl Reactor {
     /// no wakeups at all.
     pub fn run(&self) {
         let mut woke: Vec<epoll::Event> = Vec::with_capacity(BATCH);
-        let mut policy = direct::Policy::default();
         let mut own: Vec<WatchId> = Vec::new();
         // Events a quiet turn queued without notifying the consumer (see `direct`).
         let mut held = false;
+        // Direct mode: until when the reactor handles readiness at once (see `direct`).
+        let mut eager_until: Option<Instant> = None;
         loop {
             // Held events are notified once the consumer has not turned for the grace.
             let held_until = held.then(|| {
-                let since = self.since_consumer_turn().unwrap_or(direct::GRACE);
+                let since = self.consumer.since_turn().unwrap_or(direct::GRACE);
                 Instant::now() + direct::GRACE.saturating_sub(since)
             });
-            let wake = [policy.deadline(), held_until].into_iter().flatten().min();
-            let timeout = wake.map(|at| {
+            let timeout = held_until.map(|at| {
                 let d = at.saturating_duration_since(Instant::now());
                 Timespec {
                     tv_sec: d.as_secs() as _,
@@ -275,10 +310,10 @@ impl Reactor {
                 }
             }
             let direct = self.direct.load(Ordering::SeqCst);
-            let now = Instant::now();
-            let turns = self.consumer_turns.load(Ordering::SeqCst);
+            // What the consumer left for a whole grace (the backstop says so).
+            let handed = direct && self.consumer.take_handover();
             // A consumer that turned within the grace drains what the reactor queues.
-            let draining = direct && direct::Policy::quiet(self.since_consumer_turn());
+            let draining = direct && direct::quiet(self.consumer.since_turn());
             // Notified once the consumer stopped turning, or stopped being one (`set_direct`
             // wakes the loop).
             if held && !draining {
@@ -287,21 +322,20 @@ impl Reactor {
             }
             // Drained by the consumer's turns meanwhile: nothing to wake for.
             held &= !self.queue.is_empty();
-            let grace_over = policy.deadline().is_some_and(|at| now >= at);
-            // The consumer turned during the grace: it keeps up (a burst it takes in batches of
-            // its own pace), so the sources stay its own; the reactor only looks again at the
-            // next readiness.
-            let kept_up = grace_over && direct && policy.kept_up(turns);
-            if kept_up {
-                self.selector.arm_sources(true);
+            if !direct {
+                eager_until = None;
             }
-            // Left alone only when nothing but the sources' set (and the waker) woke the reactor.
-            if sources && direct && policy.leave(now, own.is_empty(), turns) {
-                continue; // the consumer's turn, for the grace period
+            // Direct mode: the reactor hears the sources' set only while eager. Readiness after
+            // a pause is the consumer's again.
+            if sources && direct && !handed && eager_until.is_none_or(|at| Instant::now() >= at) {
+                sources = false;
+                eager_until = None;
+                self.give_back(&self.lock());
+                if own.is_empty() {
+                    continue;
+                }
             }
-            // The sources' set: when reported readable, or when what was left to the consumer
-            // is still there after its grace.
-            let poll_sources = sources || (grace_over && !kept_up);
+            let poll_sources = sources || handed;
             // Only nested sources: a PSI trigger (own) is reported at once.
             let quiet = draining && own.is_empty();
             let mut state = self.lock();
@@ -309,19 +343,20 @@ impl Reactor {
                 return;
             };
             held |= found && quiet;
-            if poll_sources && direct && policy.turned(found) {
-                self.selector.arm_sources(true); // its one shot was spent
+            if poll_sources && self.direct.load(Ordering::SeqCst) {
+                if found {
+                    // The consumer left work: handle readiness at once while it keeps coming.
+                    eager_until = Some(Instant::now() + direct::EAGER);
+                    self.selector.hear_sources(Hear::Once);
+                } else {
+                    eager_until = None;
+                    self.give_back(&state);
+                }
             }
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
         }
-    }
-
-    /// How long ago the consumer last turned; `None` if it never did.
-    fn since_consumer_turn(&self) -> Option<std::time::Duration> {
-        let at = self.consumer_turned_at.load(Ordering::SeqCst);
-        (at != 0).then(|| std::time::Duration::from_nanos(monotonic_ns().saturating_sub(at)))
     }
 
     /// Makes the wait loop return after the turn in progress (or at once, if none is): for an
@@ -334,9 +369,7 @@ impl Reactor {
     /// Direct mode: one turn on the consumer's thread, when `ready_fd` is readable. Returns every
     /// queued event for the consumer to deliver at once (one delivery, counted as such).
     pub fn turn_now(&self) -> Vec<Event> {
-        self.consumer_turns.fetch_add(1, Ordering::SeqCst);
-        self.consumer_turned_at
-            .store(monotonic_ns(), Ordering::SeqCst);
+        self.consumer.turned();
         let mut state = self.lock();
         if self.turn(&mut state, &[], true, false).is_none() {
             return Vec::new();
@@ -484,6 +517,10 @@ impl Reactor {
     /// waker; drops what was still queued.
     pub fn teardown(&self, how: Release) -> Released {
         let mut released = Released::default();
+        // First: it borrows the sources' set and the waker.
+        if let Some(b) = self.backstop().take() {
+            b.stop(how, &mut released);
+        }
         let mut state = self.lock();
         for entry in state.registry.drain() {
             self.retire(entry, how, &mut released);

@@ -33,6 +33,13 @@ const NO_WAIT: Timespec = Timespec {
     tv_nsec: 0,
 };
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hear {
+    Always,
+    Once,
+    Never,
+}
+
 pub struct Selector {
     /// Raw copies for the wait loop; the owners sit in `owned` and are closed only by
     /// `close`, after the loop thread has been joined.
@@ -113,13 +120,14 @@ impl Selector {
         let _ = epoll::delete(self.set(nested), fd);
     }
 
-    /// (Re-)arms the sources' entry in `outer`: one-shot while a consumer turns (the reactor
-    /// hears of readiness once, then leaves it to the consumer until a grace runs out).
-    pub fn arm_sources(&self, oneshot: bool) {
-        let flags = if oneshot {
-            EventFlags::IN | EventFlags::ONESHOT
-        } else {
-            EventFlags::IN
+    /// How the reactor hears the sources' set (its entry in `outer`): always (no consumer of
+    /// its own), once (while it handles readiness for a consumer: re-armed after each turn),
+    /// or not at all (a consumer turns, and the backstop watches for it).
+    pub fn hear_sources(&self, how: Hear) {
+        let flags = match how {
+            Hear::Always => EventFlags::IN,
+            Hear::Once => EventFlags::IN | EventFlags::ONESHOT,
+            Hear::Never => EventFlags::empty(),
         };
         // Cannot fail for a live entry of our own; if it did, the waker still runs turns.
         let _ = epoll::modify(
@@ -128,6 +136,11 @@ impl Selector {
             EventData::new_u64(SOURCES),
             flags,
         );
+    }
+
+    /// The waker, for a thread that hands work to the reactor (the backstop).
+    pub fn waker_fd(&self) -> RawFd {
+        self.waker
     }
 
     /// The reactor's sleep: what is ready in `outer`.

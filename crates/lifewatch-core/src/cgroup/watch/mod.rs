@@ -21,6 +21,7 @@ pub mod v2_events;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::cgroup::layout::Layout;
@@ -66,6 +67,11 @@ pub struct CgroupWatcher {
     init: Mutex<()>,
     /// System-wide PSI watches (`watch_pressure`), each one reactor source.
     system: Mutex<HashSet<WatchId>>,
+    /// Set once the monitor has had a cgroup or OOM-kill watch, before the first one is
+    /// registered: until then no event can be owed before an exit, and the hook after each
+    /// turn takes no lock. A lock is a write, and the first write to a page since a fork in
+    /// this process (every spawn) costs a page fault: two on every exit, before this.
+    armed: Arc<AtomicBool>,
 }
 
 fn read_baseline(file: &Path) -> Result<Counters> {
@@ -92,7 +98,14 @@ impl CgroupWatcher {
             })),
             init: Mutex::new(()),
             system: Mutex::new(HashSet::new()),
+            armed: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A cgroup or OOM-kill watch is about to be registered: from now on the hook after each
+    /// turn orders their events before exits.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     /// What a monitor runs after each turn: an OOM kill counted before the exit it caused is
@@ -102,8 +115,9 @@ impl CgroupWatcher {
     /// moves ahead of it.
     pub fn before_exits(&self) -> AfterTurn {
         let hub = Arc::clone(&self.hub);
+        let armed = Arc::clone(&self.armed);
         Box::new(move |turn| {
-            if !turn.out.iter().any(is_exit) {
+            if !armed.load(Ordering::SeqCst) || !turn.out.iter().any(is_exit) {
                 return;
             }
             let mut hub = lock(&hub);
@@ -251,6 +265,7 @@ impl CgroupWatcher {
         }
 
         let id = reactor.reserve_id();
+        self.arm();
         {
             let mut hub = lock(&self.hub);
             hub.watches.insert(
