@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
 import { exited, jsFloor, spawnNonChild, StampFile } from './lib/natives.js'
-import { shuffled, summarize } from './lib/stats.js'
+import { percentile, shuffled, summarize } from './lib/stats.js'
 
 interface WatchLike {
   wait(): Promise<unknown>
@@ -66,7 +66,9 @@ console.log(`${rounds} rounds; non-child exits; µs from the exit's stamp to JS`
 console.log(`JS floor: p50 ${f.p50.toFixed(1)}, p99 ${f.p99.toFixed(1)}`)
 trees.forEach((t, i) => {
   const s = summarize(samples[i + 1]!)
-  let line = `${t}: p50 ${s.p50.toFixed(1)} (${(s.p50 / f.p50).toFixed(3)}× the floor), p99 ${s.p99.toFixed(1)}`
+  const p90 = percentile([...samples[i + 1]!].sort((a, b) => a - b), 90)
+  const over = (us: number) => samples[i + 1]!.filter((x) => x > us).length
+  let line = `${t}: p50 ${s.p50.toFixed(1)} (${(s.p50 / f.p50).toFixed(3)}× the floor), p90 ${p90.toFixed(1)}, p99 ${s.p99.toFixed(1)}, over 300/500 µs: ${over(300)}/${over(500)}`
   if (i > 0) {
     const diff = samples[i + 1]!.map((x, k) => x - samples[1]![k]!)
     const faster = diff.filter((x) => x < 0).length / diff.length
