@@ -48,7 +48,6 @@ pub struct Backstop {
 }
 
 /// The fds the thread borrows: the reactor keeps them open until it has joined the thread.
-#[derive(Clone, Copy)]
 pub struct Fds {
     pub sources: RawFd,
     pub reactor_waker: RawFd,

@@ -33,6 +33,7 @@ const NO_WAIT: Timespec = Timespec {
     tv_nsec: 0,
 };
 
+/// How the reactor thread hears the sources' set (`hear_sources`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hear {
     Always,
