@@ -104,7 +104,7 @@ const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)
  * as many cycles unmeasured, as the allocator settles (new malloc arenas as threads come and
  * go, V8's heap): with a tenth of them first, a whole monitor's 900 measured cycles grew
  * +2.5 to +5.6 MiB from run to run, the same before and after a change, which made the bound
- * a coin toss; after a whole run first, +0.2 to +2.3 MiB. Measured after the env-cleanup-hook
+ * a coin toss; after a whole run first, +0.2 to +2.9 MiB. Measured after the env-cleanup-hook
  * fix (20,000 whole-monitor cycles, --expose-gc): +248 B per cycle over the first 20,000,
  * +28 B over the next 20,000; before it, a steady ~1 KiB per monitor (the hook's
  * registration kept each closed monitor alive). A closed monitor's threadsafe function is
