@@ -227,22 +227,22 @@ export function delivered(records: Float64Array, others: NativeEvent[]): Lifewat
   const events = new Array<LifewatchEvent>(records.length / RECORD)
   for (let i = 0, k = 0, o = 0; i < records.length; i += RECORD, k++) {
     const kind = records[i + 1]!
-    if (kind === OTHER) {
-      events[k] = others[o++] as Delivered<NativeEvent>
-      continue
-    }
-    const watch = records[i + 2]!
-    const time = times[i]!
-    const pid = records[i + 3]!
-    const value = records[i + 4]!
-    const source = SOURCES[records[i + 5]!]!
-    // The keys in the order the addon's own exit objects have them.
     events[k] =
-      kind === EXIT_UNKNOWN
-        ? { type: 'exit', watch, time, pid, source }
-        : kind === EXIT_CODE
-          ? { type: 'exit', watch, time, pid, source, exitCode: value }
-          : { type: 'exit', watch, time, pid, source, signal: SIGNAL_NAMES[value] ?? `SIG${value}`, core: kind === EXIT_CORE }
+      kind === OTHER
+        ? (others[o++] as Delivered<NativeEvent>)
+        : exitEvent(records[i + 2]!, times[i]!, records[i + 3]!, kind, records[i + 4]!, records[i + 5]!)
   }
   return events
+}
+
+/** @internal A plain exit's object, from its record's numbers (a batch of one plain exit
+ *  comes as these numbers alone). */
+export function exitEvent(watch: number, time: bigint, pid: number, kind: number, value: number, source: number): ExitEvent {
+  const from = SOURCES[source]!
+  // The keys in the order the addon's own exit objects have them.
+  return kind === EXIT_UNKNOWN
+    ? { type: 'exit', watch, time, pid, source: from }
+    : kind === EXIT_CODE
+      ? { type: 'exit', watch, time, pid, source: from, exitCode: value }
+      : { type: 'exit', watch, time, pid, source: from, signal: SIGNAL_NAMES[value] ?? `SIG${value}`, core: kind === EXIT_CORE }
 }

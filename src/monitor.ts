@@ -1,6 +1,6 @@
 import { checkCgroupWatch, checkPsi, CgroupWatch, newCgroupWatch, type CgroupWatchOptions, type PsiTrigger } from './cgroup-watch.js'
 import { AbortError, LifewatchError, invalid } from './errors.js'
-import { delivered, type LifewatchEvent } from './events.js'
+import { delivered, exitEvent, type ExitEvent, type LifewatchEvent } from './events.js'
 import { Fifo } from './fifo.js'
 import {
   checkHostWatch,
@@ -134,8 +134,8 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     const cgroupRoot = checkString(opts.cgroupRoot, 'cgroupRoot')
     this.#wantRef = !checkBool(opts.unref, 'unref')
     const directWake = checkBool(opts.directWake, 'directWake') ?? true
-    const onBatch = Monitor.#batchCallback(new WeakRef(this))
-    this.#native = new binding.NativeMonitor(onBatch, { forceFallback, cgroupRoot, directWake })
+    const self = new WeakRef(this)
+    this.#native = new binding.NativeMonitor(Monitor.#batchCallback(self), Monitor.#exitCallback(self), { forceFallback, cgroupRoot, directWake })
     if (signal) {
       const onAbort = () => this.#onAbort(signal)
       signal.addEventListener('abort', onAbort, { once: true })
@@ -457,14 +457,25 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
   }
 
   /**
-   * The native side holds this callback strongly, so it must not reach the monitor: built
-   * here, not in the constructor, so it shares no closure context with `this`. An unreferenced,
-   * unref'd monitor can then be collected, and its finalizer frees the fds.
+   * The native side holds the callbacks strongly, so they must not reach the monitor: built
+   * here, not in the constructor, so they share no closure context with `this`. An
+   * unreferenced, unref'd monitor can then be collected, and its finalizer frees the fds.
    */
   static #batchCallback(self: WeakRef<Monitor>): (records: Float64Array, others: NativeEvent[]) => void {
     return (records, others) => {
       const monitor = self.deref()
       if (monitor) monitor.#deliver(delivered(records, others))
+    }
+  }
+
+  /** A batch of one plain exit, as its numbers (the addon's `batch.rs`). */
+  static #exitCallback(self: WeakRef<Monitor>): (watch: number, time: bigint, pid: number, kind: number, value: number, source: number) => void {
+    return (watch, time, pid, kind, value, source) => {
+      const monitor = self.deref()
+      if (monitor && !monitor.#closed) {
+        monitor.#take(exitEvent(watch, time, pid, kind, value, source))
+        monitor.#batchDone()
+      }
     }
   }
 
@@ -480,35 +491,47 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
 
   #deliver(batch: LifewatchEvent[]): void {
     if (this.#closed) return
-    for (const ev of batch) {
-      const tracked = this.#tracked.get(ev.watch)
-      // A host-wide stream (thousands of events a second on a busy host) is queued for the
-      // iterator only while the monitor is iterated: a program that reads it through its
-      // watch's listeners alone must not grow without bound.
-      const unqueued = !this.#iterating && tracked !== undefined && !(tracked.watch instanceof CgroupWatch)
-      if (tracked?.feed.event(ev)) this.#tracked.delete(ev.watch)
-      if (ev.type === 'exit') {
-        const own = this.#watches.get(ev.watch)
-        if (own) {
-          this.#drop(own.watch)
-          own.feed.settle(ev)
-        }
-      } else if (ev.type === 'error' && ev.watch === 0) {
-        // The monitor itself failed (its wait loop stopped): no watch will ever settle.
-        this.#failAll(ev.error)
-      }
-      if (unqueued) continue
-      const p = this.#pending.shift()
-      if (p) p.resolve({ done: false, value: ev })
-      else this.#queue.push(ev)
+    for (const ev of batch) this.#take(ev)
+    this.#batchDone()
+  }
+
+  /** One event: to its watch, then to the iterator. */
+  #take(ev: LifewatchEvent): void {
+    // A process watch's exit first: the path an exit's waiter is waiting on.
+    const own = ev.type === 'exit' ? this.#watches.get(ev.watch) : undefined
+    if (own !== undefined) {
+      this.#drop(own.watch)
+      own.feed.settle(ev as ExitEvent)
+    } else if (this.#tracked.size > 0 && this.#feedStream(ev)) {
+      return
+    } else if (ev.type === 'error' && ev.watch === 0) {
+      // The monitor itself failed (its wait loop stopped): no watch will ever settle.
+      this.#failAll(ev.error)
     }
-    // Decided after the reactions the batch queued (a settled wait, a resolved next()), so an
-    // exit reaches its waiter first; still before the loop's next turn. A promise job rather
-    // than queueMicrotask, which makes an async resource per call.
+    const p = this.#pending.shift()
+    if (p) p.resolve({ done: false, value: ev })
+    else this.#queue.push(ev)
+  }
+
+  /** Whether Node stays alive is decided after the reactions a batch queued (a settled wait,
+   *  a resolved next()), so an exit reaches its waiter first; still before the loop's next
+   *  turn. A promise job rather than queueMicrotask, which makes an async resource per call. */
+  #batchDone(): void {
     void Promise.resolve().then(this.#updateRefLater)
   }
 
   #updateRefLater = (): void => this.#updateRef()
+
+  /** Feeds a stream watch's event to it; `true` when the event stays out of the iterator's
+   *  queue: a host-wide stream (thousands of events a second on a busy host) is queued only
+   *  while the monitor is iterated, so a program that reads it through its watch's listeners
+   *  alone does not grow without bound. */
+  #feedStream(ev: LifewatchEvent): boolean {
+    const tracked = this.#tracked.get(ev.watch)
+    if (tracked === undefined) return false
+    if (tracked.feed.event(ev)) this.#tracked.delete(ev.watch)
+    return !this.#iterating && !(tracked.watch instanceof CgroupWatch)
+  }
 
   #failAll(error: LifewatchError): void {
     const watches = [...this.#watches.values()]
@@ -530,8 +553,9 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
     this.#updateRef()
   }
 
+  /** Forgets a watch of this monitor's (its caller checked that). */
   #drop(w: Watch): void {
-    if (this.#own(w)) this.#watches.delete(w.id)
+    this.#watches.delete(w.id)
     if (this.#byPid.get(w.pid) === w) this.#byPid.delete(w.pid)
   }
 

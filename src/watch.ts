@@ -31,7 +31,11 @@ export class Watch {
   readonly pid: number
   #exit: ExitEvent | undefined
   #failed: LifewatchError | undefined
-  #waiters = new Set<Waiter>()
+  /** The promise every `wait()` without a signal shares: made by the first, settled with the
+   *  exit in one call (the exit's path to its waiter is the latency lifewatch is measured by). */
+  #shared: (Waiter & { promise: Promise<ExitEvent> }) | undefined
+  /** Waits with a signal: each its own promise, so that aborting one leaves the others. */
+  #abortable: Set<Waiter> | undefined
   #unwatch: () => void
 
   private constructor(id: number, pid: number, connect: Connect) {
@@ -66,18 +70,27 @@ export class Watch {
     }
     if (this.#exit) return Promise.resolve(this.#exit)
     if (this.#failed) return Promise.reject(this.#failed)
-    return new Promise<ExitEvent>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#waiters.delete(waiter)
-        reject(abortError(signal!))
+    if (!signal) {
+      if (!this.#shared) {
+        let waiter!: Waiter
+        const promise = new Promise<ExitEvent>((resolve, reject) => (waiter = { resolve, reject }))
+        this.#shared = { ...waiter, promise }
       }
-      const done = (): void => signal?.removeEventListener('abort', onAbort)
+      return this.#shared.promise
+    }
+    return new Promise<ExitEvent>((resolve, reject) => {
+      const abortable = (this.#abortable ??= new Set())
+      const onAbort = (): void => {
+        abortable.delete(waiter)
+        reject(abortError(signal))
+      }
+      const done = (): void => signal.removeEventListener('abort', onAbort)
       const waiter: Waiter = {
         resolve: (e) => (done(), resolve(e)),
         reject: (e) => (done(), reject(e)),
       }
-      this.#waiters.add(waiter)
-      signal?.addEventListener('abort', onAbort, { once: true })
+      abortable.add(waiter)
+      signal.addEventListener('abort', onAbort, { once: true })
     })
   }
 
@@ -88,19 +101,19 @@ export class Watch {
 
   #settle(exit: ExitEvent): void {
     this.#exit = exit
-    for (const w of this.#take()) w.resolve(exit)
+    this.#shared?.resolve(exit)
+    const abortable = this.#abortable
+    this.#shared = this.#abortable = undefined
+    if (abortable) for (const w of abortable) w.resolve(exit)
   }
 
   #fail(error: LifewatchError): void {
     if (!this.active) return
     this.#failed = error
-    for (const w of this.#take()) w.reject(error)
-  }
-
-  #take(): Waiter[] {
-    const all = [...this.#waiters]
-    this.#waiters.clear()
-    return all
+    this.#shared?.reject(error)
+    const abortable = this.#abortable
+    this.#shared = this.#abortable = undefined
+    if (abortable) for (const w of abortable) w.reject(error)
   }
 }
 

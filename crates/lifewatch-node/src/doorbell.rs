@@ -84,11 +84,23 @@ struct Bell {
     last_delivery: Cell<Option<Instant>>,
     cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
     env: sys::napi_env,
-    /// The batch callback and the async context it is made in (microtasks run after it, as
-    /// for any callback from Node's loop); null once released.
-    callback: Cell<sys::napi_ref>,
+    /// The batch callback, the exit callback (a batch of one plain exit, see `batch`) and the
+    /// async context they are made in (microtasks run after them, as for any callback from
+    /// Node's loop); null once released.
+    callbacks: Cell<Callbacks>,
     context: Cell<sys::napi_async_context>,
 }
+
+#[derive(Clone, Copy)]
+struct Callbacks {
+    batch: sys::napi_ref,
+    exit: sys::napi_ref,
+}
+
+const RELEASED: Callbacks = Callbacks {
+    batch: null_mut(),
+    exit: null_mut(),
+};
 
 /// Held by the `NativeMonitor`, on the JS thread only.
 pub(crate) struct Doorbell(Rc<Bell>);
@@ -106,7 +118,8 @@ impl Doorbell {
         env: &Env,
         fd: RawFd,
         monitor: Weak<dyn Door>,
-        callback: sys::napi_value,
+        batch: sys::napi_value,
+        exit: sys::napi_value,
     ) -> Option<Doorbell> {
         let env = env.raw();
         let mut event_loop = null_mut();
@@ -115,7 +128,7 @@ impl Doorbell {
         if status != sys::Status::napi_ok || event_loop.is_null() {
             return None;
         }
-        let (callback, context) = callback_handles(env, callback)?;
+        let (callbacks, context) = callback_handles(env, batch, exit)?;
         let (poll_layout, timer_layout) = (handle_layout(UV_POLL), handle_layout(UV_TIMER));
         // SAFETY: fresh blocks of the sizes libuv asks for; freed in `on_closed`, or below
         // when an init fails (libuv has not seen that one then; a timer it has seen is closed).
@@ -137,7 +150,7 @@ impl Doorbell {
                     (false, false) => dealloc(timer.cast(), timer_layout),
                 }
             }
-            release_callback(env, callback, context);
+            release_callbacks(env, callbacks, context);
             return None;
         }
         let bell = Rc::new(Bell {
@@ -149,7 +162,7 @@ impl Doorbell {
             last_delivery: Cell::new(None),
             cleanup: Cell::new(null_mut()),
             env,
-            callback: Cell::new(callback),
+            callbacks: Cell::new(callbacks),
             context: Cell::new(context),
         });
         // SAFETY: the handle is initialised; its data owns one count, taken back in
@@ -221,78 +234,92 @@ fn close(bell: &Bell) {
         uv_timer_stop(timer);
         uv_close(timer, on_closed);
     }
-    release_callback(
+    release_callbacks(
         bell.env,
-        bell.callback.replace(null_mut()),
+        bell.callbacks.replace(RELEASED),
         bell.context.replace(null_mut()),
     );
 }
 
-/// A reference to the batch callback and an async context to make it in; `None` if the
-/// runtime refuses either (the doorbell is then not used).
+/// References to the two callbacks and an async context to make them in; `None` if the
+/// runtime refuses any (the doorbell is then not used).
 fn callback_handles(
     env: sys::napi_env,
-    callback: sys::napi_value,
-) -> Option<(sys::napi_ref, sys::napi_async_context)> {
+    batch: sys::napi_value,
+    exit: sys::napi_value,
+) -> Option<(Callbacks, sys::napi_async_context)> {
     const NAME: &str = "lifewatch:batch";
-    let (mut reference, mut name, mut context) = (null_mut(), null_mut(), null_mut());
+    let (mut callbacks, mut name, mut context) = (RELEASED, null_mut(), null_mut());
     // SAFETY: plain N-API calls on the JS thread with live values.
     unsafe {
-        if sys::napi_create_reference(env, callback, 1, &mut reference) != sys::Status::napi_ok {
-            return None;
-        }
-        let named =
-            sys::napi_create_string_utf8(env, NAME.as_ptr().cast(), NAME.len() as isize, &mut name);
-        if named != sys::Status::napi_ok
-            || sys::napi_async_init(env, null_mut(), name, &mut context) != sys::Status::napi_ok
-        {
-            sys::napi_delete_reference(env, reference);
+        let made = sys::napi_create_reference(env, batch, 1, &mut callbacks.batch)
+            == sys::Status::napi_ok
+            && sys::napi_create_reference(env, exit, 1, &mut callbacks.exit)
+                == sys::Status::napi_ok
+            && sys::napi_create_string_utf8(
+                env,
+                NAME.as_ptr().cast(),
+                NAME.len() as isize,
+                &mut name,
+            ) == sys::Status::napi_ok
+            && sys::napi_async_init(env, null_mut(), name, &mut context) == sys::Status::napi_ok;
+        if !made {
+            release_callbacks(env, callbacks, null_mut());
             return None;
         }
     }
-    Some((reference, context))
+    Some((callbacks, context))
 }
 
-fn release_callback(
-    env: sys::napi_env,
-    reference: sys::napi_ref,
-    context: sys::napi_async_context,
-) {
-    // SAFETY: created by `callback_handles` and released once (the cells were nulled).
+fn release_callbacks(env: sys::napi_env, callbacks: Callbacks, context: sys::napi_async_context) {
+    // SAFETY: created by `callback_handles` and released once (the cell was emptied).
     unsafe {
         if !context.is_null() {
             sys::napi_async_destroy(env, context);
         }
-        if !reference.is_null() {
-            sys::napi_delete_reference(env, reference);
+        for reference in [callbacks.batch, callbacks.exit] {
+            if !reference.is_null() {
+                sys::napi_delete_reference(env, reference);
+            }
         }
     }
 }
 
-/// Calls the batch callback with `events` as Node calls any callback from its loop: in a
-/// handle scope, through `napi_make_callback` (microtasks and nextTicks run after it), with
-/// an exception raised as uncaught. If the callback cannot be reached the events go back to
-/// the monitor's queue, to come through the threadsafe function instead.
+/// Calls the batch callback with `events` (or the exit callback, for a batch of one plain
+/// exit) as Node calls any callback from its loop: in a handle scope, through
+/// `napi_make_callback` (microtasks and nextTicks run after it), with an exception raised as
+/// uncaught. If the callback cannot be reached the events go back to the monitor's queue, to
+/// come through the threadsafe function instead.
 fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
     let env = bell.env;
-    let (callback, context) = (bell.callback.get(), bell.context.get());
+    let (callbacks, context) = (bell.callbacks.get(), bell.context.get());
     let mut scope = null_mut();
     // SAFETY: N-API calls on the JS thread, inside a handle scope opened and closed here.
     unsafe {
-        if callback.is_null()
+        if callbacks.batch.is_null()
             || sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok
         {
             door.requeue(events);
             return;
         }
+        let exit = match events.as_slice() {
+            [one] => batch::PlainExit::of(one),
+            _ => None,
+        };
+        let (callback, args) = match exit {
+            Some(exit) => (callbacks.exit, exit.args(env).map(Vec::from)),
+            None => (
+                callbacks.batch,
+                batch::encode(&Env::from_raw(env), &events).into_vec(env),
+            ),
+        };
         let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
         let ready = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             // napi_make_callback wants an object as `this`.
             && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
-        let args = ready.then(|| batch::encode(&Env::from_raw(env), events.clone()).into_vec(env));
         match args {
-            Some(Ok(args)) => {
+            Ok(args) if ready => {
                 let status = sys::napi_make_callback(
                     env,
                     context,

@@ -75,18 +75,21 @@ pub struct NativeMonitor {
 #[napi]
 impl NativeMonitor {
     /// `onBatch` receives every event queued since the last call: one call per batch (see
-    /// `batch` for its two arguments).
+    /// `batch` for its two arguments). `onExit` receives a batch of one plain exit as its
+    /// numbers, when the doorbell delivers it.
     #[napi(
         constructor,
-        ts_args_type = "onBatch: (records: Float64Array, others: Array<NativeEvent>) => void, options?: NativeMonitorOptions | undefined | null"
+        ts_args_type = "onBatch: (records: Float64Array, others: Array<NativeEvent>) => void, onExit: (watch: number, time: bigint, pid: number, kind: number, value: number, source: number) => void, options?: NativeMonitorOptions | undefined | null"
     )]
     pub fn new(
         env: Env,
         on_batch: Function<batch::Args, ()>,
+        // Called by the doorbell alone, through raw N-API (its arguments are made there).
+        on_exit: Function<(), ()>,
         options: Option<NativeMonitorOptions>,
     ) -> Result<Self> {
-        // The doorbell calls the same callback directly on this thread.
-        let callback = on_batch.value().value;
+        // The doorbell calls the same callbacks directly on this thread.
+        let (batch_callback, exit_callback) = (on_batch.value().value, on_exit.value().value);
         let core_slot: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
         let drain_from = Arc::clone(&core_slot);
         let batches: BatchFn = on_batch
@@ -99,7 +102,7 @@ impl NativeMonitor {
                     .and_then(Weak::upgrade)
                     .map(|inner| inner.core.drain())
                     .unwrap_or_default();
-                Ok(batch::encode(&ctx.env, events))
+                Ok(batch::encode(&ctx.env, &events))
             })?;
         let notify_slot = Arc::clone(&core_slot);
         let direct_wake = options.as_ref().and_then(|o| o.direct_wake).unwrap_or(true);
@@ -151,7 +154,13 @@ impl NativeMonitor {
         let doorbell = direct_wake
             .then(|| {
                 let door: Arc<dyn Door> = Arc::clone(&inner) as Arc<dyn Door>;
-                Doorbell::open(&env, inner.core.ready_fd(), Arc::downgrade(&door), callback)
+                Doorbell::open(
+                    &env,
+                    inner.core.ready_fd(),
+                    Arc::downgrade(&door),
+                    batch_callback,
+                    exit_callback,
+                )
             })
             .flatten();
         Ok(NativeMonitor {
