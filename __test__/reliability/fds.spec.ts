@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 import { Cgroup, cgroupLayout, fdStats, Monitor, type CgroupWatchOptions } from '../../src/index.js'
 import { reaped, sh } from '../helpers.js'
-import { addedFds, baseline, mismatch, report, rssKiB } from './helpers.js'
+import { addedFds, baseline, mismatch, procKinds, report, rssKiB } from './helpers.js'
 
 const sleeper = () => spawn('sleep', ['30'], { stdio: 'ignore' })
 const gc = (globalThis as { gc?: () => void }).gc
@@ -96,6 +96,24 @@ test.serial('fdStats() equals /proc/self/fd, kind by kind, after every scenario'
     tried++
   }
   report({ section: 'fd accounting', case: 'node: fdStats vs /proc/self/fd', fdsLeaked: addedFds(b.table).length, eventsLost: 0, scenarios: tried })
+})
+
+test.serial("an exit's pidfd is closed by the end of the loop turn that delivered the exit, fdStats() asked or not", async (t) => {
+  const pidfds = () => procKinds().pidfd
+  const m = new Monitor()
+  try {
+    t.true(m.directWake, 'the doorbell delivers (the path that defers the close)')
+    const before = pidfds()
+    const c = sh('exit 3')
+    const w = m.watchPid(c.pid!)
+    t.is(pidfds(), before + 1, 'the watch holds a pidfd')
+    t.is((await w.wait()).exitCode, 3)
+    await new Promise((r) => setImmediate(r))
+    t.is(pidfds(), before, 'closed once the delivering loop turn is over')
+    await reaped(c)
+  } finally {
+    m.close()
+  }
 })
 
 const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)

@@ -52,8 +52,10 @@ export function baseline(): Baseline {
 
 /** Per kind: (kernel's count - baseline) - (core's in-use - baseline); all zero when exact. */
 export function mismatch(b: Baseline): Partial<Record<FdKind, number>> {
-  const proc = procKinds()
+  // fdStats() first: asked while an exit is being delivered, it first closes what that turn
+  // ended (closed right after the delivery otherwise; the fds spec checks that too).
   const core = coreInUse()
+  const proc = procKinds()
   const off: Partial<Record<FdKind, number>> = {}
   for (const k of KINDS) {
     const d = proc[k] - b.proc[k] - (core[k] - b.core[k])

@@ -224,9 +224,14 @@ impl Monitor {
     }
 
     /// Handles what is ready now, on the calling thread, and returns every queued event
-    /// for the caller to deliver at once; see `ready_fd`.
+    /// for the caller to deliver at once, then to call `release_retired`; see `ready_fd`.
     pub fn turn_now(&self) -> Vec<Event> {
         self.reactor.turn_now()
+    }
+
+    /// After delivering what `turn_now` returned: closes the fds of the watches it ended.
+    pub fn release_retired(&self) {
+        self.reactor.release_retired()
     }
 
     /// Puts events that were taken (`turn_now`, `drain`) but could not be delivered back at

@@ -18,12 +18,12 @@
 //! cleanup hook, which keeps the loop turning until libuv has let go of the handle.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr::null_mut;
 use std::rc::Rc;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use lifewatch_core::Event;
@@ -38,6 +38,23 @@ pub(crate) trait Door {
     fn set_direct(&self, on: bool) -> bool;
     fn turn_now(&self) -> Vec<Event>;
     fn requeue(&self, events: Vec<Event>);
+    /// After a turn's delivery: closes what the turn ended (see `turn_now`).
+    fn turn_done(&self);
+}
+
+thread_local! {
+    /// The monitor whose turn this thread is delivering, until its `turn_done`.
+    static DELIVERING: RefCell<Option<Arc<dyn Door>>> = const { RefCell::new(None) };
+}
+
+/// Finishes the turn being delivered on this thread, if any: `fdStats()` counts what is
+/// open, and an exit's waiter may ask it while the delivery is still under way.
+pub(crate) fn finish_delivering_turn() {
+    DELIVERING.with(|d| {
+        if let Some(door) = d.borrow().as_ref() {
+            door.turn_done();
+        }
+    });
 }
 
 /// `UV_POLL` and `UV_TIMER` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event`
@@ -379,9 +396,14 @@ fn ring(bell: &Bell) {
         Some(door) => {
             let events = door.turn_now();
             if !events.is_empty() {
+                DELIVERING.with(|d| d.replace(Some(Arc::clone(&door))));
                 deliver(bell, door.as_ref(), events);
+                DELIVERING.with(|d| d.replace(None));
                 bell.last_delivery.set(Some(Instant::now()));
             }
+            // The fds of the watches the turn ended: closed after the delivery, off the path
+            // from an exit to its waiter.
+            door.turn_done();
         }
         None => close(bell),
     }

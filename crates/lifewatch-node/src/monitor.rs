@@ -48,6 +48,10 @@ impl Door for Inner {
     fn requeue(&self, events: Vec<Event>) {
         self.core.requeue(events)
     }
+
+    fn turn_done(&self) {
+        self.core.release_retired()
+    }
 }
 
 impl Inner {

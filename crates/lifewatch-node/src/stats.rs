@@ -15,6 +15,7 @@ pub struct FdKindStats {
 /// Counters of every fd lifewatch opened in this process, by kind.
 #[napi]
 pub fn fd_stats() -> Vec<FdKindStats> {
+    crate::doorbell::finish_delivering_turn();
     FdKind::ALL
         .iter()
         .map(|&k| {

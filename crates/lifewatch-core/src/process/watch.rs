@@ -77,9 +77,12 @@ impl ProcessWatch {
 
 impl Source for ProcessWatch {
     fn interest(&self) -> Option<Interest<'_>> {
+        // One-shot: a pidfd stays readable once the process has exited, and the consumer that
+        // handled it may close it a moment later (`Reactor::release_retired`); meanwhile it
+        // must not keep the sources' set readable.
         self.process.pidfd().map(|fd| Interest {
             fd,
-            flags: EventFlags::IN,
+            flags: EventFlags::IN | EventFlags::ONESHOT,
         })
     }
 

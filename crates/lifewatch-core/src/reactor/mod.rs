@@ -64,6 +64,10 @@ impl Turn<'_> {
 pub struct State {
     pub registry: Registry,
     timers: Timers,
+    /// Sources that ended in a consumer's turn, released (their fds closed) by
+    /// `release_retired` once the consumer has delivered the turn's events: closing a pidfd
+    /// is then not between an exit and its delivery.
+    retired: Vec<Entry>,
 }
 
 pub struct Reactor {
@@ -91,6 +95,7 @@ impl Reactor {
             state: Mutex::new(State {
                 registry: Registry::default(),
                 timers: timers.commit(),
+                retired: Vec::new(),
             }),
             queue: queue::Queue::new(notify),
             direct: AtomicBool::new(false),
@@ -339,7 +344,7 @@ impl Reactor {
             // Only nested sources: a PSI trigger (own) is reported at once.
             let quiet = draining && own.is_empty();
             let mut state = self.lock();
-            let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet) else {
+            let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet, false) else {
                 return;
             };
             held |= found && quiet;
@@ -367,11 +372,12 @@ impl Reactor {
     }
 
     /// Direct mode: one turn on the consumer's thread, when `ready_fd` is readable. Returns every
-    /// queued event for the consumer to deliver at once (one delivery, counted as such).
+    /// queued event for the consumer to deliver at once (one delivery, counted as such); the
+    /// consumer then calls `release_retired`.
     pub fn turn_now(&self) -> Vec<Event> {
         self.consumer.turned();
         let mut state = self.lock();
-        if self.turn(&mut state, &[], true, false).is_none() {
+        if self.turn(&mut state, &[], true, false, true).is_none() {
             return Vec::new();
         }
         let events = self.queue.drain();
@@ -381,20 +387,38 @@ impl Reactor {
         events
     }
 
+    /// Releases the sources the consumer's last turn retired (see `State::retired`).
+    pub fn release_retired(&self) {
+        let mut state = self.lock();
+        self.release_retired_locked(&mut state);
+    }
+
+    fn release_retired_locked(&self, state: &mut State) {
+        for entry in std::mem::take(&mut state.retired) {
+            self.retire(entry, Release::Normal, &mut Released::default());
+        }
+    }
+
     /// Handles the ready nested sources and due timers (with `poll_sources`: the timerfd is
     /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then queues
     /// the turn's events, with a notification if `notify` (a consumer's own turn drains them at
     /// once; see `direct` for a quiet reactor turn); `None` once the reactor is no longer open.
-    /// `Some(found)` says whether the turn produced events.
+    /// `Some(found)` says whether the turn produced events. A consumer's turn (`by_consumer`)
+    /// leaves the sources that end to `release_retired`.
     fn turn(
         &self,
         state: &mut State,
         own: &[WatchId],
         poll_sources: bool,
         notify: bool,
+        by_consumer: bool,
     ) -> Option<bool> {
         if self.status.load(Ordering::SeqCst) != OPEN {
             return None;
+        }
+        if !by_consumer {
+            // A consumer that never released its turn's (it stopped mid-way).
+            self.release_retired_locked(state);
         }
         let mut keys: Vec<u64> = Vec::new();
         if poll_sources {
@@ -423,7 +447,7 @@ impl Reactor {
         // A source may wake others (which may wake more): bounded, in case two wake each other.
         for _ in 0..64 {
             for key in order.drain(..) {
-                self.dispatch(state, key, time, &mut out, &mut wakes);
+                self.dispatch(state, key, time, &mut out, &mut wakes, by_consumer);
             }
             if wakes.is_empty() {
                 break;
@@ -455,11 +479,14 @@ impl Reactor {
         time: u64,
         out: &mut Vec<Event>,
         wakes: &mut Vec<WatchId>,
+        by_consumer: bool,
     ) {
         let watch = state.registry.first_watch(key);
         let nested = state.registry.is_nested(key);
         let State {
-            registry, timers, ..
+            registry,
+            timers,
+            retired,
         } = state;
         // A source removed after epoll_wait returned is simply gone.
         let Some(src) = registry.source_mut(key) else {
@@ -480,7 +507,11 @@ impl Reactor {
         if keep == Keep::No {
             let entry = registry.remove_source(key).expect("present above");
             timers.cancel(key);
-            self.retire(entry, Release::Normal, &mut Released::default());
+            if by_consumer {
+                retired.push(entry);
+            } else {
+                self.retire(entry, Release::Normal, &mut Released::default());
+            }
         }
     }
 
@@ -522,7 +553,8 @@ impl Reactor {
             b.stop(how, &mut released);
         }
         let mut state = self.lock();
-        for entry in state.registry.drain() {
+        let retired = std::mem::take(&mut state.retired);
+        for entry in state.registry.drain().into_iter().chain(retired) {
             self.retire(entry, how, &mut released);
         }
         state.timers.close(how, &mut released);
