@@ -508,7 +508,7 @@ export class Monitor implements AsyncIterable<LifewatchEvent>, AsyncDisposable {
       // The monitor itself failed (its wait loop stopped): no watch will ever settle.
       this.#failAll(ev.error)
     }
-    const p = this.#pending.shift()
+    const p = this.#pending.length > 0 ? this.#pending.shift() : undefined
     if (p) p.resolve({ done: false, value: ev })
     else this.#queue.push(ev)
   }

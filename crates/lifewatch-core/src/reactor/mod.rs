@@ -344,7 +344,7 @@ impl Reactor {
             // Only nested sources: a PSI trigger (own) is reported at once.
             let quiet = draining && own.is_empty();
             let mut state = self.lock();
-            let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet, false) else {
+            let Some(found) = self.turn(&mut state, &own, poll_sources, !quiet, None) else {
                 return;
             };
             held |= found && quiet;
@@ -377,10 +377,20 @@ impl Reactor {
     pub fn turn_now(&self) -> Vec<Event> {
         self.consumer.turned();
         let mut state = self.lock();
-        if self.turn(&mut state, &[], true, false, true).is_none() {
+        let mut taken = Vec::new();
+        if self
+            .turn(&mut state, &[], true, false, Some(&mut taken))
+            .is_none()
+        {
             return Vec::new();
         }
-        let events = self.queue.drain();
+        // What the reactor queued before this turn comes first.
+        let mut events = self.queue.drain();
+        if events.is_empty() {
+            events = taken;
+        } else {
+            events.append(&mut taken);
+        }
         if !events.is_empty() {
             self.queue.count_delivery();
         }
@@ -403,16 +413,17 @@ impl Reactor {
     /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then queues
     /// the turn's events, with a notification if `notify` (a consumer's own turn drains them at
     /// once; see `direct` for a quiet reactor turn); `None` once the reactor is no longer open.
-    /// `Some(found)` says whether the turn produced events. A consumer's turn (`by_consumer`)
-    /// leaves the sources that end to `release_retired`.
+    /// `Some(found)` says whether the turn produced events. A consumer's turn takes its events
+    /// itself (`taken`, not queued) and leaves the sources that end to `release_retired`.
     fn turn(
         &self,
         state: &mut State,
         own: &[WatchId],
         poll_sources: bool,
         notify: bool,
-        by_consumer: bool,
+        taken: Option<&mut Vec<Event>>,
     ) -> Option<bool> {
+        let by_consumer = taken.is_some();
         if self.status.load(Ordering::SeqCst) != OPEN {
             return None;
         }
@@ -464,10 +475,10 @@ impl Reactor {
             }
         }
         let found = !out.is_empty();
-        if notify {
-            self.queue.publish(out);
-        } else {
-            self.queue.append(out);
+        match taken {
+            Some(taken) => *taken = out,
+            None if notify => self.queue.publish(out),
+            None => self.queue.append(out),
         }
         Some(found)
     }

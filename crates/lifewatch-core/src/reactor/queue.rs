@@ -41,8 +41,8 @@ impl Queue {
         self.ring();
     }
 
-    /// Appends events without notifying the consumer: its own turn's, which it drains right
-    /// away, or a reactor turn's while the consumer keeps draining (see `notify_held`).
+    /// Appends a reactor turn's events without notifying the consumer, while the consumer keeps
+    /// draining (see `notify_held`).
     pub fn append(&self, mut events: Vec<Event>) {
         self.events().append(&mut events);
     }
