@@ -229,6 +229,11 @@ impl Monitor {
         self.reactor.turn_now()
     }
 
+    /// The consumer gathers a burst's readiness for `hold` before its next `turn_now`.
+    pub fn hold(&self, hold: std::time::Duration) {
+        self.reactor.consumer_holds(hold)
+    }
+
     /// After delivering what `turn_now` returned: closes the fds of the watches it ended.
     pub fn release_retired(&self) {
         self.reactor.release_retired()

@@ -40,6 +40,8 @@ pub(crate) trait Door {
     fn requeue(&self, events: Vec<Event>);
     /// After a turn's delivery: closes what the turn ended (see `turn_now`).
     fn turn_done(&self);
+    /// The doorbell gathers a burst for `hold` before its next turn.
+    fn hold(&self, hold: Duration);
 }
 
 thread_local! {
@@ -65,10 +67,14 @@ const UV_READABLE: c_int = 1;
 
 /// Readiness this soon after a delivery is a burst...
 const BURST_GAP: Duration = Duration::from_millis(1);
-/// ...whose exits are gathered this long (in ms) before the next delivery. The reactor leaves
-/// them alone meanwhile, or queues what it takes without notifying: the JS thread keeps
-/// turning within the reactor's grace (5 ms), with room for its delivery and a late timer.
+/// ...whose exits are gathered this long (in ms) before the next delivery; while a burst's
+/// deliveries stay under `BATCH` events the hold doubles, up to `MAX_HOLD_MS`, so a burst
+/// spread over a second by the kernel costs about one delivery per `BATCH` exits, not one per
+/// hold. The monitor is told of each hold (`Door::hold`): the reactor then leaves the burst to
+/// this thread, or queues what it takes without notifying, until a grace after the hold.
 const HOLD_MS: u64 = 3;
+const MAX_HOLD_MS: u64 = 16;
+const BATCH: usize = 64;
 
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
 type TimerCb = unsafe extern "C" fn(handle: *mut c_void);
@@ -99,6 +105,9 @@ struct Bell {
     /// Handles libuv has not yet closed (the env cleanup hook goes with the last).
     open_handles: Cell<u8>,
     last_delivery: Cell<Option<Instant>>,
+    /// Events in the last delivery, and the last hold of the current burst (0: none yet).
+    last_size: Cell<usize>,
+    hold_ms: Cell<u64>,
     cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
     env: sys::napi_env,
     /// The batch callback, the exit callback (a batch of one plain exit, see `batch`) and the
@@ -177,6 +186,8 @@ impl Doorbell {
             poll_memory: handle,
             open_handles: Cell::new(2),
             last_delivery: Cell::new(None),
+            last_size: Cell::new(0),
+            hold_ms: Cell::new(0),
             cleanup: Cell::new(null_mut()),
             env,
             callbacks: Cell::new(callbacks),
@@ -370,12 +381,30 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         .last_delivery
         .get()
         .is_some_and(|at| at.elapsed() < BURST_GAP);
-    // SAFETY: live handles of this thread's loop (the poll was not closed: it called us).
-    if burst && unsafe { uv_timer_start(bell.timer.get(), on_hold_over, HOLD_MS, 0) } == 0 {
-        unsafe { uv_poll_stop(handle) };
-        return;
+    if burst {
+        let hold = next_hold(bell.hold_ms.get(), bell.last_size.get());
+        // SAFETY: live handles of this thread's loop (the poll was not closed: it called us).
+        if unsafe { uv_timer_start(bell.timer.get(), on_hold_over, hold, 0) } == 0 {
+            bell.hold_ms.set(hold);
+            if let Some(door) = bell.monitor.upgrade() {
+                door.hold(Duration::from_millis(hold));
+            }
+            unsafe { uv_poll_stop(handle) };
+            return;
+        }
     }
+    bell.hold_ms.set(0);
     ring(bell);
+}
+
+/// The next hold of a burst (`HOLD_MS`), given the last one (0: none) and the size of the
+/// delivery that ended it.
+fn next_hold(last_ms: u64, delivered: usize) -> u64 {
+    match last_ms {
+        0 => HOLD_MS,
+        ms if delivered < BATCH => (ms * 2).min(MAX_HOLD_MS),
+        ms => ms,
+    }
 }
 
 /// The hold of a burst is over: one turn for all that came meanwhile, then watch again.
@@ -396,6 +425,7 @@ fn ring(bell: &Bell) {
         Some(door) => {
             let events = door.turn_now();
             let delivered = !events.is_empty();
+            bell.last_size.set(events.len());
             if delivered {
                 DELIVERING.with(|d| d.replace(Some(Arc::clone(&door))));
                 deliver(bell, door.as_ref(), events);
@@ -446,4 +476,21 @@ unsafe extern "C" fn on_env_teardown(_: sys::napi_async_cleanup_hook_handle, arg
     // SAFETY: the Bell registered in `open`; the handle's count keeps it alive until
     // `on_closed`, which unregisters this hook.
     close(unsafe { &*(arg as *const Bell) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_holds_longer_while_its_batches_stay_small() {
+        assert_eq!(next_hold(0, 1), HOLD_MS, "a burst's first hold");
+        assert_eq!(next_hold(HOLD_MS, BATCH - 1), 2 * HOLD_MS);
+        assert_eq!(
+            next_hold(HOLD_MS, BATCH),
+            HOLD_MS,
+            "batches big enough: kept"
+        );
+        assert_eq!(next_hold(MAX_HOLD_MS, 1), MAX_HOLD_MS, "capped");
+    }
 }

@@ -52,6 +52,10 @@ impl Door for Inner {
     fn turn_done(&self) {
         self.core.release_retired()
     }
+
+    fn hold(&self, hold: std::time::Duration) {
+        self.core.hold(hold)
+    }
 }
 
 impl Inner {

@@ -149,10 +149,10 @@ fn run(orders: &Orders, fds: Fds, consumer: &Consumer) {
         if look && !fds[1].revents().is_empty() {
             grace.leave(now, consumer.turns());
         }
-        // A consumer that turned since keeps the sources, and one that drained them before
-        // this thread got to look has nothing left; else they are the reactor's now, until it
-        // gives them back (`arm`).
-        if grace.over(now, consumer.turns()) == Some(false)
+        // A consumer that turned since (or holds a burst) keeps the sources, and one that
+        // drained them before this thread got to look has nothing left; else they are the
+        // reactor's now, until it gives them back (`arm`).
+        if grace.over(now, consumer.turns(), consumer.since_turn()) == Some(false)
             && orders.watch.load(Ordering::SeqCst)
             && readable(sources)
         {

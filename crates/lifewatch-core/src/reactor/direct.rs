@@ -49,11 +49,20 @@ impl Consumer {
         self.turned_at.store(monotonic_ns(), Ordering::SeqCst);
     }
 
+    /// The consumer gathers a burst's readiness for `hold` before its next turn (its timer
+    /// will turn then): it counts as turning until then, so neither the backstop nor the
+    /// reactor's quiet turns take it for one that stopped, however long the hold. A consumer
+    /// stuck past the hold is handed over a grace later, as one that stopped turning.
+    pub fn hold(&self, hold: Duration) {
+        let until = monotonic_ns().saturating_add(hold.as_nanos() as u64);
+        self.turned_at.store(until, Ordering::SeqCst);
+    }
+
     pub fn turns(&self) -> u64 {
         self.turns.load(Ordering::SeqCst)
     }
 
-    /// How long ago the consumer last turned; `None` if it never did.
+    /// How long ago the consumer last turned (zero while it holds); `None` if it never did.
     pub fn since_turn(&self) -> Option<Duration> {
         let at = self.turned_at.load(Ordering::SeqCst);
         (at != 0).then(|| Duration::from_nanos(monotonic_ns().saturating_sub(at)))
@@ -97,16 +106,17 @@ impl Grace {
         self.left.map(|(at, _)| at + GRACE)
     }
 
-    /// At `now`, with the consumer's `turns` so far: `None` while the grace runs, else whether
-    /// the consumer turned since the sources were left to it (it keeps them). Either way they
-    /// are no longer left.
-    pub fn over(&mut self, now: Instant, turns: u64) -> Option<bool> {
+    /// At `now`, with the consumer's `turns` so far and how long ago it last turned: `None`
+    /// while the grace runs, else whether the consumer keeps the sources: it turned since they
+    /// were left to it, or it is holding a burst (`Consumer::hold`). Either way they are no
+    /// longer left.
+    pub fn over(&mut self, now: Instant, turns: u64, since_turn: Option<Duration>) -> Option<bool> {
         let (at, then) = self.left?;
         if now < at + GRACE {
             return None;
         }
         self.left = None;
-        Some(turns != then)
+        Some(turns != then || quiet(since_turn))
     }
 
     pub fn clear(&mut self) {
@@ -133,12 +143,49 @@ mod tests {
         g.leave(t0, 7);
         g.leave(t0 + GRACE / 2, 9);
         assert_eq!(g.deadline(), Some(t0 + GRACE), "from the first sight");
-        assert_eq!(g.over(t0 + GRACE / 2, 8), None, "the grace runs");
-        assert_eq!(g.over(t0 + GRACE, 8), Some(true), "it turned once since");
+        let long_ago = Some(2 * GRACE);
+        assert_eq!(g.over(t0 + GRACE / 2, 8, long_ago), None, "the grace runs");
+        assert_eq!(
+            g.over(t0 + GRACE, 8, long_ago),
+            Some(true),
+            "it turned once since"
+        );
         assert!(!g.is_left());
         g.leave(t0 + GRACE, 8);
-        assert_eq!(g.over(t0 + 2 * GRACE, 8), Some(false), "no turn since");
-        assert_eq!(g.over(t0 + 3 * GRACE, 8), None, "nothing left any more");
+        assert_eq!(
+            g.over(t0 + 2 * GRACE, 8, long_ago),
+            Some(false),
+            "no turn since"
+        );
+        assert_eq!(
+            g.over(t0 + 3 * GRACE, 8, long_ago),
+            None,
+            "nothing left any more"
+        );
+        g.leave(t0 + 3 * GRACE, 8);
+        assert_eq!(
+            g.over(t0 + 4 * GRACE, 8, Some(Duration::ZERO)),
+            Some(true),
+            "it holds a burst"
+        );
+    }
+
+    #[test]
+    fn a_consumer_holding_a_burst_counts_as_turning_until_the_hold_ends() {
+        let c = Consumer::default();
+        c.hold(3 * GRACE);
+        assert_eq!(
+            c.since_turn(),
+            Some(Duration::ZERO),
+            "the hold outlasts a grace"
+        );
+        assert!(quiet(c.since_turn()));
+        c.hold(Duration::ZERO);
+        std::thread::sleep(GRACE);
+        assert!(
+            !quiet(c.since_turn()),
+            "a grace after the hold without a turn"
+        );
     }
 
     #[test]

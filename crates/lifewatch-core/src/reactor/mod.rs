@@ -397,6 +397,12 @@ impl Reactor {
         events
     }
 
+    /// Direct mode: the consumer gathers a burst for `hold` before its next turn (see
+    /// `Consumer::hold`).
+    pub fn consumer_holds(&self, hold: std::time::Duration) {
+        self.consumer.hold(hold);
+    }
+
     /// Releases the sources the consumer's last turn retired (see `State::retired`).
     pub fn release_retired(&self) {
         let mut state = self.lock();
