@@ -229,6 +229,11 @@ impl Monitor {
         self.reactor.turn_now()
     }
 
+    /// After delivering what a notification's `drain` returned (see `Reactor::consumer_drained`).
+    pub fn consumer_drained(&self) {
+        self.reactor.consumer_drained()
+    }
+
     /// The consumer gathers a burst's readiness for `hold` before its next `turn_now`.
     pub fn hold(&self, hold: std::time::Duration) {
         self.reactor.consumer_holds(hold)

@@ -47,6 +47,14 @@ impl Harness {
         got
     }
 
+    /// Waits up to `within` for a notification, then drains: `None` if none came.
+    pub fn notified(&self, within: Duration) -> Option<Vec<Event>> {
+        self.rx
+            .recv_timeout(within)
+            .ok()
+            .map(|()| self.monitor.drain())
+    }
+
     pub fn by_watch(events: &[Event]) -> HashMap<WatchId, &Event> {
         events.iter().map(|e| (e.watch, e)).collect()
     }

@@ -407,3 +407,55 @@ fn the_reactor_thread_sleeps_through_exits_the_consumer_takes() {
         "close joined the backstop"
     );
 }
+
+#[test]
+fn a_consumer_that_drains_notified_batches_gets_a_burst_in_few_of_them() {
+    let _serial = serial();
+    // The JS thread busy elsewhere does not turn: the reactor takes the exits over and
+    // notifies, and the binding drains each notified batch on the JS thread, telling the
+    // monitor (`consumer_drained`). The consumer is awake then, so the reactor's next turns
+    // queue quietly until a grace without a drain or a turn: a notification per grace or so,
+    // not one per exit (the reactor, eager in a burst, turns on every exit).
+    let h = direct();
+    let n = 60;
+    let mut children: Vec<_> = (0..n)
+        .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+        .collect();
+    let ids: Vec<_> = children
+        .iter()
+        .map(|c| h.monitor.watch_pid(c.id() as i64).unwrap())
+        .collect();
+    // Killed 1 ms apart by a thread of their own, while this one drains.
+    let pids: Vec<_> = children.iter().map(|c| c.id() as i32).collect();
+    let killer = std::thread::spawn(move || {
+        for pid in pids {
+            let pid = rustix::process::Pid::from_raw(pid).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let (mut got, mut notifications) = (Vec::new(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Some(events) = h.notified(Duration::from_millis(100)) {
+            notifications += 1;
+            got.extend(events);
+            h.monitor.consumer_drained();
+        }
+    }
+    println!("{notifications} notifications for {n} exits");
+    let by_watch = Harness::by_watch(&got);
+    assert_eq!(got.len(), n, "every exit once: {got:?}");
+    assert!(ids.iter().all(|id| by_watch.contains_key(id)));
+    // About 60 ms of exits: a dozen graces. Here 13 to 15 notifications in three runs, and
+    // 56 in two without the drains counting as turns.
+    assert!(
+        notifications <= n / 2,
+        "{notifications} notifications for {n} exits 1 ms apart"
+    );
+    killer.join().unwrap();
+    for c in &mut children {
+        c.wait().unwrap();
+    }
+    h.monitor.close();
+}

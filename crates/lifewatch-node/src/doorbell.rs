@@ -65,7 +65,7 @@ const UV_POLL: c_int = 8;
 const UV_TIMER: c_int = 13;
 const UV_READABLE: c_int = 1;
 
-/// Readiness this soon after a delivery is a burst...
+/// Readiness this soon after a delivery is a burst (or as soon as the burst's last hold)...
 const BURST_GAP: Duration = Duration::from_millis(1);
 /// ...whose exits are gathered this long (in ms) before the next delivery; while a burst's
 /// deliveries stay under `BATCH` events the hold doubles, up to `MAX_HOLD_MS`, so a burst
@@ -377,10 +377,13 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         close(bell);
         return;
     }
+    // Within a burst, a gap as long as its hold still belongs to it (the JS thread may be
+    // kept from its loop that long by the very processes dying).
+    let gap = BURST_GAP.max(Duration::from_millis(bell.hold_ms.get()));
     let burst = bell
         .last_delivery
         .get()
-        .is_some_and(|at| at.elapsed() < BURST_GAP);
+        .is_some_and(|at| at.elapsed() < gap);
     if burst {
         let hold = next_hold(bell.hold_ms.get(), bell.last_size.get());
         // SAFETY: live handles of this thread's loop (the poll was not closed: it called us).

@@ -108,7 +108,11 @@ impl NativeMonitor {
                 let events = drain_from
                     .get()
                     .and_then(Weak::upgrade)
-                    .map(|inner| inner.core.drain())
+                    .map(|inner| {
+                        let events = inner.core.drain();
+                        inner.core.consumer_drained();
+                        events
+                    })
                     .unwrap_or_default();
                 Ok(batch::encode(&ctx.env, &events))
             })?;
