@@ -30,6 +30,8 @@ pub const GRACE: Duration = Duration::from_millis(5);
 /// How long after finding work left by the consumer the reactor keeps handling readiness at
 /// once: a burst keeps renewing it; a single exit after a pause is the consumer's again.
 pub const EAGER: Duration = Duration::from_millis(10);
+/// Drains of notified batches this close together are a burst's (`Consumer::drained`).
+pub const DRAIN_BURST: Duration = Duration::from_millis(2);
 
 /// What the reactor, the backstop and the consumer's turns share.
 #[derive(Debug, Default)]
@@ -40,6 +42,8 @@ pub struct Consumer {
     turned_at: AtomicU64,
     /// The backstop found sources the consumer left for a whole grace: the reactor's now.
     handed_over: AtomicBool,
+    /// CLOCK_MONOTONIC ns of its last drain of a notified batch (0: none yet).
+    drained_at: AtomicU64,
 }
 
 impl Consumer {
@@ -47,6 +51,14 @@ impl Consumer {
     pub fn turned(&self) {
         self.turns.fetch_add(1, Ordering::SeqCst);
         self.turned_at.store(monotonic_ns(), Ordering::SeqCst);
+    }
+
+    /// The consumer drained a notified batch: whether it drained one within `DRAIN_BURST`
+    /// before (a burst's drains).
+    pub fn drained(&self) -> bool {
+        let now = monotonic_ns();
+        let last = self.drained_at.swap(now, Ordering::SeqCst);
+        last != 0 && now.saturating_sub(last) < DRAIN_BURST.as_nanos() as u64
     }
 
     /// The consumer gathers a burst's readiness for `hold` before its next turn (its timer
@@ -168,6 +180,15 @@ mod tests {
             Some(true),
             "it holds a burst"
         );
+    }
+
+    #[test]
+    fn drains_in_quick_succession_are_a_bursts() {
+        let c = Consumer::default();
+        assert!(!c.drained(), "a first drain");
+        assert!(c.drained(), "another right after it");
+        std::thread::sleep(DRAIN_BURST);
+        assert!(!c.drained(), "one after a pause");
     }
 
     #[test]

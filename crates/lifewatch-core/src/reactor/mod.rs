@@ -398,11 +398,12 @@ impl Reactor {
     }
 
     /// The consumer drained a notified batch (the reactor's, through its own event loop). In
-    /// direct mode that is a turn too: its thread is awake, so the reactor's next turns queue
-    /// quietly for its next drain or turn instead of notifying once per turn, which in a burst
-    /// the reactor took over made one delivery of an exit or two every 0.1 ms.
+    /// direct mode, drains in quick succession are a burst the reactor took over, notified once
+    /// per turn (an exit or two every 0.1 ms): they count as the consumer's turns, so the
+    /// reactor's next turns queue quietly for its next drain or turn. A drain after a pause
+    /// does not: the reactor's next event is notified at once, as before.
     pub fn consumer_drained(&self) {
-        if self.direct.load(Ordering::SeqCst) {
+        if self.direct.load(Ordering::SeqCst) && self.consumer.drained() {
             self.consumer.turned();
         }
     }
