@@ -482,6 +482,45 @@ fn delete_waits_for_the_last_process_then_times_out_as_busy() {
 }
 
 #[test]
+fn an_empty_cgroup_is_deleted_before_delete_async_returns() {
+    let _g = serial();
+    if !root() {
+        return;
+    }
+    // The usual deletion (a task's process has exited) needs no kill and no wait: it is done
+    // on the calling thread, without a hop to the waiter thread. A busy one still waits there.
+    let l = layout();
+    let n = name("inline");
+    fresh(&l, &n);
+    let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    cg.delete_async(true, None, Box::new(move |r| tx.send(r).unwrap()))
+        .unwrap();
+    let r = rx.try_recv().expect("done before delete_async returned");
+    r.unwrap();
+    for (_, d) in cg.dirs() {
+        assert!(!d.exists(), "{} removed", d.display());
+    }
+
+    let busy = Cgroup::create(&l, &n, &Default::default()).unwrap();
+    let h = Harness::new(MonitorOptions::default());
+    sleeper(&busy, &h, "exec sleep 1000");
+    until_procs(&busy, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    busy.delete_async(
+        true,
+        Some(Duration::from_secs(10)),
+        Box::new(move |r| tx.send(r).unwrap()),
+    )
+    .unwrap();
+    assert!(rx.try_recv().is_err(), "a busy cgroup is not done at once");
+    rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    for (_, d) in busy.dirs() {
+        assert!(!d.exists(), "{} removed", d.display());
+    }
+}
+
+#[test]
 fn wait_empty_is_cancellable_and_resolves_on_exit() {
     let _g = serial();
     if !root() {

@@ -6,7 +6,8 @@
 //! A wait is an `Op`: a step that re-reads and acts, then says what should run it again (a
 //! file changing, an fd becoming readable, a time). Each step runs on the reactor thread; the
 //! result goes to the caller's `Done` once the op's fds are closed (and, for the last wait,
-//! once the waiter's own are).
+//! once the waiter's own are). An op that has its result at once (`Op::now`: an empty
+//! cgroup's removal) gives it on the caller's thread, and no waiter runs.
 //!
 //! A changing cgroupfs file (`cgroup.events`) is followed through its own open fd, which polls
 //! `POLLPRI` once the kernel has changed it since the fd last read it, not through inotify:
@@ -35,6 +36,13 @@ pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
 pub trait Op: Send + 'static {
     type Output: Send + 'static;
     fn step(&mut self, cx: &mut OpCx<'_, '_>) -> Option<Result<Self::Output>>;
+
+    /// The result, if the op has it at once on the calling thread without arming anything
+    /// (a cgroup already empty is removed right away): `submit` then neither starts nor wakes
+    /// the waiter thread, whose first step under load came up to 5 ms after the submit.
+    fn now(&mut self) -> Option<Result<Self::Output>> {
+        None
+    }
 
     /// The wait was cancelled: take out what was armed that dropping the op does not (an fd it
     /// does not own, added with `add_fd`).
@@ -105,20 +113,32 @@ impl OpCx<'_, '_> {
 
 /// A pending wait. `cancel` ends it with `ERR_CLOSED` ("the wait was cancelled").
 pub struct WaitHandle {
-    waiter: Arc<Waiter>,
-    key: WatchId,
+    /// `None`: the wait was over when it was submitted (`Op::now`).
+    pending: Option<(Arc<Waiter>, WatchId)>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl WaitHandle {
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        self.waiter.reactor.wake_at(self.key, Instant::now());
+        if let Some((waiter, key)) = &self.pending {
+            waiter.reactor.wake_at(*key, Instant::now());
+        }
     }
 }
 
-/// Runs `op` on the shared waiter; `done` gets its result, unless this returns an error.
-pub fn submit<O: Op>(op: O, done: Done<O::Output>) -> Result<WaitHandle> {
+/// Runs `op` on the shared waiter; `done` gets its result, unless this returns an error. An
+/// op with its result at once (`Op::now`) gives it to `done` before this returns.
+pub fn submit<O: Op>(mut op: O, done: Done<O::Output>) -> Result<WaitHandle> {
+    if let Some(result) = op.now() {
+        // Its fds (if any) close before the result is handed over, as on the waiter.
+        drop(op);
+        done(result);
+        return Ok(WaitHandle {
+            pending: None,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        });
+    }
     let waiter = Waiter::acquire()?;
     let cancelled = Arc::new(AtomicBool::new(false));
     let source = OpSource {
@@ -138,8 +158,7 @@ pub fn submit<O: Op>(op: O, done: Done<O::Output>) -> Result<WaitHandle> {
     // A source refused here is released without ever running: its `done` is not called.
     let key = waiter.reactor.register(Box::new(source), how)?;
     Ok(WaitHandle {
-        waiter,
-        key,
+        pending: Some((waiter, key)),
         cancelled,
     })
 }

@@ -72,27 +72,11 @@ impl Delete {
             };
             self.kill = None;
         }
-        while let Some(dir) = self.leaves.first() {
-            let errno = match files::rmdir(dir) {
-                // Removed, or already gone: either way what delete wants.
-                Ok(_) | Err(rustix::io::Errno::NOENT) => {
-                    self.leaves.remove(0);
-                    continue;
-                }
-                Err(e) => e,
+        while let Some(dir) = self.leaves.first().cloned() {
+            let Some(errno) = self.remove_first() else {
+                continue;
             };
-            let err = || {
-                Error::sys(
-                    "rmdir",
-                    errno.raw_os_error(),
-                    format!(
-                        "deleting cgroup /{} ({})",
-                        self.cg.path().as_str(),
-                        dir.display()
-                    ),
-                )
-                .with_path(dir)
-            };
+            let err = || self.rmdir_error(&dir, errno);
             if errno != rustix::io::Errno::BUSY {
                 return Err(err());
             }
@@ -132,6 +116,31 @@ impl Delete {
         self.cg.remove_created();
         Ok(Some(()))
     }
+
+    /// Removes the first directory left (or finds it gone): `None`, or why it could not.
+    fn remove_first(&mut self) -> Option<rustix::io::Errno> {
+        match files::rmdir(self.leaves.first()?) {
+            // Removed, or already gone: either way what delete wants.
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {
+                self.leaves.remove(0);
+                None
+            }
+            Err(e) => Some(e),
+        }
+    }
+
+    fn rmdir_error(&self, dir: &Path, errno: rustix::io::Errno) -> Error {
+        Error::sys(
+            "rmdir",
+            errno.raw_os_error(),
+            format!(
+                "deleting cgroup /{} ({})",
+                self.cg.path().as_str(),
+                dir.display()
+            ),
+        )
+        .with_path(dir)
+    }
 }
 
 impl Op for Delete {
@@ -139,5 +148,21 @@ impl Op for Delete {
 
     fn step(&mut self, cx: &mut OpCx<'_, '_>) -> Option<Result<()>> {
         self.poll(cx).transpose()
+    }
+
+    /// An empty cgroup (the usual one once a task's process has exited) is removed at once:
+    /// nothing to kill (rmdir refuses a directory with a process left: EBUSY), nothing to
+    /// wait for. A busy one goes to the waiter, its removed directories staying removed.
+    fn now(&mut self) -> Option<Result<()>> {
+        while let Some(dir) = self.leaves.first().cloned() {
+            match self.remove_first() {
+                None => {}
+                Some(rustix::io::Errno::BUSY) => return None,
+                Some(errno) => return Some(Err(self.rmdir_error(&dir, errno))),
+            }
+        }
+        self.kill = None;
+        self.cg.remove_created();
+        Some(Ok(()))
     }
 }
