@@ -64,9 +64,10 @@ impl Turn<'_> {
 pub struct State {
     pub registry: Registry,
     timers: Timers,
-    /// Sources that ended in a consumer's turn, released (their fds closed) by
-    /// `release_retired` once the consumer has delivered the turn's events: closing a pidfd
-    /// is then not between an exit and its delivery.
+    /// Sources registered one-shot (pidfds) that ended in a consumer's turn, released (their
+    /// fds closed) by `release_retired` once the consumer has delivered the turn's events:
+    /// closing a pidfd is then not between an exit and its delivery. Any other source is
+    /// released at once (a host watch's socket closes with its last watch, as it always did).
     retired: Vec<Entry>,
 }
 
@@ -535,7 +536,12 @@ impl Reactor {
         if keep == Keep::No {
             let entry = registry.remove_source(key).expect("present above");
             timers.cancel(key);
-            if by_consumer {
+            // Only a one-shot registration (a pidfd's): it cannot keep the set readable meanwhile.
+            let one_shot = entry
+                .source
+                .interest()
+                .is_some_and(|i| i.flags.contains(epoll::EventFlags::ONESHOT));
+            if by_consumer && one_shot {
                 retired.push(entry);
             } else {
                 self.retire(entry, Release::Normal, &mut Released::default());
