@@ -72,9 +72,9 @@ export class Watch {
     if (this.#failed) return Promise.reject(this.#failed)
     if (!signal) {
       if (!this.#shared) {
-        let waiter!: Waiter
-        const promise = new Promise<ExitEvent>((resolve, reject) => (waiter = { resolve, reject }))
-        this.#shared = { ...waiter, promise }
+        let resolve!: Waiter['resolve'], reject!: Waiter['reject']
+        const promise = new Promise<ExitEvent>((res, rej) => ((resolve = res), (reject = rej)))
+        this.#shared = { resolve, reject, promise }
       }
       return this.#shared.promise
     }

@@ -334,39 +334,59 @@ fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
             [one] => batch::PlainExit::of(one),
             _ => None,
         };
-        let (callback, args) = match exit {
-            Some(exit) => (callbacks.exit, exit.args(env).map(Vec::from)),
-            None => (
-                callbacks.batch,
-                batch::encode(&Env::from_raw(env), &events).into_vec(env),
-            ),
+        // The exit's six values stay on the stack: no allocation on the usual path.
+        let called = match exit {
+            Some(exit) => exit
+                .args(env)
+                .is_ok_and(|args| call(env, context, callbacks.exit, &args)),
+            None => batch::encode(&Env::from_raw(env), &events)
+                .into_vec(env)
+                .is_ok_and(|args| call(env, context, callbacks.batch, &args)),
         };
-        let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
+        if !called {
+            door.requeue(events);
+        }
+        sys::napi_close_handle_scope(env, scope);
+    }
+}
+
+/// Calls `callback` with `args` through `napi_make_callback`, an exception raised as uncaught;
+/// `false` if the callback could not be reached (nothing was called).
+///
+/// # Safety
+/// On the JS thread, inside a handle scope; `callback` a live reference.
+unsafe fn call(
+    env: sys::napi_env,
+    context: sys::napi_async_context,
+    callback: sys::napi_ref,
+    args: &[sys::napi_value],
+) -> bool {
+    let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
+    // SAFETY: as the caller promises.
+    unsafe {
         let ready = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             // napi_make_callback wants an object as `this`.
             && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
-        match args {
-            Ok(args) if ready => {
-                let status = sys::napi_make_callback(
-                    env,
-                    context,
-                    recv,
-                    func,
-                    args.len(),
-                    args.as_ptr(),
-                    &mut result,
-                );
-                if status == sys::Status::napi_pending_exception {
-                    let mut error = null_mut();
-                    sys::napi_get_and_clear_last_exception(env, &mut error);
-                    sys::napi_fatal_exception(env, error);
-                }
-            }
-            _ => door.requeue(events),
+        if !ready {
+            return false;
         }
-        sys::napi_close_handle_scope(env, scope);
+        let status = sys::napi_make_callback(
+            env,
+            context,
+            recv,
+            func,
+            args.len(),
+            args.as_ptr(),
+            &mut result,
+        );
+        if status == sys::Status::napi_pending_exception {
+            let mut error = null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut error);
+            sys::napi_fatal_exception(env, error);
+        }
     }
+    true
 }
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {

@@ -429,8 +429,8 @@ impl Reactor {
 
     /// Handles the ready nested sources and due timers (with `poll_sources`: the timerfd is
     /// nested), the `own` keys the reactor's wait reported and the wakes they raise, then queues
-    /// the turn's events, with a notification if `notify` (a consumer's own turn drains them at
-    /// once; see `direct` for a quiet reactor turn); `None` once the reactor is no longer open.
+    /// the turn's events, with a notification if `notify` (see `direct` for a quiet reactor
+    /// turn); `None` once the reactor is no longer open.
     /// `Some(found)` says whether the turn produced events. A consumer's turn takes its events
     /// itself (`taken`, not queued) and leaves the sources that end to `release_retired`.
     fn turn(

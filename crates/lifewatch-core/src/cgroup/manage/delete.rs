@@ -161,7 +161,6 @@ impl Op for Delete {
                 Some(errno) => return Some(Err(self.rmdir_error(&dir, errno))),
             }
         }
-        self.kill = None;
         self.cg.remove_created();
         Some(Ok(()))
     }
