@@ -130,6 +130,8 @@ const CYCLES = Number(process.env.LIFEWATCH_CYCLES ?? 1000)
  * program does.
  */
 const rssBoundKiB = (perCycleKiB: number) => 4096 + Math.ceil(perCycleKiB * CYCLES)
+/** Measured rounds at most, for a kind whose first measured round grew past its bound. */
+const ROUNDS = 3
 
 interface Cx {
   child: ChildProcess
@@ -215,7 +217,7 @@ const cycles: Array<[string, (cx: Cx) => void | boolean | Promise<void | boolean
 test.serial(`${CYCLES} create/watch/close cycles per kind return to baseline`, async (t) => {
   // The v2-events and PSI kinds wait an RCU grace period (~10 ms) per close: at the full
   // 10,000 cycles the whole table takes minutes, far past ava's default 2 min.
-  t.timeout(Math.max(120_000, CYCLES * 120), 'twice the cycles (the unmeasured first run), about 10 ms each for the slowest kinds, with room')
+  t.timeout(Math.max(120_000, CYCLES * 200), 'the unmeasured run and up to three measured ones, about 10 ms a cycle for the slowest kinds, with room')
   const v1 = testDir(layout.v1.memory?.mount, 'v1')
   const unified = testDir(layout.unified?.mount, 'unified')
   const cx: Cx = { child: sleeper(), shared: new Monitor(), v1: v1?.rel, unified: unified?.rel }
@@ -234,27 +236,36 @@ test.serial(`${CYCLES} create/watch/close cycles per kind return to baseline`, a
       continue
     }
     await run(1, warm)
-    gc?.()
-    const b = baseline()
-    const stats = fdStats()
-    const rss = rssKiB()
-    const t0 = Date.now()
-    await run(warm, warm + n)
-    // Let the finalizers and threadsafe-function releases of the last cycles run.
-    await new Promise((r) => setTimeout(r, 50))
-    gc?.()
-    const grew = Math.max(0, rssKiB() - rss)
-    const after = fdStats()
-    const left = addedFds(b.table)
-    const leaked = left.length
-    t.log(`${name}: ${n} cycles in ${Date.now() - t0} ms, rss +${grew} KiB, fds ${leaked}`)
-    t.deepEqual(left, [], `${name}: no fd left open`)
-    t.deepEqual(mismatch(b), {}, `${name}: counters vs /proc`)
-    for (const k of ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control'] as const) {
-      t.is(after[k].inUse, stats[k].inUse, `${name}: ${k} in use`)
-      t.is(after[k].allocated - stats[k].allocated, after[k].released - stats[k].released, `${name}: ${k} all released`)
+    // A leak grows RSS in every measured round; the allocator and V8's heap settling (a new
+    // arena, a grown young generation) grow it once, by several MiB, at no fixed point. So
+    // a round over the bound is measured again, up to three rounds, and the least growth is
+    // judged; fds and counters must be exact in every round.
+    const grown: number[] = []
+    let leaked = 0
+    for (let round = 0; round < ROUNDS && !(grown.length > 0 && Math.min(...grown) <= RSS_BOUND_KIB); round++) {
+      gc?.()
+      const b = baseline()
+      const stats = fdStats()
+      const rss = rssKiB()
+      const t0 = Date.now()
+      await run(warm, warm + n)
+      // Let the finalizers and threadsafe-function releases of the last cycles run.
+      await new Promise((r) => setTimeout(r, 50))
+      gc?.()
+      grown.push(Math.max(0, rssKiB() - rss))
+      const after = fdStats()
+      const left = addedFds(b.table)
+      leaked = Math.max(leaked, left.length)
+      t.log(`${name}: ${n} cycles in ${Date.now() - t0} ms, rss +${grown.at(-1)} KiB, fds ${left.length}`)
+      t.deepEqual(left, [], `${name}: no fd left open`)
+      t.deepEqual(mismatch(b), {}, `${name}: counters vs /proc`)
+      for (const k of ['epoll', 'pidfd', 'eventfd', 'inotify', 'psi', 'control'] as const) {
+        t.is(after[k].inUse, stats[k].inUse, `${name}: ${k} in use`)
+        t.is(after[k].allocated - stats[k].allocated, after[k].released - stats[k].released, `${name}: ${k} all released`)
+      }
     }
-    t.true(grew <= RSS_BOUND_KIB, `${name}: RSS grew ${grew} KiB (bound ${RSS_BOUND_KIB} KiB)`)
+    const grew = Math.min(...grown)
+    t.true(grew <= RSS_BOUND_KIB, `${name}: RSS grew ${grown.join(', ')} KiB in ${grown.length} rounds (bound ${RSS_BOUND_KIB} KiB)`)
     report({ section: 'leak cycles', case: `node: ${name}`, fdsLeaked: leaked, eventsLost: 0, cycles: n, rssGrowthKiB: grew, rssBoundKiB: RSS_BOUND_KIB, gc: gc !== undefined })
   }
   cx.shared.close()
