@@ -16,7 +16,7 @@ use crate::process::host::{HostOptions, HostWatcher, TreeOptions};
 use crate::process::kmsg::OomKillWatcher;
 use crate::process::spawn::{self, CgroupDirs, Placement, SpawnOptions};
 use crate::process::{check_not_thread, check_pid, pidfd, signal, Process, Processes};
-use crate::reactor::{Notify, Reactor};
+use crate::reactor::{join, Notify, Reactor};
 
 #[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
@@ -284,7 +284,7 @@ impl Monitor {
         }
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
-            let _ = t.join();
+            join::join_here(t);
         }
         let released = self.reactor.teardown(how);
         self.processes.clear();

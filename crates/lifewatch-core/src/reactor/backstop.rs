@@ -24,6 +24,7 @@ use crate::error::{Error, Result, SysResult};
 use crate::failpoint;
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::reactor::direct::{Consumer, Grace};
+use crate::reactor::join;
 
 /// Its nice value (an unprivileged thread can lower its priority but never raise it again,
 /// which this thread never needs).
@@ -89,11 +90,16 @@ impl Backstop {
         self.orders.ring();
     }
 
-    /// Stops and joins the thread, then closes its eventfd (counted in `released`).
-    pub fn stop(self, how: Release, released: &mut Released) {
+    /// Tells the thread to stop, without waiting for it.
+    pub fn tell_stop(&self) {
         self.orders.stop.store(true, Ordering::SeqCst);
         self.orders.ring();
-        let _ = self.thread.join();
+    }
+
+    /// Stops and joins the thread, then closes its eventfd (counted in `released`).
+    pub fn stop(self, how: Release, released: &mut Released) {
+        self.tell_stop();
+        join::join_here(self.thread);
         if let Some(orders) = Arc::into_inner(self.orders) {
             released.add(orders.waker.kind());
             orders.waker.commit().close(how);

@@ -5,12 +5,13 @@
 //! Each concern in its own file: `selector` (the two epoll sets and the waker), `timer`
 //! (timed wakes through a timerfd), `queue` (delivery), `direct` (leaving readiness to a
 //! consumer that turns on its own thread), `backstop` (the thread that watches for such a
-//! consumer), `registry` (keys, sources, shared sources) and
+//! consumer), `join` (joining a stopped thread from the joiner's CPU), `registry` (keys, sources, shared sources) and
 //! `source` (what a source is); `waiter` runs one-off waits on a shared reactor. All state a turn touches sits under one lock, so turns on the
 //! reactor thread and on a consumer's thread are serialized and publish in order.
 
 pub mod backstop;
 pub mod direct;
+pub mod join;
 pub mod queue;
 pub mod registry;
 pub mod selector;
@@ -575,6 +576,10 @@ impl Reactor {
             return false;
         }
         self.selector.wake();
+        // Both threads wake now and are joined one after the other.
+        if let Some(b) = self.backstop().as_ref() {
+            b.tell_stop();
+        }
         true
     }
 
