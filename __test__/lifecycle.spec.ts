@@ -1,5 +1,6 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 import { AbortError, fdStats, LifewatchError, Monitor } from '../src/index.js'
 import { fixture, node, anonFds, reaped, sh, take } from './helpers.js'
@@ -117,6 +118,24 @@ test.serial('1,000 watch/close cycles return /proc/self/fd and the counters to b
   t.is(after.epoll.inUse, stats.epoll.inUse)
   t.is(after.epoll.allocated - stats.epoll.allocated, 2000)
   t.is(after.pidfd.released - stats.pidfd.released, 1000)
+  child.kill()
+  await reaped(child)
+})
+
+test.serial('closing monitors leaves the CPUs this thread may run on as they were', async (t) => {
+  // Closing moves the monitor's own threads to the closing thread's CPU before joining them;
+  // a thread that has already ended must not turn that into pinning the closing thread.
+  const cpus = () => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]
+  const before = cpus()
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  for (let i = 0; i < 50; i++) {
+    const monitor = new Monitor()
+    monitor.watchPid(child.pid!)
+    // Time for the backstop thread to stop on its own before close joins it, in some cycles.
+    if (i % 2) await new Promise((r) => setTimeout(r, 1))
+    monitor.close()
+  }
+  t.is(cpus(), before)
   child.kill()
   await reaped(child)
 })

@@ -3,7 +3,6 @@
 //! `close()`, a finalizer, an env cleanup hook) in any order.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use crate::cgroup::layout::Layout;
 use crate::cgroup::path::CgroupPath;
@@ -16,7 +15,8 @@ use crate::process::host::{HostOptions, HostWatcher, TreeOptions};
 use crate::process::kmsg::OomKillWatcher;
 use crate::process::spawn::{self, CgroupDirs, Placement, SpawnOptions};
 use crate::process::{check_not_thread, check_pid, pidfd, signal, Process, Processes};
-use crate::reactor::{join, Notify, Reactor};
+use crate::reactor::join::Stoppable;
+use crate::reactor::{Notify, Reactor};
 
 #[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
@@ -28,7 +28,7 @@ pub struct MonitorOptions {
 
 pub struct Monitor {
     reactor: Arc<Reactor>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Stoppable>>,
     processes: Processes,
     cgroups: CgroupWatcher,
     host: HostWatcher,
@@ -56,9 +56,10 @@ impl Monitor {
         let thread = crate::failpoint::hit("clone")
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             .and_then(|()| {
-                std::thread::Builder::new()
-                    .name("lifewatch-reactor".into())
-                    .spawn(move || looping.run())
+                Stoppable::spawn(
+                    std::thread::Builder::new().name("lifewatch-reactor".into()),
+                    move || looping.run(),
+                )
             });
         let thread = match thread {
             Ok(t) => t,
@@ -284,7 +285,7 @@ impl Monitor {
         }
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
-            join::join_here(t);
+            t.join_here();
         }
         let released = self.reactor.teardown(how);
         self.processes.clear();

@@ -14,7 +14,6 @@
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
@@ -24,7 +23,7 @@ use crate::error::{Error, Result, SysResult};
 use crate::failpoint;
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::reactor::direct::{Consumer, Grace};
-use crate::reactor::join;
+use crate::reactor::join::Stoppable;
 
 /// Its nice value (an unprivileged thread can lower its priority but never raise it again,
 /// which this thread never needs).
@@ -45,7 +44,7 @@ impl Orders {
 
 pub struct Backstop {
     orders: Arc<Orders>,
-    thread: JoinHandle<()>,
+    thread: Stoppable,
 }
 
 /// The fds the thread borrows: the reactor keeps them open until it has joined the thread.
@@ -69,10 +68,12 @@ impl Backstop {
         let thread = failpoint::hit("clone")
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             .and_then(|()| {
-                std::thread::Builder::new()
-                    .name("lifewatch-backstop".into())
-                    .stack_size(64 * 1024)
-                    .spawn(move || run(&theirs, fds, &consumer))
+                Stoppable::spawn(
+                    std::thread::Builder::new()
+                        .name("lifewatch-backstop".into())
+                        .stack_size(64 * 1024),
+                    move || run(&theirs, fds, &consumer),
+                )
             })
             .map_err(|e| {
                 Error::sys(
@@ -99,7 +100,7 @@ impl Backstop {
     /// Stops and joins the thread, then closes its eventfd (counted in `released`).
     pub fn stop(self, how: Release, released: &mut Released) {
         self.tell_stop();
-        join::join_here(self.thread);
+        self.thread.join_here();
         if let Some(orders) = Arc::into_inner(self.orders) {
             released.add(orders.waker.kind());
             orders.waker.commit().close(how);

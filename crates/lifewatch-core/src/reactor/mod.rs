@@ -80,7 +80,8 @@ pub struct Reactor {
     direct: AtomicBool,
     /// Its turns, and the backstop's handovers.
     consumer: Arc<Consumer>,
-    /// Started with the first `set_direct(true)`; stopped by `teardown`.
+    /// Started with the first `set_direct(true)`; told to stop by `begin_close`, joined by
+    /// `teardown`.
     backstop: Mutex<Option<Backstop>>,
     status: AtomicU8,
     /// `stop_after_turn` was called: the loop returns once the current turn is over.

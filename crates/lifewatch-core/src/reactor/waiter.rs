@@ -26,7 +26,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::error::{Code, Error, Result, SysResult};
 use crate::event::WatchId;
 use crate::fd::{CountedFd, FdKind, Release, Released};
-use crate::reactor::{join, Interest, Keep, Reactor, Ready, Registration, Source};
+use crate::reactor::{Interest, Keep, Reactor, Ready, Registration, Source};
 
 /// Where a wait's result goes (called on the reactor thread).
 pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -225,8 +225,8 @@ impl Waiter {
             };
             // Its thread needs neither lock to end; its own handovers may submit (not join).
             let handle = closing.thread().take();
-            if let Some(h) = handle {
-                join::join_here(h);
+            if let Some(h) = handle.filter(|h| h.thread().id() != std::thread::current().id()) {
+                let _ = h.join();
             }
         }
     }
