@@ -5,9 +5,10 @@
 //! Each concern in its own file: `selector` (the two epoll sets and the waker), `timer`
 //! (timed wakes through a timerfd), `queue` (delivery), `direct` (leaving readiness to a
 //! consumer that turns on its own thread), `backstop` (the thread that watches for such a
-//! consumer), `join` (joining a stopped thread from the joiner's CPU), `registry` (keys, sources, shared sources) and
-//! `source` (what a source is); `waiter` runs one-off waits on a shared reactor. All state a turn touches sits under one lock, so turns on the
-//! reactor thread and on a consumer's thread are serialized and publish in order.
+//! consumer), `join` (a thread joined from the joiner's CPU), `registry` (keys, sources,
+//! shared sources) and `source` (what a source is); `waiter` runs one-off waits on a shared
+//! reactor. All state a turn touches sits under one lock, so turns on the reactor thread and
+//! on a consumer's thread are serialized and publish in order.
 
 pub mod backstop;
 pub mod direct;
