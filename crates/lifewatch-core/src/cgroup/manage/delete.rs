@@ -72,11 +72,12 @@ impl Delete {
             };
             self.kill = None;
         }
-        while let Some(dir) = self.leaves.first().cloned() {
-            let Some(errno) = self.remove_first() else {
-                continue;
+        loop {
+            let errno = match self.remove_leaves() {
+                Ok(()) => return Ok(Some(())),
+                Err(errno) => errno,
             };
-            let err = || self.rmdir_error(&dir, errno);
+            let err = || self.rmdir_error(errno);
             if errno != rustix::io::Errno::BUSY {
                 return Err(err());
             }
@@ -113,23 +114,27 @@ impl Delete {
             }
             return Ok(None);
         }
-        self.cg.remove_created();
-        Ok(Some(()))
     }
 
-    /// Removes the first directory left (or finds it gone): `None`, or why it could not.
-    fn remove_first(&mut self) -> Option<rustix::io::Errno> {
-        match files::rmdir(self.leaves.first()?) {
-            // Removed, or already gone: either way what delete wants.
-            Ok(_) | Err(rustix::io::Errno::NOENT) => {
-                self.leaves.remove(0);
-                None
+    /// Removes the directories left, in order, and then the cgroup's created parents; stops at
+    /// the first that refuses, which stays first in `leaves`, and says why.
+    fn remove_leaves(&mut self) -> std::result::Result<(), rustix::io::Errno> {
+        while let Some(dir) = self.leaves.first() {
+            match files::rmdir(dir) {
+                // Removed, or already gone: either way what delete wants.
+                Ok(_) | Err(rustix::io::Errno::NOENT) => {
+                    self.leaves.remove(0);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Some(e),
         }
+        self.cg.remove_created();
+        Ok(())
     }
 
-    fn rmdir_error(&self, dir: &Path, errno: rustix::io::Errno) -> Error {
+    /// The error of the directory `remove_leaves` stopped at.
+    fn rmdir_error(&self, errno: rustix::io::Errno) -> Error {
+        let dir = &self.leaves[0];
         Error::sys(
             "rmdir",
             errno.raw_os_error(),
@@ -154,14 +159,10 @@ impl Op for Delete {
     /// nothing to kill (rmdir refuses a directory with a process left: EBUSY), nothing to
     /// wait for. A busy one goes to the waiter, its removed directories staying removed.
     fn now(&mut self) -> Option<Result<()>> {
-        while let Some(dir) = self.leaves.first().cloned() {
-            match self.remove_first() {
-                None => {}
-                Some(rustix::io::Errno::BUSY) => return None,
-                Some(errno) => return Some(Err(self.rmdir_error(&dir, errno))),
-            }
+        match self.remove_leaves() {
+            Ok(()) => Some(Ok(())),
+            Err(rustix::io::Errno::BUSY) => None,
+            Err(errno) => Some(Err(self.rmdir_error(errno))),
         }
-        self.cg.remove_created();
-        Some(Ok(()))
     }
 }
