@@ -51,7 +51,7 @@ test.serial('a worker terminated while iterating releases its fds (env cleanup h
     const [msg] = (await once(worker, 'message')) as [string]
     t.is(msg, 'ready')
     const during = fdStats()
-    t.is(during.epoll.inUse - before.epoll.inUse, 2, 'the worker monitor is open (its two epolls)')
+    t.is(during.epoll.inUse - before.epoll.inUse, 3, "the worker monitor is open (its two epolls and the backstop's)")
     await worker.terminate()
     const after = fdStats()
     for (const k of ['epoll', 'eventfd', 'pidfd'] as const) t.is(after[k].inUse, before[k].inUse, `fallback=${fallback}: ${k} released`)
@@ -68,10 +68,10 @@ test.serial('monitors garbage-collected without close, with a pending next(): fi
   const r = await run([process.execPath, '--expose-gc', '--import', 'tsx', fixture('gc-pending.ts')])
   t.is(r.code, 0, r.stderr)
   const out = lastJson<{ inUseDuring: number; inUseAfter: number; leakPrevented: number; fdsBefore: number; fdsAfter: number }>(r.stdout)
-  t.is(out.inUseDuring, 450, "100 monitors of 4 fds (the waker and the backstop's eventfd), 50 with a pidfd watch")
+  t.is(out.inUseDuring, 550, "100 monitors of 5 fds (three epolls, the waker and the backstop's eventfd), 50 with a pidfd watch")
   t.is(out.inUseAfter, 0)
   t.true(out.fdsAfter <= out.fdsBefore, `no fd left open: ${out.fdsBefore} before, ${out.fdsAfter} after`)
-  t.is(out.leakPrevented, 200, 'two epolls per monitor')
+  t.is(out.leakPrevented, 300, 'three epolls per monitor')
   report({ section: 'faults', case: 'node: GC without close, pending next()', fdsLeaked: out.fdsAfter - out.fdsBefore, eventsLost: 0 })
 })
 
@@ -108,20 +108,31 @@ serialUnless(!have('prlimit') && 'prlimit(1) not found')('EMFILE (RLIMIT_NOFILE 
   const r = await run(['prlimit', '--nofile=200:200', ...nodeArgv(fixture('emfile.ts'))])
   t.is(r.code, 0, r.stderr)
   const out = lastJson<{ results: Array<Record<string, unknown> & { free: number }>; fdsAtStart: number; fdsAtEnd: number; coreAtStart: number; coreAtEnd: number }>(r.stdout)
-  // The monitor's four fds, then the backstop's eventfd (without it the monitor works with
-  // directWake off), then the watch's pidfd.
-  const want = ['timerfd_create', 'epoll_create1', 'epoll_create1', 'eventfd', 'pidfd_open', 'pidfd_open']
+  // The monitor's four fds, then the backstop's eventfd and epoll set (without them the
+  // monitor works with directWake off), then the watch's pidfd. Per number of free fds: the
+  // syscall refused (none: the watch was made), whether directWake is on, and lifewatch's fds
+  // in use before close and closed as prevented leaks.
+  const want: Array<[syscall: string | null, directWake: boolean | undefined, inUse: number, prevented: number]> = [
+    ['timerfd_create', undefined, 0, 0],
+    ['epoll_create1', undefined, 0, 1],
+    ['epoll_create1', undefined, 0, 2],
+    ['eventfd', undefined, 0, 3],
+    // The monitor opened without its backstop; only the watch failed.
+    ['pidfd_open', false, 4, 0],
+    // The backstop's eventfd opened, its epoll set did not: the eventfd closed again, and the
+    // watch's pidfd took its place.
+    [null, false, 5, 1],
+    ['pidfd_open', true, 6, 0],
+    [null, true, 7, 0],
+  ]
+  t.is(out.results.length, want.length)
   for (const res of out.results) {
-    if (res.free < 6) {
-      t.like(res, { ok: false, code: 'ERR_TOO_MANY_FILES', errno: -24, syscall: want[res.free] }, `${res.free} free`)
-      t.is(res.preventedDelta, res.free >= 4 ? 0 : res.free, `${res.free} free: opened fds closed as prevented leaks`)
-      // With 4 free the monitor itself opened fine (4 fds, in use until closed) without its
-      // backstop, so with directWake off; with 5 with it. Only the watch failed.
-      t.is(res.inUseDelta, res.free >= 4 ? res.free : 0, `${res.free} free: nothing half-open`)
-      if (res.free >= 4) t.is(res.directWake, res.free === 5, `${res.free} free: directWake`)
-    } else {
-      t.like(res, { ok: true, directWake: true }, '6 free fds are enough')
-    }
+    const [syscall, directWake, inUse, prevented] = want[res.free]!
+    if (syscall) t.like(res, { ok: false, code: 'ERR_TOO_MANY_FILES', errno: -24, syscall }, `${res.free} free`)
+    else t.like(res, { ok: true }, `${res.free} free: the watch was made`)
+    t.is(res.directWake, directWake, `${res.free} free: directWake`)
+    t.is(res.inUseDelta, inUse, `${res.free} free: nothing half-open`)
+    t.is(res.preventedDelta, prevented, `${res.free} free: opened fds closed as prevented leaks`)
   }
   // lifewatch's own fds exactly; the process's may be one fewer (the runtime closing one of
   // its own meanwhile), never more.
