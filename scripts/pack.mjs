@@ -34,6 +34,10 @@ cpSync(join(root, 'package.json'), join(napiRoot, 'package.json'))
 if (platform.endsWith('-gnu')) {
   // As CI builds it: linked against glibc 2.17 by napi-rs's cross toolchain. The repo's addon
   // links against this machine's glibc, and would need it (2.34 or so) wherever it is installed.
+  // The toolchain is fetched once into ~/.napi-rs and unpacked with @napi-rs/lzma; package.json
+  // pins both (`overrides`): lzma 1.5 wants Node 22.20 or newer, so on Node 20 npm skipped its
+  // native part and a machine without the cached toolchain could not pack, and the toolchain
+  // 1.0.5 asks for a target package the registry here does not have (1.0.0 it has).
   run('npx', ['napi', 'build', '--platform', '--release', '--target', triple, '--use-napi-cross', '--manifest-path', 'crates/lifewatch-node/Cargo.toml',
     '--output-dir', join(napiRoot, 'addon'), '--no-js', '--dts', 'binding.d.cts'])
 } else {
