@@ -158,12 +158,17 @@ test.serial('JS blocked for 2 s while 5,000 processes exit: every exit delivered
   const b = baseline()
   const monitor = new Monitor()
   const perl = spawn('perl', ['-e', FORKER, String(N), String(WAVES)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  // Listened for from the start: perl may be gone before the loop below ends.
+  const closed = once(perl, 'close')
   const expected = new Map<number, { wave: number; code: number }>()
   for await (const line of createInterface({ input: perl.stdout! })) {
     if (line === 'ready') break
     const [pid, wave, code] = line.split(' ').map(Number)
     expected.set(pid, { wave, code })
   }
+  // Leaving the loop closed the line reader, which paused perl's stdout: drained from here on,
+  // else the pipe never ends, perl's 'close' never comes, and nothing keeps Node alive.
+  perl.stdout!.resume()
   t.is(expected.size, N)
   for (const pid of expected.keys()) monitor.watchPid(pid)
   perl.stdin!.write('go\n')
@@ -194,7 +199,7 @@ test.serial('JS blocked for 2 s while 5,000 processes exit: every exit delivered
   const first = exits.findIndex((e) => expected.get(e.pid)!.wave === WAVES - 1)
   t.true(exits.slice(0, N / WAVES).every((e) => expected.get(e.pid)!.wave < WAVES - 1) && first >= N / WAVES, 'the first wave to exit is reported before the last')
   t.log(`${N} exits in ${monitor.stats.deliveries} deliveries after a 2 s block; ${inversions} wave inversions at wave edges`)
-  await once(perl, 'close')
+  await closed
   t.deepEqual(addedFds(b.table), [], 'no fd left open')
   report({ section: 'faults', case: 'node: 2 s blocked loop, 5,000 exits', fdsLeaked: addedFds(b.table).length, eventsLost: lost, deliveries: monitor.stats.deliveries })
 })
