@@ -162,7 +162,7 @@ pub enum EventKind {
         kills: u64,
         deltas: Counters,
         counters: Counters,
-        stats: Stats,
+        stats: Box<Stats>,
         /// The kills this monitor's OOM-kill watches read from the kernel's log for this
         /// cgroup, at most `kills` of them (see `Hub::push_oom`).
         victims: Vec<OomVictim>,
@@ -184,11 +184,19 @@ pub enum EventKind {
     Removed {
         cgroup: String,
         counters: Counters,
-        stats: Stats,
+        stats: Box<Stats>,
     },
     /// A watch failed after registration (reported, never fatal to the process).
     Error { code: Code, message: String },
 }
+
+/// A turn's events. The first two sit inline: a turn on the consumer's thread runs between an
+/// exit and its delivery, and a heap allocation there cost a page fault or two in a process
+/// that has forked since (every page it had written is copy-on-write until written again).
+pub type Events = smallvec::SmallVec<[Event; 2]>;
+
+// Events are moved through every turn, queue and delivery: the large payloads are boxed.
+const _: () = assert!(std::mem::size_of::<Event>() <= 128);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {

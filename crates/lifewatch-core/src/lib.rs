@@ -26,8 +26,8 @@ pub mod status;
 pub use cgroup::watch::{CgroupWatchOptions, CgroupWatched, WatchPart};
 pub use error::{Code, Error, Result};
 pub use event::{
-    monotonic_ns, Counters, Event, EventKind, ExitSource, LossSource, OomVictim, Pressure, Stats,
-    WatchId,
+    monotonic_ns, Counters, Event, EventKind, Events, ExitSource, LossSource, OomVictim, Pressure,
+    Stats, WatchId,
 };
 pub use fd::{FdKind, FdStats, Released};
 pub use monitor::{signal_pid, Monitor, MonitorOptions};

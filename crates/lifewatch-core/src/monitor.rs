@@ -9,7 +9,7 @@ use crate::cgroup::path::CgroupPath;
 use crate::cgroup::watch::psi::PsiTrigger;
 use crate::cgroup::watch::{CgroupWatchOptions, CgroupWatched, CgroupWatcher};
 use crate::error::{Code, Error, Result};
-use crate::event::{Event, WatchId};
+use crate::event::{Event, Events, WatchId};
 use crate::fd::{Release, Released};
 use crate::process::host::{HostOptions, HostWatcher, TreeOptions};
 use crate::process::kmsg::OomKillWatcher;
@@ -225,8 +225,8 @@ impl Monitor {
     }
 
     /// Handles what is ready now, on the calling thread, and returns every queued event
-    /// for the caller to deliver at once, then to call `release_retired`; see `ready_fd`.
-    pub fn turn_now(&self) -> Vec<Event> {
+    /// for the caller to deliver at once, then to call `turn_done`; see `ready_fd`.
+    pub fn turn_now(&self) -> Events {
         self.reactor.turn_now()
     }
 
@@ -240,9 +240,10 @@ impl Monitor {
         self.reactor.consumer_holds(hold)
     }
 
-    /// After delivering what `turn_now` returned: closes the fds of the watches it ended.
-    pub fn release_retired(&self) {
-        self.reactor.release_retired()
+    /// After delivering what `turn_now` returned: counts the turn, and closes the fds of the
+    /// watches it ended.
+    pub fn turn_done(&self) {
+        self.reactor.turn_done()
     }
 
     /// Puts events that were taken (`turn_now`, `drain`) but could not be delivered back at

@@ -35,6 +35,7 @@ fn consumer_loop(monitor: &Monitor, stop: &AtomicBool) -> (Vec<Event>, usize) {
         if readable_within(fd, 10) {
             turns += 1;
             got.extend(monitor.turn_now());
+            monitor.turn_done();
         }
     }
     (got, turns)
@@ -163,7 +164,9 @@ fn the_ready_fd_is_quiet_unless_a_watch_has_something_to_report() {
     // Readable until someone handles it: this thread, or (if it looks too late, under load)
     // the reactor after its grace period. Either way the exit comes out once.
     let mut events = if readable_within(fd, 2000) {
-        h.monitor.turn_now()
+        let got = h.monitor.turn_now().into_vec();
+        h.monitor.turn_done();
+        got
     } else {
         Vec::new()
     };
@@ -248,6 +251,7 @@ fn a_timed_wake_is_the_consumers_turn_too() {
         if readable_within(fd, 10) {
             readable += 1;
             events.extend(h.monitor.turn_now());
+            h.monitor.turn_done();
         }
         events.extend(h.monitor.drain());
     }
@@ -287,6 +291,7 @@ fn what_a_quiet_reactor_turn_queued_reaches_a_consumer_that_stopped_turning() {
         }
         let mut got = h.collect(20, Duration::from_secs(10));
         got.extend(h.monitor.turn_now());
+        h.monitor.turn_done();
         for c in &mut second {
             c.kill().unwrap();
             c.wait().unwrap();
@@ -386,6 +391,7 @@ fn the_reactor_thread_sleeps_through_exits_the_consumer_takes() {
             "the exit made the ready fd readable"
         );
         let got = h.monitor.turn_now();
+        h.monitor.turn_done();
         let took = killed.elapsed();
         assert_eq!(got.iter().map(|e| e.watch).collect::<Vec<_>>(), [id]);
         child.wait().unwrap();

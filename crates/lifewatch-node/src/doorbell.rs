@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use lifewatch_core::Event;
+use lifewatch_core::{Event, Events};
 use napi::bindgen_prelude::JsValuesTupleIntoVec;
 use napi::{sys, Env};
 
@@ -36,9 +36,9 @@ use crate::batch;
 pub(crate) trait Door {
     /// `false` when direct mode cannot be on: the doorbell then closes.
     fn set_direct(&self, on: bool) -> bool;
-    fn turn_now(&self) -> Vec<Event>;
+    fn turn_now(&self) -> Events;
     fn requeue(&self, events: Vec<Event>);
-    /// After a turn's delivery: closes what the turn ended (see `turn_now`).
+    /// After a turn's delivery: counts the turn, and closes what it ended (see `turn_now`).
     fn turn_done(&self);
     /// The doorbell gathers a burst for `hold` before its next turn.
     fn hold(&self, hold: Duration);
@@ -318,7 +318,7 @@ fn release_callbacks(env: sys::napi_env, callbacks: Callbacks, context: sys::nap
 /// `napi_make_callback` (microtasks and nextTicks run after it), with an exception raised as
 /// uncaught. If the callback cannot be reached the events go back to the monitor's queue, to
 /// come through the threadsafe function instead.
-fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
+fn deliver(bell: &Bell, door: &dyn Door, events: Events) {
     let env = bell.env;
     let (callbacks, context) = (bell.callbacks.get(), bell.context.get());
     let mut scope = null_mut();
@@ -327,7 +327,7 @@ fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
         if callbacks.batch.is_null()
             || sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok
         {
-            door.requeue(events);
+            door.requeue(events.into_vec());
             return;
         }
         let exit = match events.as_slice() {
@@ -344,7 +344,7 @@ fn deliver(bell: &Bell, door: &dyn Door, events: Vec<Event>) {
                 .is_ok_and(|args| call(env, context, callbacks.batch, &args)),
         };
         if !called {
-            door.requeue(events);
+            door.requeue(events.into_vec());
         }
         sys::napi_close_handle_scope(env, scope);
     }
@@ -416,8 +416,9 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
             return;
         }
     }
-    bell.hold_ms.set(0);
     ring(bell);
+    // After the delivery, as every write to the Bell on this path: see `ring`.
+    bell.hold_ms.set(0);
 }
 
 /// The next hold of a burst (`HOLD_MS`), given the last one (0: none) and the size of the
@@ -442,13 +443,16 @@ unsafe extern "C" fn on_hold_over(timer: *mut c_void) {
     }
 }
 
-/// One turn on this thread, its events delivered at once.
+/// One turn on this thread, its events delivered at once. Nothing is written to the Bell (nor,
+/// in the monitor, to what the turn does not need) before the delivery: in a process that has
+/// forked since the last exit (Node's `child_process` forks), every page written before is
+/// copy-on-write again, and a write to one costs a page fault between the exit and JS.
 fn ring(bell: &Bell) {
     match bell.monitor.upgrade() {
         Some(door) => {
             let events = door.turn_now();
-            let delivered = !events.is_empty();
-            bell.last_size.set(events.len());
+            let size = events.len();
+            let delivered = size > 0;
             if delivered {
                 DELIVERING.with(|d| d.replace(Some(Arc::clone(&door))));
                 deliver(bell, door.as_ref(), events);
@@ -457,6 +461,7 @@ fn ring(bell: &Bell) {
             // The fds of the watches the turn ended: closed after the delivery, off the path
             // from an exit to its waiter.
             door.turn_done();
+            bell.last_size.set(size);
             // After the closing too (thousands of fds in a burst's turn): readiness within the
             // burst gap of this is still the burst's.
             if delivered {

@@ -313,7 +313,7 @@ impl NativeEvent {
                 kills: kills as f64,
                 deltas: counters(deltas),
                 counters: counters(totals),
-                stats: stats.into(),
+                stats: (*stats).into(),
                 // Only where the monitor watches OOM kills: absent otherwise, not empty.
                 victims: (!victims.is_empty()).then(|| {
                     victims
@@ -360,7 +360,7 @@ impl NativeEvent {
                 time,
                 cgroup,
                 counters: counters(totals),
-                stats: stats.into(),
+                stats: (*stats).into(),
             },
             EventKind::Error { code, message } => NativeEvent::Error {
                 watch,

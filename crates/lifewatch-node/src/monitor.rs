@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use lifewatch_core::fd::Release;
-use lifewatch_core::{Event, Monitor, MonitorOptions, Released};
+use lifewatch_core::{Event, Events, Monitor, MonitorOptions, Released};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue};
@@ -41,7 +41,7 @@ impl Door for Inner {
         self.core.set_direct(on)
     }
 
-    fn turn_now(&self) -> Vec<Event> {
+    fn turn_now(&self) -> Events {
         self.core.turn_now()
     }
 
@@ -50,7 +50,7 @@ impl Door for Inner {
     }
 
     fn turn_done(&self) {
-        self.core.release_retired()
+        self.core.turn_done()
     }
 
     fn hold(&self, hold: std::time::Duration) {

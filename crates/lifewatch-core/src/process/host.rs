@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll::EventFlags;
 
 use crate::error::{Code, Error, Result};
-use crate::event::{monotonic_ns, Event, EventKind, ExitSource, LossSource, WatchId};
+use crate::event::{monotonic_ns, Event, EventKind, Events, ExitSource, LossSource, WatchId};
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::process::cn_proc::{self, Message, Parsed, ProcEvent, Sequences};
 use crate::process::{check_not_thread, connector, procfs};
@@ -223,7 +223,7 @@ impl HostState {
         self.procs.retain(|pid, _| members.contains(pid));
     }
 
-    fn push(out: &mut Vec<Event>, watch: WatchId, time: u64, kind: EventKind) {
+    fn push(out: &mut Events, watch: WatchId, time: u64, kind: EventKind) {
         out.push(Event { watch, time, kind });
     }
 
@@ -246,7 +246,7 @@ impl HostState {
     }
 
     /// Applies one message: updates the table, reports to the watches that want it.
-    fn apply(&mut self, m: &Message, time: u64, out: &mut Vec<Event>) {
+    fn apply(&mut self, m: &Message, time: u64, out: &mut Events) {
         match m.event {
             ProcEvent::Fork {
                 parent_tgid,
@@ -283,7 +283,7 @@ impl HostState {
         pid: i32,
         tgid: i32,
         time: u64,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         if pid != tgid {
             // A thread: one more for its process to outlive.
@@ -348,7 +348,7 @@ impl HostState {
         }
     }
 
-    fn on_exec(&mut self, stamp: u64, pid: i32, time: u64, out: &mut Vec<Event>) {
+    fn on_exec(&mut self, stamp: u64, pid: i32, time: u64, out: &mut Events) {
         if !self.all && !self.procs.contains_key(&pid) {
             return;
         }
@@ -399,7 +399,7 @@ impl HostState {
         code: u32,
         parent: i32,
         time: u64,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         let whole = match self.procs.get_mut(&tgid) {
             Some(p) => {
@@ -474,7 +474,7 @@ impl HostState {
     }
 
     /// Messages were lost: every watch is told.
-    fn lost(&mut self, count: Option<u64>, time: u64, out: &mut Vec<Event>) {
+    fn lost(&mut self, count: Option<u64>, time: u64, out: &mut Events) {
         for &id in self.subs.keys() {
             Self::push(
                 out,
@@ -491,7 +491,7 @@ impl HostState {
 
     /// After a loss: the table is read again, tree members that are gone are reported as
     /// exited, and their new children join.
-    fn resync(&mut self, time: u64, out: &mut Vec<Event>) {
+    fn resync(&mut self, time: u64, out: &mut Events) {
         self.resync = false;
         self.last_resync = Some(Instant::now());
         if self.all {
@@ -615,7 +615,7 @@ impl HostWatcher {
     fn subscribe(
         &self,
         reactor: &Reactor,
-        make: impl FnOnce(&mut HostState, WatchId, &mut Vec<Event>) -> Result<Option<Sub>>,
+        make: impl FnOnce(&mut HostState, WatchId, &mut Events) -> Result<Option<Sub>>,
     ) -> Result<WatchId> {
         let _init = self.init.lock().unwrap_or_else(|p| p.into_inner());
         reactor.check_open()?;
@@ -624,7 +624,7 @@ impl HostWatcher {
             None => Some(connector::open()?),
         };
         let id = reactor.reserve_id();
-        let mut out = Vec::new();
+        let mut out = Events::new();
         let generation = {
             let mut st = lock(&self.state);
             let sub = match make(&mut st, id, &mut out) {

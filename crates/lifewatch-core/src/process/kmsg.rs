@@ -19,7 +19,7 @@ use rustix::event::epoll::EventFlags;
 use rustix::fs::{Mode, OFlags, SeekFrom};
 
 use crate::error::{Code, Result, SysResult};
-use crate::event::{Event, EventKind, LossSource, OomVictim, WatchId};
+use crate::event::{Event, EventKind, Events, LossSource, OomVictim, WatchId};
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::process::kmsg_record::{self, OomLines};
 use crate::process::procfs;
@@ -110,7 +110,7 @@ fn drain(
     r: &mut Reader,
     recent: &mut VecDeque<Recent>,
     time: u64,
-    out: &mut Vec<Event>,
+    out: &mut Events,
 ) -> bool {
     if r.failed {
         return false;
@@ -118,7 +118,7 @@ fn drain(
     let mut buf = [0u8; RECORD_MAX];
     // SAFETY: the reader is in the shared state only while its source holds the fd open.
     let fd = unsafe { BorrowedFd::borrow_raw(r.fd) };
-    let push = |out: &mut Vec<Event>, kind| out.push(Event { watch, time, kind });
+    let push = |out: &mut Events, kind| out.push(Event { watch, time, kind });
     for _ in 0..BATCH {
         let n = match crate::failpoint::hit("read").and_then(|()| rustix::io::read(fd, &mut buf)) {
             Ok(n) => n,
@@ -196,7 +196,7 @@ fn drain(
 
 /// Reads what every OOM-kill watch has waiting (before an `oom` event or an exit is
 /// published, so a kill's record comes first when the kernel has written it).
-pub fn drain_all(state: &SharedKmsg, time: u64, out: &mut Vec<Event>) {
+pub fn drain_all(state: &SharedKmsg, time: u64, out: &mut Events) {
     let mut st = lock(state);
     let KmsgState { readers, recent } = &mut *st;
     for (&watch, r) in readers.iter_mut() {

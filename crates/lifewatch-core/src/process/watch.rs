@@ -78,7 +78,7 @@ impl ProcessWatch {
 impl Source for ProcessWatch {
     fn interest(&self) -> Option<Interest<'_>> {
         // One-shot: a pidfd stays readable once the process has exited, and the consumer that
-        // handled it may close it a moment later (`Reactor::release_retired`); meanwhile it
+        // handled it may close it a moment later (`Reactor::turn_done`); meanwhile it
         // must not keep the sources' set readable.
         self.process.pidfd().map(|fd| Interest {
             fd,

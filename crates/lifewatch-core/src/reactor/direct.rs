@@ -47,7 +47,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// The consumer is taking a turn.
+    /// The consumer took a turn (the binding counts it once it has delivered the turn).
     pub fn turned(&self) {
         self.turns.fetch_add(1, Ordering::SeqCst);
         self.turned_at.store(monotonic_ns(), Ordering::SeqCst);

@@ -27,9 +27,10 @@ use std::time::Instant;
 
 use rustix::event::epoll;
 use rustix::time::Timespec;
+use smallvec::SmallVec;
 
 use crate::error::{Code, Error, Result, SysResult};
-use crate::event::{monotonic_ns, Event, EventKind, WatchId};
+use crate::event::{monotonic_ns, Event, EventKind, Events, WatchId};
 use crate::fd::{Release, Released};
 use backstop::Backstop;
 use direct::Consumer;
@@ -51,7 +52,7 @@ pub type AfterTurn = Box<dyn Fn(&mut Turn<'_>) + Send + Sync>;
 /// A turn's events, as the `AfterTurn` hook sees them (it may add to them).
 pub struct Turn<'a> {
     pub time: u64,
-    pub out: &'a mut Vec<Event>,
+    pub out: &'a mut Events,
     timers: &'a mut Timers,
 }
 
@@ -67,10 +68,12 @@ pub struct State {
     pub registry: Registry,
     timers: Timers,
     /// Sources registered one-shot (pidfds) that ended in a consumer's turn, released (their
-    /// fds closed) by `release_retired` once the consumer has delivered the turn's events:
+    /// fds closed) by `turn_done` once the consumer has delivered the turn's events:
     /// closing a pidfd is then not between an exit and its delivery. Any other source is
     /// released at once (a host watch's socket closes with its last watch, as it always did).
-    retired: Vec<Entry>,
+    /// A few inline (a single exit's is the usual case): pushing then writes beside the lock
+    /// the turn holds, not to a page of its own (see `turn`).
+    retired: SmallVec<[Entry; 4]>,
 }
 
 pub struct Reactor {
@@ -99,7 +102,7 @@ impl Reactor {
             state: Mutex::new(State {
                 registry: Registry::default(),
                 timers: timers.commit(),
-                retired: Vec::new(),
+                retired: SmallVec::new(),
             }),
             queue: queue::Queue::new(notify),
             direct: AtomicBool::new(false),
@@ -259,7 +262,7 @@ impl Reactor {
     }
 
     /// Queues events produced outside a turn (a watch's first look, right after registering).
-    pub fn publish(&self, events: Vec<Event>) {
+    pub fn publish(&self, events: Events) {
         let _state = self.lock();
         self.queue.publish(events);
     }
@@ -377,24 +380,25 @@ impl Reactor {
 
     /// Direct mode: one turn on the consumer's thread, when `ready_fd` is readable. Returns every
     /// queued event for the consumer to deliver at once (one delivery, counted as such); the
-    /// consumer then calls `release_retired`.
-    pub fn turn_now(&self) -> Vec<Event> {
-        self.consumer.turned();
+    /// consumer then calls `turn_done`.
+    pub fn turn_now(&self) -> Events {
         let mut state = self.lock();
-        let mut taken = Vec::new();
+        let mut taken = Events::new();
         if self
             .turn(&mut state, &[], true, false, Some(&mut taken))
             .is_none()
         {
-            return Vec::new();
+            return Events::new();
         }
         // What the reactor queued before this turn comes first.
-        let mut events = self.queue.drain();
-        if events.is_empty() {
-            events = taken;
+        let queued = self.queue.drain();
+        let events = if queued.is_empty() {
+            taken
         } else {
-            events.append(&mut taken);
-        }
+            let mut events = Events::from_vec(queued);
+            events.extend(taken);
+            events
+        };
         if !events.is_empty() {
             self.queue.count_delivery();
         }
@@ -418,14 +422,18 @@ impl Reactor {
         self.consumer.hold(hold);
     }
 
-    /// Releases the sources the consumer's last turn retired (see `State::retired`).
-    pub fn release_retired(&self) {
+    /// The consumer delivered its turn: the turn counts (`Consumer::turned`), and the sources it
+    /// retired are released (see `State::retired`). Counted here rather than when the turn
+    /// starts: it writes to a page of its own, and every write between an exit and its delivery
+    /// may be a copy-on-write fault in a process that has forked since.
+    pub fn turn_done(&self) {
+        self.consumer.turned();
         let mut state = self.lock();
         self.release_retired_locked(&mut state);
     }
 
     fn release_retired_locked(&self, state: &mut State) {
-        for entry in std::mem::take(&mut state.retired) {
+        for entry in state.retired.drain(..) {
             self.retire(entry, Release::Normal, &mut Released::default());
         }
     }
@@ -435,14 +443,14 @@ impl Reactor {
     /// the turn's events, with a notification if `notify` (see `direct` for a quiet reactor
     /// turn); `None` once the reactor is no longer open.
     /// `Some(found)` says whether the turn produced events. A consumer's turn takes its events
-    /// itself (`taken`, not queued) and leaves the sources that end to `release_retired`.
+    /// itself (`taken`, not queued) and leaves the sources that end to `turn_done`.
     fn turn(
         &self,
         state: &mut State,
         own: &[WatchId],
         poll_sources: bool,
         notify: bool,
-        taken: Option<&mut Vec<Event>>,
+        taken: Option<&mut Events>,
     ) -> Option<bool> {
         let by_consumer = taken.is_some();
         if self.status.load(Ordering::SeqCst) != OPEN {
@@ -452,7 +460,10 @@ impl Reactor {
             // A consumer that never released its turn's (it stopped mid-way).
             self.release_retired_locked(state);
         }
-        let mut keys: Vec<u64> = Vec::new();
+        // The turn's scratch lists live on the stack: a consumer's turn runs between an exit
+        // and its delivery, on a thread whose heap pages the process's last fork left
+        // copy-on-write, and each allocation there cost a page fault or two.
+        let mut keys: SmallVec<[u64; 16]> = SmallVec::new();
         if poll_sources {
             match self.selector.ready_sources(&mut keys) {
                 Ok(()) | Err(rustix::io::Errno::INTR) => {}
@@ -464,10 +475,10 @@ impl Reactor {
         }
         // Taken after the readiness check: no event is stamped before its readiness was seen.
         let time = monotonic_ns();
-        let mut out = Vec::new();
+        let mut out = Events::new();
         let mut wakes: Vec<WatchId> = Vec::new();
         let timer = keys.contains(&TIMER);
-        let mut order: Vec<WatchId> = keys
+        let mut order: SmallVec<[WatchId; 16]> = keys
             .iter()
             .filter(|&&k| k != TIMER)
             .map(|&k| k as WatchId)
@@ -484,7 +495,7 @@ impl Reactor {
             if wakes.is_empty() {
                 break;
             }
-            order.append(&mut wakes);
+            order.extend(wakes.drain(..));
         }
         if !out.is_empty() {
             if let Some(hook) = self.after_turn.get() {
@@ -509,7 +520,7 @@ impl Reactor {
         state: &mut State,
         key: WatchId,
         time: u64,
-        out: &mut Vec<Event>,
+        out: &mut Events,
         wakes: &mut Vec<WatchId>,
         by_consumer: bool,
     ) {
@@ -559,7 +570,7 @@ impl Reactor {
         let _ = self
             .status
             .compare_exchange(OPEN, STOPPED, Ordering::SeqCst, Ordering::SeqCst);
-        self.queue.publish(vec![Event {
+        self.queue.publish(smallvec::smallvec![Event {
             watch: 0,
             time: monotonic_ns(),
             kind: EventKind::Error {

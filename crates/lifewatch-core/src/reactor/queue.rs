@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::event::Event;
+use crate::event::{Event, Events};
 
 pub type Notify = Box<dyn Fn() + Send + Sync>;
 
@@ -33,18 +33,18 @@ impl Queue {
     }
 
     /// Appends a turn's events and notifies the consumer (once until it drains).
-    pub fn publish(&self, mut events: Vec<Event>) {
+    pub fn publish(&self, events: Events) {
         if events.is_empty() {
             return;
         }
-        self.events().append(&mut events);
+        self.events().extend(events);
         self.ring();
     }
 
     /// Appends a reactor turn's events without notifying the consumer, while the consumer keeps
     /// draining (see `notify_held`).
-    pub fn append(&self, mut events: Vec<Event>) {
-        self.events().append(&mut events);
+    pub fn append(&self, events: Events) {
+        self.events().extend(events);
     }
 
     /// Notifies the consumer of events appended without a notification, if any are left.

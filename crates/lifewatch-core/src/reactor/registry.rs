@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Event, WatchId};
+use crate::event::{Event, Events, WatchId};
 use crate::reactor::source::Source;
 
 /// What `remove` took out.
@@ -115,7 +115,7 @@ impl Registry {
 
     /// Copies the events a shared source just pushed (`out[from..]`, for its first watch)
     /// to each of its other watches, right after the originals.
-    pub fn fan_out(&self, key: WatchId, out: &mut Vec<Event>, from: usize) {
+    pub fn fan_out(&self, key: WatchId, out: &mut Events, from: usize) {
         let Some(subs) = self.subscribers.get(&key) else {
             return;
         };
@@ -208,7 +208,7 @@ mod tests {
                 value: true,
             },
         };
-        let mut out = vec![ev(99), ev(a)];
+        let mut out = smallvec::smallvec![ev(99), ev(a)];
         reg.fan_out(a, &mut out, 1);
         assert_eq!(out.iter().map(|e| e.watch).collect::<Vec<_>>(), [99, a, c]);
     }

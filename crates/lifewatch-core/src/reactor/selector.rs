@@ -157,7 +157,7 @@ impl Selector {
     }
 
     /// What is ready in the sources' set now, without waiting: the keys, into `keys`.
-    pub fn ready_sources(&self, keys: &mut Vec<u64>) -> rustix::io::Result<()> {
+    pub fn ready_sources(&self, keys: &mut impl Extend<u64>) -> rustix::io::Result<()> {
         // On the stack: this runs on every wakeup of either thread.
         let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; BATCH];
         let (ready, _) = failpoint::hit("epoll_wait")

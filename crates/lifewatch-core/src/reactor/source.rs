@@ -8,7 +8,7 @@ use std::time::Instant;
 use rustix::event::epoll::EventFlags;
 
 use crate::error::{Result, SysResult};
-use crate::event::{Event, WatchId};
+use crate::event::{Events, WatchId};
 use crate::fd::{Release, Released};
 use crate::reactor::timer::Timers;
 
@@ -56,7 +56,7 @@ pub struct Ready<'a> {
     pub watch: WatchId,
     /// CLOCK_MONOTONIC ns of the turn: every event of one turn carries the same time.
     pub time: u64,
-    pub out: &'a mut Vec<Event>,
+    pub out: &'a mut Events,
     pub(crate) timers: &'a mut Timers,
     pub(crate) wakes: &'a mut Vec<WatchId>,
     pub(crate) set: BorrowedFd<'a>,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::cgroup::layout::Layout;
 use crate::cgroup::path::CgroupPath;
 use crate::cgroup::stats::{self, Counters};
-use crate::event::{Event, EventKind, WatchId};
+use crate::event::{Event, EventKind, Events, WatchId};
 use crate::process::kmsg::SharedKmsg;
 use crate::reactor::Keep;
 
@@ -128,12 +128,12 @@ fn changed(now: &stats::Counters, key: &str, seen: &mut Option<bool>) -> Option<
 }
 
 impl Hub {
-    pub(crate) fn push(out: &mut Vec<Event>, watch: WatchId, time: u64, kind: EventKind) {
+    pub(crate) fn push(out: &mut Events, watch: WatchId, time: u64, kind: EventKind) {
         out.push(Event { watch, time, kind });
     }
 
     /// Reports `populated` / `frozen` changes of `cgroup.events` against the baseline.
-    pub(crate) fn check_events(&mut self, watch: WatchId, time: u64, out: &mut Vec<Event>) {
+    pub(crate) fn check_events(&mut self, watch: WatchId, time: u64, out: &mut Events) {
         let Some(w) = self.watches.get_mut(&watch) else {
             return;
         };
@@ -159,7 +159,7 @@ impl Hub {
     /// One part of a watch saw its directory disappear. When it was the last, the watch
     /// ends: a last look at the counters (an OOM just before removal is still reported),
     /// then `removed` with the final counters, and its inotify wds are dropped.
-    pub(crate) fn part_gone(&mut self, watch: WatchId, time: u64, out: &mut Vec<Event>) -> Keep {
+    pub(crate) fn part_gone(&mut self, watch: WatchId, time: u64, out: &mut Events) -> Keep {
         let Some(w) = self.watches.get_mut(&watch) else {
             return Keep::No;
         };
@@ -203,7 +203,7 @@ impl Hub {
             EventKind::Removed {
                 cgroup: w.name(),
                 counters,
-                stats,
+                stats: Box::new(stats),
             },
         );
         self.drop_wds(watch, &w.wds);

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use crate::cgroup::layout::Layout;
 use crate::cgroup::stats::{self, Counters};
 use crate::error::{Code, Error, Result, SysResult};
-use crate::event::{monotonic_ns, Event, EventKind, WatchId};
+use crate::event::{monotonic_ns, Event, EventKind, Events, WatchId};
 use crate::fd::{CountedFd, Release, Released};
 use crate::process::kmsg::{self, SharedKmsg};
 use crate::reactor::{AfterTurn, Reactor, Registration, Source};
@@ -45,13 +45,12 @@ fn is_exit(e: &Event) -> bool {
 
 /// Puts `flushed` and every `oom` and `oomKill` that comes after the first exit of `out`
 /// right before that exit, keeping the order of the rest.
-fn ooms_before_exits(out: &mut Vec<Event>, flushed: Vec<Event>) {
+fn ooms_before_exits(out: &mut Events, flushed: Events) {
     let Some(i) = out.iter().position(is_exit) else {
         return;
     };
     let (late, rest): (Vec<_>, Vec<_>) = out
-        .split_off(i)
-        .into_iter()
+        .drain(i..)
         .partition(|e| matches!(e.kind, EventKind::Oom { .. } | EventKind::OomKill(_)));
     out.extend(flushed);
     out.extend(late);
@@ -125,7 +124,7 @@ impl CgroupWatcher {
             if hub.watches.is_empty() && hub.kmsg.is_none() {
                 return;
             }
-            let mut flushed = Vec::new();
+            let mut flushed = Events::new();
             if let Some(k) = hub.kmsg.as_ref() {
                 kmsg::drain_all(k, turn.time, &mut flushed);
             }
@@ -358,7 +357,7 @@ impl CgroupWatcher {
             });
         }
         // Whatever changed between the baselines and the registrations.
-        let mut out = Vec::new();
+        let mut out = Events::new();
         let wake = {
             let mut hub = lock(hub);
             let now = monotonic_ns();
@@ -414,7 +413,7 @@ impl CgroupWatcher {
     /// when `id` is not a cgroup watch. Its owner calls this once the cgroup is empty and
     /// about to be removed: an empty cgroup cannot OOM any more, so this reading is final.
     pub fn check(&self, reactor: &Reactor, id: WatchId) -> Option<()> {
-        let mut out = Vec::new();
+        let mut out = Events::new();
         {
             let mut hub = lock(&self.hub);
             hub.watches.get(&id)?;
@@ -433,7 +432,7 @@ impl CgroupWatcher {
     /// tens of milliseconds later), with an OOM still waiting for its kill and `removed`.
     /// `None` when `id` is not a cgroup watch.
     pub fn removed(&self, reactor: &Reactor, id: WatchId) -> Option<()> {
-        let mut out = Vec::new();
+        let mut out = Events::new();
         let sources = {
             let mut hub = lock(&self.hub);
             let w = hub.watches.get_mut(&id)?;
@@ -478,6 +477,7 @@ impl CgroupWatcher {
 mod tests {
     use super::*;
     use crate::event::ExitSource;
+    use smallvec::smallvec;
 
     fn exit(watch: WatchId) -> Event {
         Event {
@@ -523,12 +523,12 @@ mod tests {
 
     #[test]
     fn an_oom_reported_after_an_exit_in_one_turn_moves_ahead_of_it() {
-        let mut out = vec![populated(1), exit(2), populated(3), oom(4), exit(5), oom(6)];
-        ooms_before_exits(&mut out, vec![oom(9)]);
+        let mut out = smallvec![populated(1), exit(2), populated(3), oom(4), exit(5), oom(6)];
+        ooms_before_exits(&mut out, smallvec![oom(9)]);
         let order: Vec<WatchId> = out.iter().map(|e| e.watch).collect();
         assert_eq!(order, [1, 9, 4, 6, 2, 3, 5]);
-        let mut quiet = vec![populated(1), oom(2)];
-        ooms_before_exits(&mut quiet, vec![]);
+        let mut quiet = smallvec![populated(1), oom(2)];
+        ooms_before_exits(&mut quiet, Events::new());
         assert_eq!(quiet.len(), 2, "no exit: nothing moves");
     }
 }

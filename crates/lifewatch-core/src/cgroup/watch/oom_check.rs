@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::stats::{self, Counters};
 use crate::cgroup::watch::hub::{snapshot, Hub, OomFile};
-use crate::event::{Event, EventKind, OomVictim, WatchId};
+use crate::event::{EventKind, Events, OomVictim, WatchId};
 use crate::process::kmsg;
 
 /// How long an OOM waits for its kill. The kernel counts the kill microseconds after the
@@ -23,7 +23,7 @@ impl Hub {
         watch: WatchId,
         time: u64,
         notified: bool,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> u64 {
         self.check_oom_at(watch, time, notified, Instant::now(), out)
     }
@@ -34,7 +34,7 @@ impl Hub {
         time: u64,
         notified: bool,
         now: Instant,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> u64 {
         let Some(oom) = self.watches.get_mut(&watch).and_then(|w| w.oom.as_mut()) else {
             return 0;
@@ -73,7 +73,7 @@ impl Hub {
         kills: u64,
         deltas: Counters,
         counters: Counters,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         let Some(w) = self.watches.get(&watch) else {
             return;
@@ -83,7 +83,7 @@ impl Hub {
             kills,
             deltas,
             counters,
-            stats: snapshot(self.layout.as_ref(), &w.path),
+            stats: Box::new(snapshot(self.layout.as_ref(), &w.path)),
             victims: self.victims(watch, kills, time, out),
         };
         Self::push(out, watch, time, kind);
@@ -96,13 +96,7 @@ impl Hub {
     /// as the counter it raised does: v1 counts a kill in the victim's own cgroup
     /// (`task_memcg`) only; v2's `memory.events` in that cgroup and every ancestor, and
     /// `memory.events.local` in the victim's own.
-    fn victims(
-        &self,
-        watch: WatchId,
-        kills: u64,
-        time: u64,
-        out: &mut Vec<Event>,
-    ) -> Vec<OomVictim> {
+    fn victims(&self, watch: WatchId, kills: u64, time: u64, out: &mut Events) -> Vec<OomVictim> {
         let (Some(k), Some(w)) = (self.kmsg.as_ref(), self.watches.get(&watch)) else {
             return Vec::new();
         };
@@ -135,7 +129,7 @@ impl Hub {
 
     /// The cgroup is gone with an OOM still waiting for its kill: report the OOM alone
     /// (its counters can no longer be read), rather than lose it.
-    pub(crate) fn report_pending(&mut self, watch: WatchId, time: u64, out: &mut Vec<Event>) {
+    pub(crate) fn report_pending(&mut self, watch: WatchId, time: u64, out: &mut Events) {
         let Some(oom) = self.watches.get_mut(&watch).and_then(|w| w.oom.as_mut()) else {
             return;
         };
@@ -172,7 +166,7 @@ impl Hub {
     }
 
     /// Reports the v2 OOMs whose wait for a kill has run out (a last read first).
-    pub(crate) fn expire_v2(&mut self, time: u64, now: Instant, out: &mut Vec<Event>) {
+    pub(crate) fn expire_v2(&mut self, time: u64, now: Instant, out: &mut Events) {
         let due: Vec<WatchId> = self
             .v2_waits()
             .filter(|&(_, deadline)| deadline <= now)
@@ -189,7 +183,7 @@ impl Hub {
     /// the kernel raised `oom_kill` (it counts before it signals), but the notification
     /// (inotify work item, eventfd) may reach us after the pidfd. Re-reading every OOM
     /// watch's counters here puts the OOM event first.
-    pub fn flush_oom(&mut self, time: u64, out: &mut Vec<Event>) {
+    pub fn flush_oom(&mut self, time: u64, out: &mut Events) {
         let ids: Vec<WatchId> = self
             .watches
             .iter()

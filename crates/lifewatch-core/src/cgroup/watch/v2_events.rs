@@ -17,7 +17,7 @@ use rustix::io::Errno;
 
 use crate::cgroup::watch::hub::{lock, Hub, InotifyState, SharedHub, WdEntry, WdKind};
 use crate::error::{Result, SysResult};
-use crate::event::{Event, WatchId};
+use crate::event::{Events, WatchId};
 use crate::fd::{CountedFd, FdKind, Release, Released};
 use crate::reactor::{Interest, Keep, Ready, Source};
 
@@ -162,7 +162,7 @@ impl Hub {
         &mut self,
         events: &[(i32, ReadFlags, Option<OsString>)],
         time: u64,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         if events
             .iter()
@@ -213,7 +213,7 @@ impl Hub {
 
     /// After IN_Q_OVERFLOW: every watch re-reads its files; a watch whose directory has
     /// gone (its removal event may have been lost too) ends.
-    pub(crate) fn recheck_all(&mut self, time: u64, out: &mut Vec<Event>) {
+    pub(crate) fn recheck_all(&mut self, time: u64, out: &mut Events) {
         let ids: Vec<WatchId> = self.watches.keys().copied().collect();
         for id in ids {
             let Some(w) = self.watches.get(&id) else {
@@ -256,7 +256,7 @@ mod tests {
     use super::*;
     use crate::cgroup::watch::hub::{CgWatch, EventsState, OomFile, OomState};
     use crate::cgroup::{CgroupPath, Layout};
-    use crate::event::EventKind;
+    use crate::event::{Event, EventKind};
     use std::sync::{Arc, Mutex};
 
     /// A watch of the fake tree's `job` as `watch_cgroup` would make it: cgroup.events
@@ -311,8 +311,8 @@ mod tests {
         (root, hub, src)
     }
 
-    fn pump(src: &InotifySource, hub: &SharedHub) -> Vec<Event> {
-        let mut out = Vec::new();
+    fn pump(src: &InotifySource, hub: &SharedHub) -> Events {
+        let mut out = Events::new();
         let ev = src.read_all();
         lock(hub).on_inotify(&ev, 1, &mut out);
         out
@@ -398,7 +398,7 @@ mod tests {
         std::fs::write(root.join("job/memory.events"), "oom 2\noom_kill 1\n").unwrap();
         assert!(pump(&src, &hub).is_empty());
         let deadline = lock(&hub).next_v2_deadline().expect("waiting");
-        let mut out = Vec::new();
+        let mut out = Events::new();
         lock(&hub).expire_v2(1, deadline - std::time::Duration::from_millis(1), &mut out);
         assert!(out.is_empty(), "not before the deadline");
         lock(&hub).expire_v2(1, deadline, &mut out);
@@ -430,7 +430,7 @@ mod tests {
         std::fs::write(root.join("job/memory.events"), "oom 1\noom_kill 2\n").unwrap();
         // Drop the real notification and pretend the queue overflowed.
         let _ = src.read_all();
-        let mut out = Vec::new();
+        let mut out = Events::new();
         lock(&hub).on_inotify(&[(-1, ReadFlags::QUEUE_OVERFLOW, None)], 1, &mut out);
         assert_eq!(lock(&hub).overflows, 1);
         assert!(
@@ -445,7 +445,7 @@ mod tests {
         );
         std::fs::remove_dir_all(&root).unwrap();
         let _ = src.read_all();
-        let mut out = Vec::new();
+        let mut out = Events::new();
         lock(&hub).on_inotify(&[(-1, ReadFlags::QUEUE_OVERFLOW, None)], 1, &mut out);
         assert!(
             matches!(out.last().map(|e| &e.kind), Some(EventKind::Removed { .. })),
