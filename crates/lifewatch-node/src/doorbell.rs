@@ -49,14 +49,13 @@ thread_local! {
     static DELIVERING: RefCell<Option<Arc<dyn Door>>> = const { RefCell::new(None) };
 }
 
-/// Finishes the turn being delivered on this thread, if any: `fdStats()` counts what is
-/// open, and an exit's waiter may ask it while the delivery is still under way.
+/// Finishes the turn being delivered on this thread, if any (once: the delivery then does not
+/// finish it again): `fdStats()` counts what is open, and an exit's waiter may ask it while
+/// the delivery is still under way.
 pub(crate) fn finish_delivering_turn() {
-    DELIVERING.with(|d| {
-        if let Some(door) = d.borrow().as_ref() {
-            door.turn_done();
-        }
-    });
+    if let Some(door) = DELIVERING.with(|d| d.borrow_mut().take()) {
+        door.turn_done();
+    }
 }
 
 /// `UV_POLL` and `UV_TIMER` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event`
@@ -453,14 +452,18 @@ fn ring(bell: &Bell) {
             let events = door.turn_now();
             let size = events.len();
             let delivered = size > 0;
+            let mut finished = false;
             if delivered {
                 DELIVERING.with(|d| d.replace(Some(Arc::clone(&door))));
                 deliver(bell, door.as_ref(), events);
-                DELIVERING.with(|d| d.replace(None));
+                // `fdStats()` during the delivery finishes the turn itself.
+                finished = DELIVERING.with(|d| d.borrow_mut().take()).is_none();
             }
-            // The fds of the watches the turn ended: closed after the delivery, off the path
-            // from an exit to its waiter.
-            door.turn_done();
+            // The turn counts, and the fds of the watches it ended close: after the delivery,
+            // off the path from an exit to its waiter.
+            if !finished {
+                door.turn_done();
+            }
             bell.last_size.set(size);
             // After the closing too (thousands of fds in a burst's turn): readiness within the
             // burst gap of this is still the burst's.

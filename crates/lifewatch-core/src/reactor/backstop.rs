@@ -136,7 +136,7 @@ impl Backstop {
         self.orders.ring();
     }
 
-    /// Stops and joins the thread, then closes its eventfd (counted in `released`).
+    /// Stops and joins the thread, then closes its eventfd and epoll set (counted in `released`).
     pub fn stop(self, how: Release, released: &mut Released) {
         self.tell_stop();
         self.thread.join_here();
@@ -182,11 +182,12 @@ fn run(orders: &Orders, fds: Fds, consumer: &Consumer) {
             } else {
                 EventFlags::empty()
             };
-            // Cannot fail for a live entry of this set's; if it did, the interest stays as it
-            // was and the next loop tries again.
-            if epoll::modify(&orders.set, sources, EventData::new_u64(SOURCES), flags).is_ok() {
-                hearing = look;
+            // Cannot fail for a live entry of this set's; if it did, this thread could neither
+            // sleep through readiness nor be sure to hear it: it ends, as when its wait fails.
+            if epoll::modify(&orders.set, sources, EventData::new_u64(SOURCES), flags).is_err() {
+                return;
             }
+            hearing = look;
         }
         let timeout = grace.deadline().map(|at| {
             let d = at.saturating_duration_since(Instant::now());

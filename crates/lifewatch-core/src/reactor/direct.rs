@@ -47,7 +47,8 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// The consumer took a turn (the binding counts it once it has delivered the turn).
+    /// The consumer took a turn (counted once it has delivered the turn's events, see
+    /// `Reactor::turn_done`).
     pub fn turned(&self) {
         self.turns.fetch_add(1, Ordering::SeqCst);
         self.turned_at.store(monotonic_ns(), Ordering::SeqCst);
@@ -121,7 +122,8 @@ impl Grace {
     /// At `now`, with the consumer's `turns` so far and how long ago it last turned: `None`
     /// while the grace runs, else whether the consumer keeps the sources: it turned since they
     /// were left to it, or it is holding a burst (`Consumer::hold`). Either way they are no
-    /// longer left.
+    /// longer left. A turn counts once delivered: a consumer still in a delivery that outlasts
+    /// the grace is a busy one, and new readiness goes to the reactor.
     pub fn over(&mut self, now: Instant, turns: u64, since_turn: Option<Duration>) -> Option<bool> {
         let (at, then) = self.left?;
         if now < at + GRACE {
