@@ -155,3 +155,40 @@ test.serial('watches of one process share its pidfd; each gets the exit, unwatch
   monitor.close()
   await reaped(child)
 })
+
+test.serial("in an exit's first reaction the monitor treats the watch as ended; the exit still reaches the iterator", async (t) => {
+  const monitor = new Monitor()
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  const w = monitor.watchPid(child.pid!)
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' })
+  const it = monitor[Symbol.asyncIterator]()
+  child.kill('SIGKILL')
+  // Runs in the delivery of the exit itself, before the monitor's own bookkeeping job.
+  const seen = await w.wait().then((ev) => {
+    const signalled = (() => {
+      try {
+        // The exited watch must not be used for its PID: the signal goes to the PID (a zombie
+        // until Node reaps it, or gone), never through the ended watch.
+        monitor.signal(child.pid!, 'SIGCONT')
+        return 'sent'
+      } catch (e) {
+        return (e as LifewatchError).code
+      }
+    })()
+    const again = monitor.watchPid(other.pid!)
+    return { ev, signalled, unwatched: monitor.unwatch(w), watches: monitor.stats.watches, next: it.next(), again }
+  })
+  t.like(seen.ev, { type: 'exit', pid: child.pid, signal: 'SIGKILL', watch: w.id })
+  t.false(w.active)
+  t.true(seen.signalled === 'sent' || seen.signalled === 'ERR_NO_SUCH_PROCESS', String(seen.signalled))
+  t.false(seen.unwatched, 'unwatch of an ended watch: false')
+  t.is(seen.watches, 1, 'only the watch made in the reaction')
+  t.deepEqual(await seen.next, { done: false, value: seen.ev }, 'the exit reaches a next() asked for in the reaction')
+  t.true(seen.again.active)
+  t.is(monitor.stats.watches, 1)
+  other.kill('SIGKILL')
+  t.like(await seen.again.wait(), { pid: other.pid, signal: 'SIGKILL' })
+  t.like((await it.next()).value, { pid: other.pid })
+  monitor.close()
+  await Promise.all([reaped(child), reaped(other)])
+})
