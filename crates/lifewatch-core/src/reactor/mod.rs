@@ -525,16 +525,20 @@ impl Reactor {
         by_consumer: bool,
     ) {
         let watch = state.registry.first_watch(key);
-        let nested = state.registry.is_nested(key);
         let State {
             registry,
             timers,
             retired,
         } = state;
         // A source removed after epoll_wait returned is simply gone.
-        let Some(src) = registry.source_mut(key) else {
+        let Some(Entry {
+            source: src,
+            nested,
+        }) = registry.entry_mut(key)
+        else {
             return;
         };
+        let nested = *nested;
         let from = out.len();
         let mut cx = Ready {
             key,

@@ -79,12 +79,8 @@ impl Registry {
         own.then_some(id)
     }
 
-    pub fn source_mut(&mut self, key: WatchId) -> Option<&mut Box<dyn Source>> {
-        self.sources.get_mut(&key).map(|e| &mut e.source)
-    }
-
-    pub fn is_nested(&self, key: WatchId) -> bool {
-        self.sources.get(&key).is_some_and(|e| e.nested)
+    pub fn entry_mut(&mut self, key: WatchId) -> Option<&mut Entry> {
+        self.sources.get_mut(&key)
     }
 
     /// Removes watch `id`; its source too when no other watch shares it.
@@ -107,8 +103,12 @@ impl Registry {
 
     /// Takes a source out with every watch on it (it has ended or the reactor closes).
     pub fn remove_source(&mut self, key: WatchId) -> Option<Entry> {
-        for w in self.subscribers.remove(&key).unwrap_or_default() {
-            self.joined.remove(&w);
+        // Shared sources are rare: an empty map is not even hashed into (this runs for every
+        // exit, on the path to its delivery, as do `fan_out` and `first_watch`).
+        if !self.subscribers.is_empty() {
+            for w in self.subscribers.remove(&key).unwrap_or_default() {
+                self.joined.remove(&w);
+            }
         }
         self.sources.remove(&key)
     }
@@ -116,6 +116,9 @@ impl Registry {
     /// Copies the events a shared source just pushed (`out[from..]`, for its first watch)
     /// to each of its other watches, right after the originals.
     pub fn fan_out(&self, key: WatchId, out: &mut Events, from: usize) {
+        if self.subscribers.is_empty() {
+            return;
+        }
         let Some(subs) = self.subscribers.get(&key) else {
             return;
         };
@@ -127,6 +130,9 @@ impl Registry {
 
     /// The watch a source's events are reported for first (its own, or the oldest joiner).
     pub fn first_watch(&self, key: WatchId) -> WatchId {
+        if self.subscribers.is_empty() {
+            return key;
+        }
         self.subscribers
             .get(&key)
             .and_then(|s| s.first().copied())

@@ -76,7 +76,10 @@ impl Timers {
     }
 
     pub fn cancel(&mut self, key: WatchId) {
-        self.due.remove(&key);
+        // Called for every source that ends (most never had a timer): not hashed for nothing.
+        if !self.due.is_empty() {
+            self.due.remove(&key);
+        }
     }
 
     /// The keys whose time has come (each once), after consuming the timerfd's expirations.
