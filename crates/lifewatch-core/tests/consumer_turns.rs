@@ -393,11 +393,23 @@ fn the_reactor_thread_sleeps_through_exits_the_consumer_takes() {
         let got = h.monitor.turn_now();
         h.monitor.turn_done();
         let took = killed.elapsed();
-        assert_eq!(got.iter().map(|e| e.watch).collect::<Vec<_>>(), [id]);
+        let mut ids: Vec<WatchId> = got.iter().map(|e| e.watch).collect();
+        let by_turn = !ids.is_empty();
+        if !by_turn {
+            // Under valgrind the watch is a fallback poll (its pidfd_open is ENOSYS), whose
+            // timed wake may look before the kill has landed, and a turn that slow may find the
+            // exit already handed to the reactor: either way it comes through the queue.
+            ids = h
+                .collect(1, Duration::from_secs(5))
+                .iter()
+                .map(|e| e.watch)
+                .collect();
+        }
+        assert_eq!(ids, [id]);
         child.wait().unwrap();
         // Past the backstop's grace: had the reactor been woken, it would have slept again.
         std::thread::sleep(GRACE * 4);
-        if took < GRACE / 2 {
+        if by_turn && took < GRACE / 2 {
             assert_eq!(switches(), before, "the reactor thread never woke");
             checked += 1;
         } else {
