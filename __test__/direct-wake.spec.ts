@@ -2,6 +2,7 @@
 // saw it; the reactor thread delivers what JS leaves (busy) after a short grace period.
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 import { Monitor, monotonicTime } from '../src/index.js'
 import { fixture, node, reaped, sh } from './helpers.js'
@@ -44,6 +45,61 @@ test.serial('an exit while JS is blocked comes through the reactor, stamped when
   t.true(early > 100, `event.time ${early.toFixed(1)} ms before JS was free again (the kill was 600 ms before)`)
   monitor.close()
   await reaped(child)
+})
+
+/** Each epoll set of this process: the fds it watches, with their event masks. */
+function epollSets(): Map<number, Map<number, number>> {
+  const sets = new Map<number, Map<number, number>>()
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) !== 'anon_inode:[eventpoll]') continue
+      const info = readFileSync(`/proc/self/fdinfo/${name}`, 'utf8')
+      sets.set(Number(name), new Map([...info.matchAll(/^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)/gm)].map((m) => [Number(m[1]), parseInt(m[2]!, 16)])))
+    } catch {
+      // the directory's own fd, or an fd closed meanwhile
+    }
+  }
+  return sets
+}
+
+test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remove it, and unmask it after", async (t) => {
+  // EPOLLIN; the kernel adds EPOLLERR | EPOLLHUP to every registration.
+  const [IN, MASKED] = [0x19, 0x18]
+  const before = new Set(epollSets().keys())
+  const monitor = new Monitor()
+  // Node's loop: a set from before the monitor that watches one of the monitor's new sets
+  // (libuv adds its polls in its next poll phase, before a setImmediate runs).
+  let found: { loop: number; ready: number }[] = []
+  for (let i = 0; i < 10 && found.length === 0; i++) {
+    await new Promise((r) => setImmediate(r))
+    const sets = epollSets()
+    found = [...sets].flatMap(([loop, entries]) => (before.has(loop) ? [...entries.keys()].filter((fd) => !before.has(fd) && sets.has(fd)).map((ready) => ({ loop, ready })) : []))
+  }
+  t.is(found.length, 1, `Node's loop watches one set of the monitor's: ${JSON.stringify(found)}`)
+  const { loop, ready } = found[0]!
+  const interest = () => epollSets().get(loop)?.get(ready)
+  t.is(interest(), IN)
+  // 200 processes exiting 0.5 ms apart (a perl parent forks and reaps them): readiness keeps
+  // coming within a millisecond of each delivery, which the doorbell takes as a burst.
+  const script = 'use Time::HiRes "sleep"; $|=1; my @p; for my $i (0..199) { my $p = fork // die; if (!$p) { sleep(0.3 + $i * 0.0005); exit 0 } push @p, $p } print "@p\n"; 1 while wait != -1'
+  const parent = spawn('perl', ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const pids = (await new Promise<Buffer>((r) => parent.stdout!.once('data', r))).toString().trim().split(' ').map(Number)
+  let done = false
+  const exits = Promise.all(pids.map((pid) => monitor.watchPid(pid).wait())).finally(() => (done = true))
+  const seen = new Set<number | undefined>()
+  while (!done) {
+    seen.add(interest())
+    await new Promise((r) => setImmediate(r))
+  }
+  t.true((await exits).every((e) => e.exitCode === 0))
+  t.false(seen.has(undefined), 'the fd stayed in the set throughout')
+  t.true(seen.has(MASKED), `masked during a hold (seen: ${[...seen].map((e) => e?.toString(16))})`)
+  // The last hold ends within its timer (16 ms at most); then a lone exit comes through the loop.
+  for (let i = 0; i < 100 && interest() !== IN; i++) await new Promise((r) => setTimeout(r, 5))
+  t.is(interest(), IN, 'unmasked once the burst is over')
+  t.is((await monitor.watchPid(sh('exit 3').pid!).wait()).exitCode, 3)
+  monitor.close()
+  await reaped(parent)
 })
 
 test('process.exit inside a delivery, monitors open: a clean teardown', async (t) => {

@@ -20,7 +20,7 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::null_mut;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use lifewatch_core::{Event, Events};
 use napi::bindgen_prelude::JsValuesTupleIntoVec;
 use napi::{sys, Env};
+use rustix::event::epoll::{self, EventData, EventFlags};
 
 use crate::batch;
 
@@ -91,6 +92,7 @@ extern "C" {
     fn uv_close(handle: *mut c_void, cb: CloseCb);
     fn uv_handle_set_data(handle: *mut c_void, data: *mut c_void);
     fn uv_handle_get_data(handle: *const c_void) -> *mut c_void;
+    fn uv_backend_fd(event_loop: *const sys::uv_loop_s) -> c_int;
 }
 
 /// Lives as long as the libuv handles: each handle's data holds one count of it.
@@ -101,6 +103,11 @@ struct Bell {
     timer: Cell<*mut c_void>,
     /// The poll's memory, to tell the two apart when libuv hands them back closed.
     poll_memory: *mut c_void,
+    /// The ready fd, and the loop's epoll fd (-1: libuv gives none) where a hold masks it.
+    fd: RawFd,
+    backend: RawFd,
+    /// How the poll is paused for the current hold.
+    paused: Cell<Paused>,
     /// Handles libuv has not yet closed (the env cleanup hook goes with the last).
     open_handles: Cell<u8>,
     last_delivery: Cell<Option<Instant>>,
@@ -114,6 +121,15 @@ struct Bell {
     /// Node's loop); null once released.
     callbacks: Cell<Callbacks>,
     context: Cell<sys::napi_async_context>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Paused {
+    No,
+    /// Masked in the loop's epoll set: libuv still counts the poll as started.
+    Masked,
+    /// `uv_poll_stop`ped (masking was refused).
+    Stopped,
 }
 
 #[derive(Clone, Copy)]
@@ -183,6 +199,10 @@ impl Doorbell {
             handle: Cell::new(handle),
             timer: Cell::new(timer),
             poll_memory: handle,
+            fd,
+            // SAFETY: a plain query of a live loop.
+            backend: unsafe { uv_backend_fd(event_loop) },
+            paused: Cell::new(Paused::No),
             open_handles: Cell::new(2),
             last_delivery: Cell::new(None),
             last_size: Cell::new(0),
@@ -411,7 +431,7 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
             if let Some(door) = bell.monitor.upgrade() {
                 door.hold(Duration::from_millis(hold));
             }
-            unsafe { uv_poll_stop(handle) };
+            pause(bell, handle);
             return;
         }
     }
@@ -430,15 +450,60 @@ fn next_hold(last_ms: u64, delivered: usize) -> u64 {
     }
 }
 
+/// Sets the ready fd's interest in the loop's epoll set: none, or what libuv registered for a
+/// readable poll (`POLLIN`, the fd as its data).
+fn mask(bell: &Bell, readable: bool) -> bool {
+    if bell.backend < 0 {
+        return false;
+    }
+    let flags = if readable {
+        EventFlags::IN
+    } else {
+        EventFlags::empty()
+    };
+    // SAFETY: the loop's epoll fd and the monitor's ready fd are open while the poll is.
+    let (backend, fd) = unsafe {
+        (
+            BorrowedFd::borrow_raw(bell.backend),
+            BorrowedFd::borrow_raw(bell.fd),
+        )
+    };
+    epoll::modify(backend, fd, EventData::new_u64(bell.fd as u64), flags).is_ok()
+}
+
+/// Stops hearing the ready fd for a hold.
+fn pause(bell: &Bell, handle: *mut c_void) {
+    if mask(bell, false) {
+        bell.paused.set(Paused::Masked);
+    } else {
+        // SAFETY: a live handle of this thread's loop.
+        unsafe { uv_poll_stop(handle) };
+        bell.paused.set(Paused::Stopped);
+    }
+}
+
 /// The hold of a burst is over: one turn for all that came meanwhile, then watch again.
 unsafe extern "C" fn on_hold_over(timer: *mut c_void) {
     // SAFETY: the data set in `open`, valid until `on_closed`.
     let bell = unsafe { &*(uv_handle_get_data(timer) as *const Bell) };
     ring(bell);
     let handle = bell.handle.get();
-    // SAFETY: still open (not nulled): a live handle of this thread's loop.
-    if !handle.is_null() && unsafe { uv_poll_start(handle, UV_READABLE, on_readable) } != 0 {
-        close(bell);
+    if handle.is_null() {
+        return;
+    }
+    let paused = bell.paused.replace(Paused::No);
+    if paused == Paused::Masked && mask(bell, true) {
+        return;
+    }
+    // SAFETY: still open (not nulled): a live handle of this thread's loop. A poll whose mask
+    // could not be lifted is stopped first, so that libuv registers it anew.
+    unsafe {
+        if paused == Paused::Masked {
+            uv_poll_stop(handle);
+        }
+        if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
+            close(bell);
+        }
     }
 }
 

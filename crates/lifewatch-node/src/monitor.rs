@@ -213,8 +213,11 @@ impl NativeMonitor {
         self.inner.core.uses_pidfd()
     }
 
+    /// Watches still in force: a waiter that reads it while the delivery of the exit that
+    /// woke it is under way finishes that turn first, which ends the watches it delivered.
     #[napi(getter)]
     pub fn watch_count(&self) -> u32 {
+        crate::doorbell::finish_delivering_turn();
         self.inner.core.watch_count() as u32
     }
 
