@@ -132,6 +132,10 @@ export class Floor {
     this.#lines = new Lines(this.#p)
   }
 
+  get pid(): number {
+    return this.#p.pid!
+  }
+
   /** Registers a pidfd for `pid`; resolves once the floor is blocked in epoll_wait on it. */
   async watch(pid: number): Promise<{ exit: Promise<bigint> }> {
     this.#p.stdin!.write(`watch ${pid}\n`)

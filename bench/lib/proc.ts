@@ -1,5 +1,6 @@
 // What the kernel says about this process: memory, context switches (per thread) and CPU
-// time, read from /proc/self. Used for the scale scenario's idle cost.
+// time, read from /proc/self (CPU time of another process too). Used for the scale scenario's
+// idle cost and the burst's observer CPU.
 import { readdirSync, readFileSync } from 'node:fs'
 
 const CLK_TCK = 100 // USER_HZ, fixed at 100 on Linux for /proc's clock_t fields
@@ -40,6 +41,26 @@ export function threads(): ThreadCounters[] {
     }
   }
   return out
+}
+
+/** CPU time each thread of a process has run, ns by thread id (schedstat: ns resolution). */
+export function runtimes(pid: number | 'self' = 'self'): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]))
+    } catch {
+      // a thread that ended between readdir and read
+    }
+  }
+  return out
+}
+
+/** ms of CPU between two `runtimes` of one process: all threads, and the one given. */
+export function ranMs(before: Map<number, number>, after: Map<number, number>, thread: number): { all: number; thread: number } {
+  let all = 0
+  for (const [tid, ns] of after) all += ns - (before.get(tid) ?? 0)
+  return { all: all / 1e6, thread: ((after.get(thread) ?? 0) - (before.get(thread) ?? 0)) / 1e6 }
 }
 
 /** Resident set size of this process in bytes. */

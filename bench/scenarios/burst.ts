@@ -4,6 +4,7 @@
 // the native floor (one epoll set of N pidfds), and a 100 ms kill(pid, 0) sweep.
 import { Monitor } from '../../src/index.js'
 import { Floor, Sleepers } from '../lib/natives.js'
+import { ranMs, runtimes } from '../lib/proc.js'
 import { ratio, summarize } from '../lib/stats.js'
 import type { Goal, ScenarioConfig, ScenarioOutput, Table } from '../lib/types.js'
 
@@ -18,6 +19,10 @@ interface BurstResult {
   calls: number
   /** t0 → the helper had reaped every process, ms (the kernel side of the burst). */
   reaped: number
+  /** CPU the observer's process ran from before the kill to the last exit seen, ms (every
+   *  thread), and its observing thread's share (lifewatch: Node's JS thread). */
+  cpu?: number
+  cpuThread?: number
   extra?: Record<string, number>
 }
 
@@ -47,14 +52,18 @@ async function lifewatch(n: number): Promise<BurstResult> {
       return { first, last, lastReactor, killed }
     })()
     seen.catch(() => {}) // awaited below; handled meanwhile, should the kill fail first
+    const ran = runtimes()
     const { t0, reaped } = await sleepers.kill()
     const { first, last, lastReactor, killed } = await seen
+    const cpu = ranMs(ran, runtimes(), process.pid)
     const deliveries = monitor.stats.deliveries - d0
     return {
       first: ms(first - t0),
       all: ms(last - t0),
       calls: deliveries,
       reaped: ms((await reaped) - t0),
+      cpu: cpu.all,
+      cpuThread: cpu.thread,
       extra: { lastReactorMs: ms(lastReactor - t0), withSigkillStatus: killed, eventsPerDelivery: n / deliveries },
     }
   } finally {
@@ -68,9 +77,11 @@ async function floor(n: number): Promise<BurstResult> {
   const f = new Floor()
   try {
     const { done } = await f.burst(sleepers.pidfile)
+    const ran = runtimes(f.pid)
     const { t0, reaped } = await sleepers.kill()
     const r = await done
-    return { first: ms(r.first - t0), all: ms(r.last - t0), calls: r.wakeups, reaped: ms((await reaped) - t0) }
+    const cpu = ranMs(ran, runtimes(f.pid), f.pid)
+    return { first: ms(r.first - t0), all: ms(r.last - t0), calls: r.wakeups, reaped: ms((await reaped) - t0), cpu: cpu.all, cpuThread: cpu.thread }
   } finally {
     await f.close()
     await sleepers.close()
@@ -137,14 +148,14 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
   const ratios = runs.map((r) => ratio(r.lifewatch.all, r.floor.all))
   const mid = (peer: 'floor' | 'lifewatch'): BurstResult => {
     const of = (f: (r: BurstResult) => number) => median(runs.map((r) => f(r[peer])))
-    return { first: of((r) => r.first), all: of((r) => r.all), calls: of((r) => r.calls), reaped: of((r) => r.reaped) }
+    return { first: of((r) => r.first), all: of((r) => r.all), calls: of((r) => r.calls), reaped: of((r) => r.reaped), cpu: of((r) => r.cpu!), cpuThread: of((r) => r.cpuThread!) }
   }
   const [fl, lw] = [mid('floor'), mid('lifewatch')]
   const results: Record<string, BurstResult> = { 'native floor': fl, lifewatch: lw, 'poll kill(pid,0) 100 ms': pl }
   const table: Table = {
     title: `Burst: ${n} processes SIGKILLed by one kill(-pgid); ms from the kill${trials > 1 ? `; floor and lifewatch: medians of ${trials} trials` : ''}`,
-    columns: ['peer', 'first exit ms', 'every exit ms', 'observer wakeups', 'helper reaped all ms', 'every exit ×floor', 'every exit ×lifewatch'],
-    rows: Object.entries(results).map(([name, r]) => [name, r.first, r.all, r.calls, r.reaped, ratio(r.all, fl.all), ratio(r.all, lw.all)]),
+    columns: ['peer', 'first exit ms', 'every exit ms', 'observer wakeups', 'observer CPU ms', 'of it the observing thread', 'helper reaped all ms', 'every exit ×floor', 'every exit ×lifewatch'],
+    rows: Object.entries(results).map(([name, r]) => [name, r.first, r.all, r.calls, r.cpu ?? null, r.cpuThread ?? null, r.reaped, ratio(r.all, fl.all), ratio(r.all, lw.all)]),
   }
   const maxCalls = Math.max(...runs.map((r) => r.lifewatch.calls))
   const withStatus = runs.map((r) => r.lifewatch.extra!.withSigkillStatus)
@@ -171,6 +182,7 @@ export async function run(cfg: ScenarioConfig): Promise<ScenarioOutput> {
     goals,
     notes: [
       `Observer wakeups: lifewatch = N-API batch deliveries (monitor.stats.deliveries), floor = epoll_wait returns, poller = sweeps. ${seconds.toFixed(1)} s.`,
+      "Observer CPU: the CPU time (schedstat) every thread of the observer's process ran from just before the kill to the last exit seen; for lifewatch that is the bench's Node process (V8's GC and compiler threads included), its observing thread Node's JS thread, which under directWake also makes lifewatch's turns; for the floor its own process, one thread. Beside 10,000 dying processes on 2 CPUs, every ms the observer needs is a ms it waits for a CPU.",
       `lifewatch is read by a \`for await\` loop started before the kill, and each exit is timed when it reaches that loop; the floor, a process of its own, stamps its own wakes.`,
       `lifewatch's reactor had stamped the last exit ${fmt(runs.map((r) => r.lifewatch.extra!.lastReactorMs), 1)} ms after the kill (per trial); the rest of "every exit" is delivery to JS.`,
       "Node's child_process is not a peer here: 10,000 children of Node would each cost a spawn through libuv, and its SIGCHLD handling calls waitpid once per live child handle.",
