@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use common::{open_fds, serial, Harness};
@@ -51,6 +52,19 @@ fn fresh(l: &Layout, n: &str) {
     }
 }
 
+/// What a test of one cgroup starts with: the other tests kept out, the layout, and the name
+/// `what` gives, with a leftover of that name removed. `None` (the test skips) when not root.
+fn setup(what: &str) -> Option<(MutexGuard<'static, ()>, Layout, String)> {
+    let g = serial();
+    if !root() {
+        return None;
+    }
+    let l = layout();
+    let n = name(what);
+    fresh(&l, &n);
+    Some((g, l, n))
+}
+
 /// The orphans a test leaves: this process is their subreaper, so reap them by PID (on
 /// machines whose PID 1 does not reap, an orphan reparented there stays a zombie for good).
 fn subreaper() {
@@ -84,13 +98,9 @@ fn until_procs(cg: &Cgroup, n: usize) -> Vec<i32> {
 
 #[test]
 fn create_writes_limits_in_every_hierarchy_and_delete_removes_them() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("limits") else {
         return;
-    }
-    let l = layout();
-    let n = name("limits");
-    fresh(&l, &n);
+    };
     let raw = RawLimits {
         memory: text("64M"),
         swap: Some(Input::Number(0.0)),
@@ -251,13 +261,9 @@ fn bad_limits_and_paths_write_nothing() {
 
 #[test]
 fn spawned_child_is_in_the_cgroup_before_it_execs() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("spawn") else {
         return;
-    }
-    let l = layout();
-    let n = name("spawn");
-    fresh(&l, &n);
+    };
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let out = std::env::temp_dir().join(format!("{n}.out"));
     let f = std::fs::File::create(&out).unwrap();
@@ -307,14 +313,10 @@ fn spawned_child_is_in_the_cgroup_before_it_execs() {
 
 #[test]
 fn kill_resolves_only_when_the_whole_tree_is_gone() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("tree") else {
         return;
-    }
+    };
     subreaper();
-    let l = layout();
-    let n = name("tree");
-    fresh(&l, &n);
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let h = Harness::new(MonitorOptions::default());
     let (watch, pid) = sleeper(&cg, &h, "for i in $(seq 50); do sleep 1000 & done; wait");
@@ -409,13 +411,9 @@ fn kill_by_signals_through_pidfds_where_there_is_no_cgroup_kill() {
 
 #[test]
 fn freeze_and_thaw_report_the_kernels_state() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("freeze") else {
         return;
-    }
-    let l = layout();
-    let n = name("freeze");
-    fresh(&l, &n);
+    };
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let h = Harness::new(MonitorOptions::default());
     let (_, pid) = sleeper(&cg, &h, "exec sleep 1000");
@@ -437,13 +435,9 @@ fn freeze_and_thaw_report_the_kernels_state() {
 
 #[test]
 fn delete_waits_for_the_last_process_then_times_out_as_busy() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("busy") else {
         return;
-    }
-    let l = layout();
-    let n = name("busy");
-    fresh(&l, &n);
+    };
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let h = Harness::new(MonitorOptions::default());
     let (watch, _) = sleeper(&cg, &h, "exec sleep 1000");
@@ -483,15 +477,11 @@ fn delete_waits_for_the_last_process_then_times_out_as_busy() {
 
 #[test]
 fn an_empty_cgroup_is_deleted_before_delete_async_returns() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("inline") else {
         return;
-    }
+    };
     // The usual deletion (a task's process has exited) needs no kill and no wait: it is done
     // on the calling thread, without a hop to the waiter thread. A busy one still waits there.
-    let l = layout();
-    let n = name("inline");
-    fresh(&l, &n);
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     cg.delete_async(true, None, Box::new(move |r| tx.send(r).unwrap()))
@@ -522,13 +512,9 @@ fn an_empty_cgroup_is_deleted_before_delete_async_returns() {
 
 #[test]
 fn wait_empty_is_cancellable_and_resolves_on_exit() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("wait") else {
         return;
-    }
-    let l = layout();
-    let n = name("wait");
-    fresh(&l, &n);
+    };
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     assert!(
         cg.wait_empty(None).unwrap(),
@@ -553,14 +539,10 @@ fn wait_empty_is_cancellable_and_resolves_on_exit() {
 
 #[test]
 fn pids_max_is_enforced() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("pidsmax") else {
         return;
-    }
+    };
     subreaper();
-    let l = layout();
-    let n = name("pidsmax");
-    fresh(&l, &n);
     let lim = RawLimits {
         pids: Some(Input::Number(5.0)),
         ..Default::default()
@@ -641,13 +623,9 @@ fn five_hundred_create_delete_cycles_leak_no_fd() {
 
 #[test]
 fn spawn_reports_exec_failures_and_kills_nothing_else() {
-    let _g = serial();
-    if !root() {
+    let Some((_g, l, n)) = setup("execfail") else {
         return;
-    }
-    let l = layout();
-    let n = name("execfail");
-    fresh(&l, &n);
+    };
     let cg = Cgroup::create(&l, &n, &Default::default()).unwrap();
     let e = spawn(
         &SpawnOptions::new("/nonexistent/lifewatch", vec![]),
