@@ -78,7 +78,12 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
   }
   t.is(found.length, 1, `Node's loop watches one set of the monitor's: ${JSON.stringify(found)}`)
   const { loop, ready } = found[0]!
-  const interest = () => epollSets().get(loop)?.get(ready)
+  // Read from the loop's fdinfo alone: the probe runs between deliveries, within the burst gap.
+  const entry = new RegExp(`^tfd:\\s*${ready}\\s+events:\\s*([0-9a-f]+)`, 'm')
+  const interest = () => {
+    const m = entry.exec(readFileSync(`/proc/self/fdinfo/${loop}`, 'utf8'))
+    return m ? parseInt(m[1]!, 16) : undefined
+  }
   t.is(interest(), IN)
   // Chains of exits in which each exit's waiter kills the next two processes and keeps the JS
   // thread 2 ms inside that delivery: their exits are ready when the loop polls again, well
@@ -110,11 +115,47 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
   }
   t.false(seen.has(undefined), 'the fd stayed in the set throughout')
   t.true(seen.has(MASKED), `masked during a hold (seen: ${[...seen].map((e) => e?.toString(16))})`)
-  // The last hold ends within its timer (16 ms at most); then a lone exit comes through the loop.
+  // The last hold ends within its timer (16 ms at most); a lone exit after it is delivered.
   for (let i = 0; i < 100 && interest() !== IN; i++) await new Promise((r) => setTimeout(r, 5))
   t.is(interest(), IN, 'unmasked once the burst is over')
   t.is((await monitor.watchPid(sh('exit 3').pid!).wait()).exitCode, 3)
   monitor.close()
+})
+
+test.serial("stats.watches read in a delivery finishes that monitor's own turn, not another's", async (t) => {
+  const pidfds = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]'
+      } catch {
+        return false
+      }
+    }).length
+  const [a, b] = [new Monitor(), new Monitor()]
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  await once(child, 'spawn')
+  const seen = a
+    .watchPid(child.pid!)
+    .wait()
+    .then(() => {
+      const open = pidfds()
+      const other = b.stats.watches
+      const afterOther = pidfds()
+      const own = a.stats.watches
+      return { open, other, afterOther, own, afterOwn: pidfds() }
+    })
+  const base = pidfds()
+  child.kill('SIGKILL')
+  const r = await seen
+  // Delivered in a JS turn (the usual way), the exited watch's pidfd stays open until the turn
+  // is over; delivered by the reactor (a JS thread late by a grace) it is closed already.
+  t.log(r.open === base ? 'delivered in a JS turn' : 'delivered by the reactor')
+  t.is(r.afterOther, r.open, "another monitor's count leaves the turn alone")
+  t.is(r.afterOwn, base - 1, 'its own count ends the turn: the pidfd is closed')
+  t.deepEqual([r.other, r.own], [0, 0])
+  a.close()
+  b.close()
+  await reaped(child)
 })
 
 test('process.exit inside a delivery, monitors open: a clean teardown', async (t) => {

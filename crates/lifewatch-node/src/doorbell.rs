@@ -59,6 +59,18 @@ pub(crate) fn finish_delivering_turn() {
     }
 }
 
+/// As `finish_delivering_turn`, but only if the turn is `door`'s: a count that one monitor
+/// reads must not finish another's turn (that would count it as turning while it delivers).
+pub(crate) fn finish_turn_of(door: &Arc<impl Door + 'static>) {
+    let mine = DELIVERING.with(|d| {
+        d.borrow_mut()
+            .take_if(|t| std::ptr::addr_eq(Arc::as_ptr(t), Arc::as_ptr(door)))
+    });
+    if let Some(door) = mine {
+        door.turn_done();
+    }
+}
+
 /// `UV_POLL` and `UV_TIMER` in libuv's `uv_handle_type` and `UV_READABLE` in `uv_poll_event`
 /// (stable ABI).
 const UV_POLL: c_int = 8;

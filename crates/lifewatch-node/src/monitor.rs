@@ -213,11 +213,11 @@ impl NativeMonitor {
         self.inner.core.uses_pidfd()
     }
 
-    /// Watches still in force: a waiter that reads it while the delivery of the exit that
-    /// woke it is under way finishes that turn first, which ends the watches it delivered.
+    /// Watches still in force: read while this monitor's delivery is under way (by the waiter
+    /// of an exit it delivers), it finishes that turn first, which ends the watches delivered.
     #[napi(getter)]
     pub fn watch_count(&self) -> u32 {
-        crate::doorbell::finish_delivering_turn();
+        crate::doorbell::finish_turn_of(&self.inner);
         self.inner.core.watch_count() as u32
     }
 
