@@ -54,19 +54,17 @@ thread_local! {
 /// finish it again): `fdStats()` counts what is open, and an exit's waiter may ask it while
 /// the delivery is still under way.
 pub(crate) fn finish_delivering_turn() {
-    if let Some(door) = DELIVERING.with(|d| d.borrow_mut().take()) {
-        door.turn_done();
-    }
+    finish_turn_if(|_| true);
 }
 
 /// As `finish_delivering_turn`, but only if the turn is `door`'s: a count that one monitor
 /// reads must not finish another's turn (that would count it as turning while it delivers).
 pub(crate) fn finish_turn_of(door: &Arc<impl Door + 'static>) {
-    let mine = DELIVERING.with(|d| {
-        d.borrow_mut()
-            .take_if(|t| std::ptr::addr_eq(Arc::as_ptr(t), Arc::as_ptr(door)))
-    });
-    if let Some(door) = mine {
+    finish_turn_if(|t| std::ptr::addr_eq(Arc::as_ptr(t), Arc::as_ptr(door)));
+}
+
+fn finish_turn_if(whose: impl FnOnce(&mut Arc<dyn Door>) -> bool) {
+    if let Some(door) = DELIVERING.with(|d| d.borrow_mut().take_if(whose)) {
         door.turn_done();
     }
 }
@@ -118,8 +116,8 @@ struct Bell {
     /// The ready fd, and the loop's epoll fd (-1: libuv gives none) where a hold masks it.
     fd: RawFd,
     backend: RawFd,
-    /// How the poll is paused for the current hold.
-    paused: Cell<Paused>,
+    /// The current hold masked the fd (else it stopped the poll).
+    masked: Cell<bool>,
     /// Handles libuv has not yet closed (the env cleanup hook goes with the last).
     open_handles: Cell<u8>,
     last_delivery: Cell<Option<Instant>>,
@@ -133,15 +131,6 @@ struct Bell {
     /// Node's loop); null once released.
     callbacks: Cell<Callbacks>,
     context: Cell<sys::napi_async_context>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Paused {
-    No,
-    /// Masked in the loop's epoll set: libuv still counts the poll as started.
-    Masked,
-    /// `uv_poll_stop`ped (masking was refused).
-    Stopped,
 }
 
 #[derive(Clone, Copy)]
@@ -214,7 +203,7 @@ impl Doorbell {
             fd,
             // SAFETY: a plain query of a live loop.
             backend: unsafe { uv_backend_fd(event_loop) },
-            paused: Cell::new(Paused::No),
+            masked: Cell::new(false),
             open_handles: Cell::new(2),
             last_delivery: Cell::new(None),
             last_size: Cell::new(0),
@@ -485,13 +474,12 @@ fn mask(bell: &Bell, readable: bool) -> bool {
 
 /// Stops hearing the ready fd for a hold.
 fn pause(bell: &Bell, handle: *mut c_void) {
-    if mask(bell, false) {
-        bell.paused.set(Paused::Masked);
-    } else {
+    let masked = mask(bell, false);
+    if !masked {
         // SAFETY: a live handle of this thread's loop.
         unsafe { uv_poll_stop(handle) };
-        bell.paused.set(Paused::Stopped);
     }
+    bell.masked.set(masked);
 }
 
 /// The hold of a burst is over: one turn for all that came meanwhile, then watch again.
@@ -503,19 +491,14 @@ unsafe extern "C" fn on_hold_over(timer: *mut c_void) {
     if handle.is_null() {
         return;
     }
-    let paused = bell.paused.replace(Paused::No);
-    if paused == Paused::Masked && mask(bell, true) {
+    if bell.masked.get() && mask(bell, true) {
         return;
     }
-    // SAFETY: still open (not nulled): a live handle of this thread's loop. A poll whose mask
-    // could not be lifted is stopped first, so that libuv registers it anew.
-    unsafe {
-        if paused == Paused::Masked {
-            uv_poll_stop(handle);
-        }
-        if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
-            close(bell);
-        }
+    // SAFETY: still open (not nulled): a live handle of this thread's loop. `uv_poll_start`
+    // stops the poll first (taking the fd out of the loop's set), so a poll whose mask could
+    // not be lifted is registered anew too.
+    if unsafe { uv_poll_start(handle, UV_READABLE, on_readable) } != 0 {
+        close(bell);
     }
 }
 
