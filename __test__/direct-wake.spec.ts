@@ -3,10 +3,10 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 
 import { Monitor, monotonicTime } from '../src/index.js'
-import { fixture, node, reaped, sh } from './helpers.js'
+import { fdTable, fixture, node, reaped, sh } from './helpers.js'
 
 test('directWake is on by default, off on request, and off once closed', (t) => {
   const on = new Monitor()
@@ -48,16 +48,21 @@ test.serial('an exit while JS is blocked comes through the reactor, stamped when
   await reaped(child)
 })
 
-/** Each epoll set of this process: the fds it watches, with their event masks. */
+/** The fds an epoll set of this process watches, with their event masks (its fdinfo). */
+function watched(epfd: number): Map<number, number> {
+  const info = readFileSync(`/proc/self/fdinfo/${epfd}`, 'utf8')
+  return new Map([...info.matchAll(/^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)/gm)].map((m) => [Number(m[1]), parseInt(m[2]!, 16)]))
+}
+
+/** Each epoll set of this process, with what it watches. */
 function epollSets(): Map<number, Map<number, number>> {
   const sets = new Map<number, Map<number, number>>()
-  for (const name of readdirSync('/proc/self/fd')) {
+  for (const [fd, target] of fdTable()) {
+    if (target !== 'anon_inode:[eventpoll]') continue
     try {
-      if (readlinkSync(`/proc/self/fd/${name}`) !== 'anon_inode:[eventpoll]') continue
-      const info = readFileSync(`/proc/self/fdinfo/${name}`, 'utf8')
-      sets.set(Number(name), new Map([...info.matchAll(/^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)/gm)].map((m) => [Number(m[1]), parseInt(m[2]!, 16)])))
+      sets.set(Number(fd), watched(Number(fd)))
     } catch {
-      // the directory's own fd, or an fd closed meanwhile
+      // closed since the table was read
     }
   }
   return sets
@@ -79,11 +84,7 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
   t.is(found.length, 1, `Node's loop watches one set of the monitor's: ${JSON.stringify(found)}`)
   const { loop, ready } = found[0]!
   // Read from the loop's fdinfo alone: the probe runs between deliveries, within the burst gap.
-  const entry = new RegExp(`^tfd:\\s*${ready}\\s+events:\\s*([0-9a-f]+)`, 'm')
-  const interest = () => {
-    const m = entry.exec(readFileSync(`/proc/self/fdinfo/${loop}`, 'utf8'))
-    return m ? parseInt(m[1]!, 16) : undefined
-  }
+  const interest = () => watched(loop).get(ready)
   t.is(interest(), IN)
   // Chains of exits in which each exit's waiter kills the next two processes and keeps the JS
   // thread 2 ms inside that delivery: their exits are ready when the loop polls again, well
@@ -123,14 +124,7 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
 })
 
 test.serial("stats.watches read in a delivery finishes that monitor's own turn, not another's", async (t) => {
-  const pidfds = () =>
-    readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]'
-      } catch {
-        return false
-      }
-    }).length
+  const pidfds = () => [...fdTable().values()].filter((target) => target === 'anon_inode:[pidfd]').length
   const [a, b] = [new Monitor(), new Monitor()]
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
   await once(child, 'spawn')
