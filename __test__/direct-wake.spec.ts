@@ -1,7 +1,7 @@
 // directWake: Node's loop watches the monitor's ready fd and delivers in the loop turn that
 // saw it; the reactor thread delivers what JS leaves (busy) after a short grace period.
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 
@@ -54,6 +54,15 @@ function watched(epfd: number): Map<number, number> {
   return new Map([...info.matchAll(/^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)/gm)].map((m) => [Number(m[1]), parseInt(m[2]!, 16)]))
 }
 
+/** Blocks the JS thread until a child of this process has died (or `ms` have passed). */
+function dead(child: ChildProcess, ms: number): void {
+  const deadline = performance.now() + ms
+  const tick = new Int32Array(new SharedArrayBuffer(4))
+  // A zombie until Node's loop reaps it (the state follows the command name's ')'); gone once reaped.
+  const zombie = () => child.exitCode !== null || child.signalCode !== null || /\) Z /.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8'))
+  while (!zombie() && performance.now() < deadline) Atomics.wait(tick, 0, 0, 0.1)
+}
+
 /** Each epoll set of this process, with what it watches. */
 function epollSets(): Map<number, Map<number, number>> {
   const sets = new Map<number, Map<number, number>>()
@@ -87,9 +96,10 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
   const interest = () => watched(loop).get(ready)
   t.is(interest(), IN)
   // Chains of exits in which each exit's waiter kills the next two processes and keeps the JS
-  // thread 2 ms inside that delivery: their exits are ready when the loop polls again, well
-  // within a millisecond of the delivery, which the doorbell takes as a burst and holds. A
-  // loaded machine may keep the killed processes from dying in time: up to three chains.
+  // thread inside that delivery until they have died (zombies: Node reaps its children only
+  // from its loop): their exits are ready when the loop polls again, well within a
+  // millisecond of the delivery, which the doorbell takes as a burst and holds. On a loaded
+  // machine the JS thread may still be kept off its CPU that long: up to three chains.
   const seen = new Set<number | undefined>()
   for (let chain = 0; chain < 3 && !seen.has(MASKED); chain++) {
     const sleepers = Array.from({ length: 40 }, () => spawn('sleep', ['30'], { stdio: 'ignore' }))
@@ -99,8 +109,9 @@ test.serial("a burst's holds mask the monitor's fd in Node's epoll set, not remo
         .watchPid(c.pid!)
         .wait()
         .then((e) => {
-          for (const next of sleepers.slice(i + 1, i + 3)) next.kill('SIGKILL')
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2)
+          const next = sleepers.slice(i + 1, i + 3)
+          for (const c of next) c.kill('SIGKILL')
+          for (const c of next) dead(c, 1000)
           return e
         }),
     )

@@ -396,9 +396,8 @@ fn the_reactor_thread_sleeps_through_exits_the_consumer_takes() {
         let mut ids: Vec<WatchId> = got.iter().map(|e| e.watch).collect();
         let by_turn = !ids.is_empty();
         if !by_turn {
-            // Under valgrind the watch is a fallback poll (its pidfd_open is ENOSYS), whose
-            // timed wake may look before the kill has landed, and a turn that slow may find the
-            // exit already handed to the reactor: either way it comes through the queue.
+            // A turn that slow (the VM's emulated CPUs) may find the exit already handed to
+            // the reactor: it comes through the queue.
             ids = h
                 .collect(1, Duration::from_secs(5))
                 .iter()
