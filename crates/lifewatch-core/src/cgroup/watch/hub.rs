@@ -36,6 +36,10 @@ pub(crate) struct OomState {
     /// An OOM seen without its kill (v2 `oom` counted, or a v1 notification): until this
     /// deadline it waits for the kill, then it is reported alone.
     pub pending: Option<std::time::Instant>,
+    /// v1: the statistics read at the OOM's notification, which its event carries. The
+    /// kernel notifies hundreds of microseconds before it counts the kill, and reading them
+    /// then (a dozen files) keeps that work off the path from the kill to the event.
+    pub at_notice: Option<Box<stats::Stats>>,
 }
 
 #[derive(Debug)]

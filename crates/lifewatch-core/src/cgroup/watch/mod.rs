@@ -188,6 +188,7 @@ impl CgroupWatcher {
                     kind: *kind,
                     last,
                     pending: None,
+                    at_notice: None,
                 }),
                 Err(e) => {
                     tolerate(WatchPart::Oom, opts.oom, e)?;

@@ -36,7 +36,10 @@ impl Hub {
         now: Instant,
         out: &mut Events,
     ) -> u64 {
-        let Some(oom) = self.watches.get_mut(&watch).and_then(|w| w.oom.as_mut()) else {
+        let Some(w) = self.watches.get_mut(&watch) else {
+            return 0;
+        };
+        let Some(oom) = w.oom.as_mut() else {
             return 0;
         };
         let Ok(counters) = stats::read_counters(&oom.file) else {
@@ -48,9 +51,13 @@ impl Hub {
         // v1 with the OOM killer disabled: the cgroup waits under OOM, no kill will come.
         let under = notified && oom.kind == OomFile::V1 && counters.get("under_oom") == Some(&1);
         if kills == 0 && d("oom_group_kill") == 0 && !under {
-            let started = d("oom") > 0 || (notified && oom.kind == OomFile::V1);
+            let v1_notice = notified && oom.kind == OomFile::V1;
+            let started = d("oom") > 0 || v1_notice;
             if started && oom.pending.is_none() {
                 oom.pending = Some(now + KILL_WAIT);
+                if v1_notice {
+                    oom.at_notice = Some(Box::new(snapshot(self.layout.as_ref(), &w.path)));
+                }
             }
             match oom.pending {
                 // Nothing OOM-like (v2 `max`/`high` moved alone): no event.
@@ -62,10 +69,18 @@ impl Hub {
         }
         oom.pending = None;
         oom.last = counters.clone();
-        self.push_oom(watch, time, kills, deltas, counters, out);
+        // Read at the notification, with its counters (v1 `memory.oom_control`) brought up to date.
+        let at_notice = oom.at_notice.take().map(|mut s| {
+            s.memory_events
+                .extend(counters.iter().map(|(k, &v)| (k.clone(), v)));
+            s
+        });
+        self.push_oom(watch, time, kills, deltas, counters, at_notice, out);
         kills
     }
 
+    /// `stats`: read earlier (`OomState::at_notice`), else now.
+    #[allow(clippy::too_many_arguments)]
     fn push_oom(
         &self,
         watch: WatchId,
@@ -73,17 +88,19 @@ impl Hub {
         kills: u64,
         deltas: Counters,
         counters: Counters,
+        stats: Option<Box<stats::Stats>>,
         out: &mut Events,
     ) {
         let Some(w) = self.watches.get(&watch) else {
             return;
         };
+        let stats = stats.unwrap_or_else(|| Box::new(snapshot(self.layout.as_ref(), &w.path)));
         let kind = EventKind::Oom {
             cgroup: w.name(),
             kills,
             deltas,
             counters,
-            stats: Box::new(snapshot(self.layout.as_ref(), &w.path)),
+            stats,
             victims: self.victims(watch, kills, time, out),
         };
         Self::push(out, watch, time, kind);
@@ -135,7 +152,8 @@ impl Hub {
         };
         if oom.pending.take().is_some() {
             let counters = oom.last.clone();
-            self.push_oom(watch, time, 0, Counters::new(), counters, out);
+            let at_notice = oom.at_notice.take();
+            self.push_oom(watch, time, 0, Counters::new(), counters, at_notice, out);
         }
     }
 
@@ -193,5 +211,85 @@ impl Hub {
         for id in ids {
             self.check_oom(id, time, false, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::watch::hub::{CgWatch, OomState};
+    use crate::cgroup::{CgroupPath, Layout};
+    use crate::event::Event;
+
+    #[test]
+    fn a_v1_oom_carries_the_statistics_read_at_its_notification() {
+        let root = std::env::temp_dir().join(format!("lw-oom-v1-{}", std::process::id()));
+        let job = root.join("memory/job");
+        std::fs::create_dir_all(&job).unwrap();
+        let write = |file: &str, text: &str| std::fs::write(job.join(file), text).unwrap();
+        write(
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        );
+        write("memory.usage_in_bytes", "33554432\n");
+        let layout = Layout::from_root(&root).unwrap();
+        let path = CgroupPath::parse("job", &layout).unwrap();
+        let file = job.join("memory.oom_control");
+        let mut hub = Hub {
+            layout: Some(layout),
+            ..Default::default()
+        };
+        hub.watches.insert(
+            7,
+            CgWatch {
+                path,
+                parts_left: 1,
+                sources: vec![],
+                wds: vec![],
+                dir_name: None,
+                oom: Some(OomState {
+                    last: stats::read_counters(&file).unwrap(),
+                    file,
+                    kind: OomFile::V1,
+                    pending: None,
+                    at_notice: None,
+                }),
+                events: None,
+            },
+        );
+        let mut out = Events::new();
+        assert_eq!(
+            hub.check_oom(7, 1, true, &mut out),
+            0,
+            "notified, no kill yet"
+        );
+        assert!(out.is_empty() && hub.oom_pending(7));
+        // The kill: counted, and the victim's memory freed.
+        write(
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        );
+        write("memory.usage_in_bytes", "4096\n");
+        assert_eq!(hub.check_oom(7, 2, false, &mut out), 1);
+        let [Event {
+            kind: EventKind::Oom {
+                stats, counters, ..
+            },
+            ..
+        }] = out.as_slice()
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            stats.memory_current,
+            Some(33554432),
+            "the memory at the OOM"
+        );
+        assert_eq!(
+            stats.memory_events, *counters,
+            "the counters as the event's"
+        );
+        assert_eq!(counters["oom_kill"], 1);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

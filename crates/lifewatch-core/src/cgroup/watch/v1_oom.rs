@@ -15,6 +15,7 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::fs::{open, Mode, OFlags};
 
 use crate::cgroup::watch::hub::{lock, SharedHub};
+use crate::cgroup::watch::oom_check::KILL_WAIT;
 use crate::error::{Code, Result, SysResult};
 use crate::event::{EventKind, WatchId};
 use crate::fd::{CountedFd, FdKind, Release, Released};
@@ -89,15 +90,17 @@ pub(crate) struct V1Part {
     pub dir: PathBuf,
     pub hub: SharedHub,
     /// v1 notifies when the OOM starts, before the killer has counted its kill: after a
-    /// notification without a kill, re-read on a short backoff until the kill shows.
-    recheck: Option<(Instant, usize)>,
+    /// notification without a kill (at this instant), re-read until the kill shows.
+    noticed: Option<Instant>,
 }
 
-/// Re-read delays after an OOM notification without a kill: the kernel counts the kill tens
-/// of microseconds after it notifies, so the first re-read comes that soon (a millisecond
-/// first was most of the OOM event's latency); doubling, about 1.6 s in all.
+/// Re-reads after an OOM notification without a kill come `RECHECK_FIRST` apart, then an
+/// eighth of the time since the notification: the kernel counts the kill tens to hundreds of
+/// microseconds after it notifies (it logs the OOM report first), and a re-read at most an
+/// eighth late keeps the event within 13% of the kill at any delay, where doubling delays
+/// came up to twice as late. About 60 re-reads until `KILL_WAIT` reports the OOM alone; none
+/// past twice that.
 const RECHECK_FIRST: Duration = Duration::from_micros(50);
-const RECHECKS: u32 = 15;
 
 impl V1Part {
     pub(crate) fn new(
@@ -113,7 +116,7 @@ impl V1Part {
             what,
             dir,
             hub,
-            recheck: None,
+            noticed: None,
         }
     }
 
@@ -123,13 +126,21 @@ impl V1Part {
         matches!(rustix::io::read(self.fd.as_fd(), &mut buf), Ok(8))
     }
 
-    fn schedule(&mut self, cx: &mut Ready<'_>, attempt: usize) {
-        self.recheck = (attempt < RECHECKS as usize)
-            .then(|| (Instant::now() + RECHECK_FIRST * (1 << attempt), attempt));
-        match self.recheck {
-            Some((at, _)) => cx.wake_at(at),
-            None => cx.cancel_wake(),
+    /// The next re-read of an OOM noticed at `noticed`.
+    fn recheck(&mut self, cx: &mut Ready<'_>, noticed: Instant) {
+        let now = Instant::now();
+        let waited = now - noticed;
+        if waited > KILL_WAIT * 2 {
+            self.settle(cx);
+            return;
         }
+        self.noticed = Some(noticed);
+        cx.wake_at(now + RECHECK_FIRST.max(waited / 8));
+    }
+
+    fn settle(&mut self, cx: &mut Ready<'_>) {
+        self.noticed = None;
+        cx.cancel_wake();
     }
 }
 
@@ -155,15 +166,10 @@ impl Source for V1Part {
         match &self.what {
             V1What::Oom => {
                 let kills = hub.check_oom(self.watch, cx.time, notified, cx.out);
-                match (kills, notified, self.recheck) {
-                    (0, true, _) => self.schedule(cx, 0),
-                    (0, false, Some((_, n))) if hub.oom_pending(self.watch) => {
-                        self.schedule(cx, n + 1)
-                    }
-                    _ => {
-                        self.recheck = None;
-                        cx.cancel_wake();
-                    }
+                match (kills, notified, self.noticed) {
+                    (0, true, None) => self.recheck(cx, Instant::now()),
+                    (0, _, Some(at)) if hub.oom_pending(self.watch) => self.recheck(cx, at),
+                    _ => self.settle(cx),
                 }
             }
             V1What::Pressure(level) => {

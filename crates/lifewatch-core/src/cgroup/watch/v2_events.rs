@@ -274,6 +274,7 @@ mod tests {
                 file: memory_events,
                 kind: OomFile::V2,
                 pending: None,
+                at_notice: None,
             }),
             events: Some(EventsState {
                 file: root.join("job/cgroup.events"),
