@@ -99,7 +99,8 @@ export interface ErrorEvent extends BaseEvent {
 /** Memory counters by name: memory.events (v2) or memory.oom_control + failcnt (v1). */
 export type Counters = Record<string, number>
 
-/** A cgroup's resources when the event was read (absent values: not available). */
+/** A cgroup's resources when the event was read (absent values: not available); a v1 `oom`
+ *  event's, at the OOM's notification (docs/cgroups.md). */
 export interface CgroupStats {
   /** Bytes in use: v2 memory.current, v1 memory.usage_in_bytes. */
   memoryCurrent?: number

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cgroup::stats::{self, Counters};
-use crate::cgroup::watch::hub::{snapshot, Hub, OomFile};
+use crate::cgroup::watch::hub::{snapshot, Hub, OomFile, OomState};
 use crate::event::{EventKind, Events, OomVictim, WatchId};
 use crate::process::kmsg;
 
@@ -13,6 +13,15 @@ use crate::process::kmsg;
 /// OOM (v2) or after notifying (v1), so the wait runs out only when there is no kill: no
 /// killable victim, a victim already dying, or the OOM killer disabled.
 pub(crate) const KILL_WAIT: Duration = Duration::from_millis(500);
+
+/// The statistics read at a v1 OOM's notification, taken for its event, with the counters
+/// they share with it (`memory.oom_control`) as the event has them.
+fn at_notice(oom: &mut OomState, counters: &Counters) -> Option<Box<stats::Stats>> {
+    let mut s = oom.at_notice.take()?;
+    s.memory_events
+        .extend(counters.iter().map(|(k, &v)| (k.clone(), v)));
+    Some(s)
+}
 
 impl Hub {
     /// Re-reads a watch's OOM counters and reports any increase of `oom_kill`, `oom` or
@@ -48,8 +57,12 @@ impl Hub {
         let deltas = stats::deltas(&oom.last, &counters);
         let d = |k: &str| deltas.get(k).copied().unwrap_or(0);
         let kills = d("oom_kill");
-        // v1 with the OOM killer disabled: the cgroup waits under OOM, no kill will come.
-        let under = notified && oom.kind == OomFile::V1 && counters.get("under_oom") == Some(&1);
+        // v1 with the OOM killer disabled: the cgroup waits under OOM, no kill will come. (With
+        // the killer on, `under_oom` reads 1 for a moment around the notification too.)
+        let under = notified
+            && oom.kind == OomFile::V1
+            && counters.get("oom_kill_disable") == Some(&1)
+            && counters.get("under_oom") == Some(&1);
         if kills == 0 && d("oom_group_kill") == 0 && !under {
             let v1_notice = notified && oom.kind == OomFile::V1;
             let started = d("oom") > 0 || v1_notice;
@@ -69,12 +82,7 @@ impl Hub {
         }
         oom.pending = None;
         oom.last = counters.clone();
-        // Read at the notification, with its counters (v1 `memory.oom_control`) brought up to date.
-        let at_notice = oom.at_notice.take().map(|mut s| {
-            s.memory_events
-                .extend(counters.iter().map(|(k, &v)| (k.clone(), v)));
-            s
-        });
+        let at_notice = at_notice(oom, &counters);
         self.push_oom(watch, time, kills, deltas, counters, at_notice, out);
         kills
     }
@@ -152,16 +160,15 @@ impl Hub {
         };
         if oom.pending.take().is_some() {
             let counters = oom.last.clone();
-            let at_notice = oom.at_notice.take();
+            let at_notice = at_notice(oom, &counters);
             self.push_oom(watch, time, 0, Counters::new(), counters, at_notice, out);
         }
     }
 
-    /// Whether an OOM of `watch` is waiting for its kill.
-    pub(crate) fn oom_pending(&self, watch: WatchId) -> bool {
-        self.watches
-            .get(&watch)
-            .is_some_and(|w| w.oom.as_ref().is_some_and(|o| o.pending.is_some()))
+    /// Since when an OOM of `watch` has been waiting for its kill, if one is.
+    pub(crate) fn oom_wait_since(&self, watch: WatchId) -> Option<Instant> {
+        let deadline = self.watches.get(&watch)?.oom.as_ref()?.pending?;
+        Some(deadline - KILL_WAIT)
     }
 
     /// The v2 OOMs waiting for their kill, with their deadlines (v1 parts keep their own
@@ -219,65 +226,91 @@ mod tests {
     use super::*;
     use crate::cgroup::watch::hub::{CgWatch, OomState};
     use crate::cgroup::{CgroupPath, Layout};
-    use crate::event::Event;
 
-    #[test]
-    fn a_v1_oom_carries_the_statistics_read_at_its_notification() {
-        let root = std::env::temp_dir().join(format!("lw-oom-v1-{}", std::process::id()));
-        let job = root.join("memory/job");
-        std::fs::create_dir_all(&job).unwrap();
-        let write = |file: &str, text: &str| std::fs::write(job.join(file), text).unwrap();
-        write(
-            "memory.oom_control",
-            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
-        );
-        write("memory.usage_in_bytes", "33554432\n");
-        let layout = Layout::from_root(&root).unwrap();
-        let path = CgroupPath::parse("job", &layout).unwrap();
-        let file = job.join("memory.oom_control");
-        let mut hub = Hub {
-            layout: Some(layout),
-            ..Default::default()
-        };
-        hub.watches.insert(
-            7,
-            CgWatch {
+    /// A fake v1 tree whose `job` has `memory.oom_control` reading `oom_control` and 32 MiB in
+    /// use, and a hub with an OOM watch (7) on it, baselined there.
+    struct V1Job {
+        root: std::path::PathBuf,
+        hub: Hub,
+    }
+
+    impl V1Job {
+        fn new(name: &str, oom_control: &str) -> V1Job {
+            let root = std::env::temp_dir().join(format!("lw-oom-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(root.join("memory/job")).unwrap();
+            let mut job = V1Job {
+                root,
+                hub: Hub::default(),
+            };
+            job.write("memory.oom_control", oom_control);
+            job.write("memory.usage_in_bytes", "33554432\n");
+            let layout = Layout::from_root(&job.root).unwrap();
+            let path = CgroupPath::parse("job", &layout).unwrap();
+            let file = job.root.join("memory/job/memory.oom_control");
+            job.hub.layout = Some(layout);
+            let oom = OomState {
+                last: stats::read_counters(&file).unwrap(),
+                file,
+                kind: OomFile::V1,
+                pending: None,
+                at_notice: None,
+            };
+            let watch = CgWatch {
                 path,
                 parts_left: 1,
                 sources: vec![],
                 wds: vec![],
                 dir_name: None,
-                oom: Some(OomState {
-                    last: stats::read_counters(&file).unwrap(),
-                    file,
-                    kind: OomFile::V1,
-                    pending: None,
-                    at_notice: None,
-                }),
+                oom: Some(oom),
                 events: None,
-            },
-        );
+            };
+            job.hub.watches.insert(7, watch);
+            job
+        }
+
+        fn write(&self, file: &str, text: &str) {
+            std::fs::write(self.root.join("memory/job").join(file), text).unwrap();
+        }
+    }
+
+    impl Drop for V1Job {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn oom_events(out: &Events) -> Vec<(u64, &Counters, &stats::Stats)> {
+        out.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Oom {
+                    kills,
+                    counters,
+                    stats,
+                    ..
+                } => Some((*kills, counters, &**stats)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_v1_oom_carries_the_statistics_read_at_its_notification() {
+        let mut job = V1Job::new("notice", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
         let mut out = Events::new();
         assert_eq!(
-            hub.check_oom(7, 1, true, &mut out),
+            job.hub.check_oom(7, 1, true, &mut out),
             0,
             "notified, no kill yet"
         );
-        assert!(out.is_empty() && hub.oom_pending(7));
+        assert!(out.is_empty() && job.hub.oom_wait_since(7).is_some());
         // The kill: counted, and the victim's memory freed.
-        write(
+        job.write(
             "memory.oom_control",
             "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
         );
-        write("memory.usage_in_bytes", "4096\n");
-        assert_eq!(hub.check_oom(7, 2, false, &mut out), 1);
-        let [Event {
-            kind: EventKind::Oom {
-                stats, counters, ..
-            },
-            ..
-        }] = out.as_slice()
-        else {
+        job.write("memory.usage_in_bytes", "4096\n");
+        assert_eq!(job.hub.check_oom(7, 2, false, &mut out), 1);
+        let [(1, counters, stats)] = oom_events(&out)[..] else {
             panic!("{out:?}")
         };
         assert_eq!(
@@ -285,11 +318,50 @@ mod tests {
             Some(33554432),
             "the memory at the OOM"
         );
-        assert_eq!(
-            stats.memory_events, *counters,
-            "the counters as the event's"
+        for (k, v) in counters {
+            assert_eq!(
+                stats.memory_events.get(k),
+                Some(v),
+                "{k} as the event has it"
+            );
+        }
+        let oom = job.hub.watches[&7].oom.as_ref().unwrap();
+        assert!(oom.pending.is_none() && oom.at_notice.is_none(), "taken");
+    }
+
+    #[test]
+    fn under_oom_alone_is_reported_only_with_the_killer_disabled() {
+        // The killer on: `under_oom` reads 1 for a moment around the notification; the kill
+        // follows, and the OOM comes with it, once.
+        let mut job = V1Job::new("under", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+        let mut out = Events::new();
+        job.write(
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 1\noom_kill 0\n",
         );
-        assert_eq!(counters["oom_kill"], 1);
-        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(job.hub.check_oom(7, 1, true, &mut out), 0);
+        assert!(out.is_empty(), "waits for the kill: {out:?}");
+        job.write(
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        );
+        job.hub.check_oom(7, 2, false, &mut out);
+        assert_eq!(
+            oom_events(&out).iter().map(|e| e.0).collect::<Vec<_>>(),
+            [1]
+        );
+        // The killer disabled: the cgroup waits under OOM and no kill will come: at once.
+        let mut job = V1Job::new("disabled", "oom_kill_disable 1\nunder_oom 0\noom_kill 0\n");
+        let mut out = Events::new();
+        job.write(
+            "memory.oom_control",
+            "oom_kill_disable 1\nunder_oom 1\noom_kill 0\n",
+        );
+        job.hub.check_oom(7, 1, true, &mut out);
+        assert_eq!(
+            oom_events(&out).iter().map(|e| e.0).collect::<Vec<_>>(),
+            [0]
+        );
+        assert_eq!(job.hub.oom_wait_since(7), None);
     }
 }

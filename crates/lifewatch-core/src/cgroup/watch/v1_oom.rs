@@ -89,18 +89,28 @@ pub(crate) struct V1Part {
     pub what: V1What,
     pub dir: PathBuf,
     pub hub: SharedHub,
-    /// v1 notifies when the OOM starts, before the killer has counted its kill: after a
-    /// notification without a kill (at this instant), re-read until the kill shows.
-    noticed: Option<Instant>,
 }
 
-/// Re-reads after an OOM notification without a kill come `RECHECK_FIRST` apart, then an
-/// eighth of the time since the notification: the kernel counts the kill tens to hundreds of
-/// microseconds after it notifies (it logs the OOM report first), and a re-read at most an
-/// eighth late keeps the event within 13% of the kill at any delay, where doubling delays
-/// came up to twice as late. About 60 re-reads until `KILL_WAIT` reports the OOM alone; none
-/// past twice that.
+/// v1 notifies when the OOM starts, before the killer has counted its kill: while the OOM
+/// waits for its kill (the hub's wait, however it began), its counters are re-read
+/// `RECHECK_FIRST` apart, then an eighth of the time waited so far apart. The kernel counts
+/// the kill tens to hundreds of microseconds after it notifies (it logs the OOM report
+/// first): the event comes at most `RECHECK_FIRST` or an eighth of that delay after the
+/// kill, where doubling delays came up to twice as late. The last re-read falls on the end
+/// of the wait, when an OOM without a kill is reported alone: about 70 in all.
 const RECHECK_FIRST: Duration = Duration::from_micros(50);
+
+/// When to re-read next, at `now`, for an OOM waiting for its kill since `since`. None past
+/// twice the wait: then the counters could not be read (its removal reports the OOM).
+fn next_recheck(now: Instant, since: Instant) -> Option<Instant> {
+    let waited = now.saturating_duration_since(since);
+    if waited > KILL_WAIT * 2 {
+        return None;
+    }
+    let at = now + RECHECK_FIRST.max(waited / 8);
+    let end = since + KILL_WAIT;
+    Some(if now < end { at.min(end) } else { at })
+}
 
 impl V1Part {
     pub(crate) fn new(
@@ -116,7 +126,6 @@ impl V1Part {
             what,
             dir,
             hub,
-            noticed: None,
         }
     }
 
@@ -124,23 +133,6 @@ impl V1Part {
     fn flush(&self) -> bool {
         let mut buf = [0u8; 8];
         matches!(rustix::io::read(self.fd.as_fd(), &mut buf), Ok(8))
-    }
-
-    /// The next re-read of an OOM noticed at `noticed`.
-    fn recheck(&mut self, cx: &mut Ready<'_>, noticed: Instant) {
-        let now = Instant::now();
-        let waited = now - noticed;
-        if waited > KILL_WAIT * 2 {
-            self.settle(cx);
-            return;
-        }
-        self.noticed = Some(noticed);
-        cx.wake_at(now + RECHECK_FIRST.max(waited / 8));
-    }
-
-    fn settle(&mut self, cx: &mut Ready<'_>) {
-        self.noticed = None;
-        cx.cancel_wake();
     }
 }
 
@@ -165,11 +157,13 @@ impl Source for V1Part {
         }
         match &self.what {
             V1What::Oom => {
-                let kills = hub.check_oom(self.watch, cx.time, notified, cx.out);
-                match (kills, notified, self.noticed) {
-                    (0, true, None) => self.recheck(cx, Instant::now()),
-                    (0, _, Some(at)) if hub.oom_pending(self.watch) => self.recheck(cx, at),
-                    _ => self.settle(cx),
+                hub.check_oom(self.watch, cx.time, notified, cx.out);
+                let next = hub
+                    .oom_wait_since(self.watch)
+                    .and_then(|since| next_recheck(Instant::now(), since));
+                match next {
+                    Some(at) => cx.wake_at(at),
+                    None => cx.cancel_wake(),
                 }
             }
             V1What::Pressure(level) => {
@@ -193,5 +187,39 @@ impl Source for V1Part {
     fn release(self: Box<Self>, how: Release, released: &mut Released) {
         released.add(self.fd.kind());
         self.fd.close(how);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rechecks_come_an_eighth_of_the_wait_apart_and_end_with_it() {
+        let since = Instant::now();
+        let ms = Duration::from_millis;
+        let next = |waited: Duration| next_recheck(since + waited, since).map(|at| at - since);
+        assert_eq!(next(Duration::ZERO), Some(RECHECK_FIRST));
+        assert_eq!(next(ms(4)), Some(ms(4) + ms(4) / 8));
+        assert_eq!(
+            next(ms(499)),
+            Some(KILL_WAIT),
+            "the last falls on the end of the wait"
+        );
+        // Past it only when the counters could not be read: on, but never past twice the wait.
+        assert_eq!(next(ms(600)), Some(ms(600) + ms(600) / 8));
+        assert_eq!(next(KILL_WAIT * 2 + ms(1)), None);
+        let mut waited = Duration::ZERO;
+        let mut count = 0;
+        while let Some(at) = next(waited).filter(|&at| at <= KILL_WAIT) {
+            (waited, count) = (at, count + 1);
+            if at == KILL_WAIT {
+                break;
+            }
+        }
+        assert!(
+            (60..80).contains(&count),
+            "{count} re-reads in a whole wait"
+        );
     }
 }
