@@ -329,39 +329,40 @@ mod tests {
         assert!(oom.pending.is_none() && oom.at_notice.is_none(), "taken");
     }
 
+    /// A job notified while `under_oom` reads 1, the killer on or off (`disable`).
+    fn notified_under_oom(disable: u8) -> (V1Job, Events) {
+        let control =
+            |under: u8| format!("oom_kill_disable {disable}\nunder_oom {under}\noom_kill 0\n");
+        let mut job = V1Job::new(&format!("under-{disable}"), &control(0));
+        let mut out = Events::new();
+        job.write("memory.oom_control", &control(1));
+        assert_eq!(
+            job.hub.check_oom(7, 1, true, &mut out),
+            0,
+            "no kill counted"
+        );
+        (job, out)
+    }
+
+    fn kills(out: &Events) -> Vec<u64> {
+        oom_events(out).iter().map(|e| e.0).collect()
+    }
+
     #[test]
     fn under_oom_alone_is_reported_only_with_the_killer_disabled() {
         // The killer on: `under_oom` reads 1 for a moment around the notification; the kill
         // follows, and the OOM comes with it, once.
-        let mut job = V1Job::new("under", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
-        let mut out = Events::new();
-        job.write(
-            "memory.oom_control",
-            "oom_kill_disable 0\nunder_oom 1\noom_kill 0\n",
-        );
-        assert_eq!(job.hub.check_oom(7, 1, true, &mut out), 0);
+        let (mut job, mut out) = notified_under_oom(0);
         assert!(out.is_empty(), "waits for the kill: {out:?}");
         job.write(
             "memory.oom_control",
             "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
         );
         job.hub.check_oom(7, 2, false, &mut out);
-        assert_eq!(
-            oom_events(&out).iter().map(|e| e.0).collect::<Vec<_>>(),
-            [1]
-        );
+        assert_eq!(kills(&out), [1]);
         // The killer disabled: the cgroup waits under OOM and no kill will come: at once.
-        let mut job = V1Job::new("disabled", "oom_kill_disable 1\nunder_oom 0\noom_kill 0\n");
-        let mut out = Events::new();
-        job.write(
-            "memory.oom_control",
-            "oom_kill_disable 1\nunder_oom 1\noom_kill 0\n",
-        );
-        job.hub.check_oom(7, 1, true, &mut out);
-        assert_eq!(
-            oom_events(&out).iter().map(|e| e.0).collect::<Vec<_>>(),
-            [0]
-        );
+        let (job, out) = notified_under_oom(1);
+        assert_eq!(kills(&out), [0]);
         assert_eq!(job.hub.oom_wait_since(7), None);
     }
 }
